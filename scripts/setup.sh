@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Set up everything the project needs on a fresh machine, idempotently:
+#   1. Debian packages listed in infra/apt-packages.txt (only those missing; needs root or sudo),
+#   2. a virtual environment in .venv with the locked Python packages (requirements.lock),
+#   3. the project itself, editable.
+# A second run with nothing changed does no work (a stamp records the hash of the lock and pyproject).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+VENV=.venv
+# torch 2.13.0 (CPU) comes from a local wheel folder; pip's config names it, uv needs it explicitly.
+FIND_LINKS=${HLIP_FIND_LINKS:-$( (pip config get global.find-links 2>/dev/null || echo /opt/wheels) | head -n1)}
+
+install_apt_packages() {
+  local missing=()
+  while read -r pkg probe; do
+    [[ -z "$pkg" || "$pkg" == \#* ]] && continue
+    if ! dpkg -s "$pkg" >/dev/null 2>&1; then missing+=("$pkg"); fi
+  done < infra/apt-packages.txt
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  echo "setup: installing Debian packages: ${missing[*]}"
+  local SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_python_packages() {
+  local stamp="$VENV/.hlip-installed"
+  local want
+  want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  echo "setup: creating the virtual environment in $VENV (about a minute)"
+  [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check uv==0.13.8
+  "$VENV/bin/uv" pip sync -q requirements.lock --find-links "$FIND_LINKS" --python "$VENV/bin/python" --compile-bytecode
+  "$VENV/bin/uv" pip install -q --no-deps -e . --python "$VENV/bin/python"
+  echo "$want" > "$stamp"
+}
+
+install_apt_packages
+install_python_packages
