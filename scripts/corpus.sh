@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Make sure data/ holds the corpus that data.dvc describes, without ever overwriting raw data:
+#   - data/ missing or empty: regenerate the demo corpus (byte-for-byte deterministic) and commit it to the
+#     DVC cache, so `dvc status data.dvc` is clean;
+#   - data/ present and matching data.dvc: nothing to do;
+#   - data/ present but different (a user's own export not yet `dvc add`-ed, or edited files): report and stop
+#     short of touching it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+
+if [[ ! -f data.dvc ]]; then
+  echo "corpus: data.dvc is missing; generate with '$BIN/hlip demo corpus --out data' then 'dvc add data'" >&2
+  exit 1
+fi
+
+if [[ ! -d data || -z "$(ls -A data 2>/dev/null)" ]]; then
+  if "$BIN/dvc" pull -q data.dvc 2>/dev/null; then
+    echo "corpus: pulled data/ from the DVC remote"
+  else
+    echo "corpus: generating the demo corpus into data/ (deterministic; about 3 minutes on 2 cores)"
+    "$BIN/hlip" demo corpus --out data
+  fi
+fi
+
+status=$("$BIN/dvc" status data.dvc --json)
+if [[ "$status" == "{}" ]]; then
+  echo "corpus: data/ matches data.dvc"
+  exit 0
+fi
+# Files match data.dvc but are not yet in the local cache (fresh clone): store them, then re-check.
+if [[ "$status" == *"not in cache"* ]]; then
+  "$BIN/dvc" commit -q -f data.dvc
+  status=$("$BIN/dvc" status data.dvc --json)
+  [[ "$status" == "{}" ]] && { echo "corpus: data/ matches data.dvc (cache filled)"; exit 0; }
+fi
+echo "corpus: data/ differs from data.dvc; leaving it untouched." >&2
+echo "        If this is your own export, record it with 'dvc add data' (see README: 'Your own data')." >&2
+echo "        dvc status: $status" >&2
+exit 1

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# README command 1 (after `make setup`): make sure the corpus is in place, then run the DVC pipeline.
+# `dvc repro` re-runs only what changed, so a second run with nothing changed does no work.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/corpus.sh
+.venv/bin/dvc repro "$@"
+echo
+echo "pipeline: done. Outputs are under outputs/; 'dvc metrics show' lists the metrics."
