@@ -83,6 +83,8 @@ class SeaweedFS(ManagedServer):
             f"-filer.port={ports['filer']}",
             f"-admin.port={ports['admin']}",
             f"-s3.port={self.s3_port}",
+            f"-s3.localSocket={root / 's3.sock'}",
+            f"-filer.localSocket={root / 'filer.sock'}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             "-webdav=false",
@@ -91,7 +93,9 @@ class SeaweedFS(ManagedServer):
         ]
         if buckets:
             argv.append(f"-bucket={','.join(buckets)}")
-        super().__init__("seaweedfs", argv, root / "weed.log", ready=self._ready)
+        # Go puts its remaining gRPC unix sockets in $TMPDIR: keep them inside our folder.
+        env = {"TMPDIR": str(root)}
+        super().__init__("seaweedfs", argv, root / "weed.log", ready=self._ready, env=env)
 
     @property
     def endpoint_url(self) -> str:
