@@ -1,0 +1,109 @@
+"""Ingestion throughput: studies per second and per core, with 1 and 2 workers, beside dcm2niix on the same files.
+
+Usage:
+    .venv/bin/python benchmarks/bench_ingest.py CORPUS [--workers 1 2] [--keep OUT]
+
+CORPUS is a folder of raw DICOM files, or a demo corpus root (its `train/dicom` and `train/reports.csv` are used).
+dcm2niix converts every series it finds to NIfTI (no compression) in the same run; it does no de-identification,
+classification, checks or preprocessing, so it is a floor for "read every pixel once and write it out". Each
+ingest run starts from an empty output folder. Prints a table; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from hlip.data.config import IngestConfig
+from hlip.data.deid import HashKey
+from hlip.data.ingest import ingest
+
+
+def _corpus(path: Path) -> tuple[Path, Path | None]:
+    if (path / "train" / "dicom").is_dir():
+        reports = path / "train" / "reports.csv"
+        return path / "train" / "dicom", reports if reports.exists() else None
+    return path, None
+
+
+def _run_ingest(dicom: Path, reports: Path | None, workers: int, out: Path) -> dict[str, float]:
+    shutil.rmtree(out, ignore_errors=True)
+    config = IngestConfig.from_dict({"workers": workers})
+    start = time.perf_counter()
+    summary = ingest(dicom, out, reports=reports, config=config, key=HashKey("benchmark"))
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "studies": summary["studies"], "outputs": summary["scans"], "cores": workers}
+
+
+def _run_dcm2niix(dicom: Path, out: Path) -> dict[str, float] | None:
+    exe = shutil.which("dcm2niix")
+    if exe is None:
+        return None
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    start = time.perf_counter()
+    # -z n: no gzip (ingest writes raw .npy too); -b n: no sidecar; %t_%s: one file per series, never by name
+    subprocess.run([exe, "-z", "n", "-b", "n", "-f", "%t_%s_%j", "-o", str(out), str(dicom)],
+                   check=False, capture_output=True)  # fmt: skip
+    seconds = time.perf_counter() - start
+    nifti = len(list(out.glob("*.nii")))
+    return {"seconds": seconds, "studies": float("nan"), "outputs": nifti, "cores": 1}
+
+
+def main() -> None:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--keep", type=Path, default=None, help="keep outputs here instead of a temporary folder")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    dicom, reports = _corpus(args.corpus)
+    from hlip.data.preprocess import warm_up
+
+    warm_up()  # MONAI import (seconds) is start-up, not throughput: keep it out of every timed run
+    n_files = sum(1 for _ in dicom.rglob("*") if _.is_file())
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench_ingest_"))
+    rows: list[tuple[str, dict[str, float]]] = []
+    try:
+        for workers in args.workers:
+            rows.append((f"hlip ingest ({workers} worker{'s' if workers > 1 else ''})",
+                         _run_ingest(dicom, reports, workers, work / f"ingest_{workers}")))  # fmt: skip
+        rerun = _run_ingest_again(dicom, reports, args.workers[-1], work / f"ingest_{args.workers[-1]}")
+        rows.append(("hlip ingest rerun (no changes)", rerun))
+        niix = _run_dcm2niix(dicom, work / "dcm2niix")
+        if niix is not None:
+            studies = rows[0][1]["studies"]
+            niix["studies"] = studies  # the same files, so the same studies
+            rows.append(("dcm2niix (1 process)", niix))
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"\ncorpus: {dicom} ({n_files} files), machine: {os.cpu_count()} cores\n")
+    header = f"{'tool':34s} {'seconds':>8s} {'studies':>8s} {'outputs':>8s} {'studies/s':>10s} {'studies/s/core':>15s}"
+    print(header)
+    print("-" * len(header))
+    for name, r in rows:
+        rate = r["studies"] / r["seconds"] if r["seconds"] else float("nan")
+        per_core = rate / r["cores"]
+        print(f"{name:34s} {r['seconds']:8.2f} {r['studies']:8.0f} {r['outputs']:8.0f} {rate:10.2f} {per_core:15.2f}")
+    print("\noutputs: model-ready scans (ingest; CT windows count separately) or NIfTI files (dcm2niix).")
+
+
+def _run_ingest_again(dicom: Path, reports: Path | None, workers: int, out: Path) -> dict[str, float]:
+    config = IngestConfig.from_dict({"workers": workers})
+    start = time.perf_counter()
+    summary = ingest(dicom, out, reports=reports, config=config, key=HashKey("benchmark"))
+    return {"seconds": time.perf_counter() - start, "studies": summary["studies"], "outputs": summary["scans"],
+            "cores": workers}  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,367 @@
+"""Safe DICOM reading: a header pass that never loads pixels, and pixel reading that maps every failure to a
+quarantine reason instead of an exception that would stop the run.
+
+`read_instance` parses one file with `stop_before_pixels` into an `Instance`: the handful of attributes grouping,
+classification and volume building need, one `FrameInfo` per frame (enhanced multi-frame files carry per-frame
+position, orientation, rescale and b-value in functional groups), and the header itself (kept in memory for
+de-identified export and report scrubbing, never written as is).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from hlip.data.quarantine import Reason, RejectedError
+from hlip.data.source import Source
+
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+HEAD_BYTES = 128 * 1024  # enough for almost every header; remote reads fetch the rest only when needed
+_PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """Geometry and intensity mapping of one frame (a slice).
+
+    Attributes:
+        frame: Index in a multi-frame file, or None for a single-frame file.
+        position: ImagePositionPatient (mm, LPS), or None when missing.
+        orientation: ImageOrientationPatient (row then column direction cosines), or None.
+        spacing: PixelSpacing (row spacing, column spacing) in mm, or None.
+        slope: RescaleSlope.
+        intercept: RescaleIntercept.
+        b_value: Diffusion b-value (s/mm2) when the header gives one.
+        echo: Echo number, for multi-echo series that must be split.
+    """
+
+    frame: int | None
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, ...] | None
+    spacing: tuple[float, float] | None
+    slope: float = 1.0
+    intercept: float = 0.0
+    b_value: float | None = None
+    echo: int | None = None
+
+
+@dataclass(frozen=True)
+class Instance:
+    """The header of one file, reduced to what ingestion needs.
+
+    Attributes:
+        path: Relative source path.
+        sop_uid: SOPInstanceUID (raw: in memory only, hashed before anything is written).
+        series_uid: SeriesInstanceUID (raw).
+        study_uid: StudyInstanceUID (raw).
+        sop_class: SOPClassUID.
+        transfer_syntax: TransferSyntaxUID.
+        modality: Modality.
+        rows: Rows.
+        columns: Columns.
+        samples: SamplesPerPixel.
+        photometric: PhotometricInterpretation.
+        frames: One `FrameInfo` per frame.
+        header: The parsed header without pixels.
+    """
+
+    path: str
+    sop_uid: str
+    series_uid: str
+    study_uid: str
+    sop_class: str
+    transfer_syntax: str
+    modality: str
+    rows: int
+    columns: int
+    samples: int
+    photometric: str
+    frames: tuple[FrameInfo, ...]
+    header: Dataset
+
+    @property
+    def image_type(self) -> tuple[str, ...]:
+        """ImageType values, upper case (for enhanced files FrameType of the first frame as a fallback)."""
+        return tuple(str(v).upper() for v in _multi(self.header.get("ImageType")))
+
+
+def read_instance(source: Source, path: str, size: int | None = None) -> Instance:
+    """Read one file's header.
+
+    Args:
+        source: The source holding the file.
+        path: Relative path of the file.
+        size: Its size when already known (zero-byte files are rejected without a read).
+
+    Returns:
+        The instance.
+
+    Raises:
+        RejectedError: With a file-level reason for empty, non-DICOM, truncated or unreadable files, DICOMDIRs and
+            files without the UIDs that place them in a study and series.
+    """
+    if size == 0:
+        raise RejectedError(Reason.EMPTY_FILE, "zero-byte file")
+    ds = _read_header(source, path, size)
+    sop_class = str(ds.get("SOPClassUID", "") or getattr(ds.get("file_meta", Dataset()), "MediaStorageSOPClassUID", ""))
+    if sop_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
+        raise RejectedError(Reason.DICOMDIR, "DICOMDIR media directory, not an image")
+    uids = {k: str(ds.get(k, "") or "").strip() for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")}
+    missing = [k for k, v in uids.items() if not v]
+    if missing:
+        raise RejectedError(Reason.MISSING_UID, f"no {', '.join(missing)}: cannot place the file in a study/series")
+    return Instance(
+        path=path,
+        sop_uid=uids["SOPInstanceUID"],
+        series_uid=uids["SeriesInstanceUID"],
+        study_uid=uids["StudyInstanceUID"],
+        sop_class=sop_class,
+        transfer_syntax=str(getattr(ds.get("file_meta", Dataset()), "TransferSyntaxUID", "") or ""),
+        modality=str(ds.get("Modality", "") or "").upper(),
+        rows=_int(ds.get("Rows")),
+        columns=_int(ds.get("Columns")),
+        samples=_int(ds.get("SamplesPerPixel"), 1),
+        photometric=str(ds.get("PhotometricInterpretation", "") or "").upper(),
+        frames=frame_infos(ds),
+        header=ds,
+    )
+
+
+def _read_header(source: Source, path: str, size: int | None) -> Dataset:
+    local = source.local_path(path)
+    try:
+        if local is not None:
+            size = local.stat().st_size if size is None else size
+            return _parse(lambda force: pydicom.dcmread(local, stop_before_pixels=True, force=force), size)
+        head = source.read_bytes(path, HEAD_BYTES)
+        if len(head) >= HEAD_BYTES and not any(t in head for t in _PIXEL_TAGS):
+            head = source.read_bytes(path)  # the header is longer than the head we fetched
+        data = head
+        total = size if size is not None else (len(head) if len(head) < HEAD_BYTES else None)
+        return _parse(lambda force: pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=force), total)
+    except RejectedError:
+        raise
+    except (EOFError, OSError) as exc:
+        raise RejectedError(Reason.TRUNCATED, f"header ends early ({type(exc).__name__})") from exc
+    except Exception as exc:  # any parser failure is a property of the file, not of the run
+        raise RejectedError(Reason.UNREADABLE, f"header cannot be parsed ({type(exc).__name__})") from exc
+
+
+def _parse(read: Any, size: int | None) -> Dataset:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns on every odd VR; the outcome is what counts
+        try:
+            return _check_complete(read(False), size)
+        except InvalidDicomError:
+            pass
+        # A raw dataset without the 128-byte preamble and 'DICM' (old exports): accept it only when it looks like
+        # an image instance, so that text or binary junk parsed by force is never taken for DICOM.
+        try:
+            ds = _check_complete(read(True), size)
+        except Exception as exc:
+            raise RejectedError(Reason.NOT_DICOM, "no DICOM preamble and not parseable as a raw dataset") from exc
+        if not all(str(ds.get(k, "") or "").strip() for k in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID")):
+            raise RejectedError(Reason.NOT_DICOM, "no DICOM preamble and no instance UIDs: not a DICOM file")
+        return ds
+
+
+def _check_complete(ds: Dataset, size: int | None) -> Dataset:
+    # pydicom returns a partial dataset for a file cut inside the header instead of raising: an element whose
+    # declared length runs past the end of the file gives the cut away
+    if size is not None:
+        for raw in ds._dict.values():
+            length, tell = getattr(raw, "length", 0), getattr(raw, "value_tell", None)
+            if tell is not None and length != 0xFFFFFFFF and tell + length > size:
+                raise EOFError("element runs past the end of the file")
+    # touching the top-level elements forces their lazy values and surfaces other damage here, not mid-study
+    for elem in ds:
+        _ = elem.value
+    if len(ds) == 0:
+        raise InvalidDicomError("empty dataset")
+    return ds
+
+
+def frame_infos(ds: Dataset) -> tuple[FrameInfo, ...]:
+    """Per-frame geometry, from functional groups for enhanced files, else from the top-level attributes."""
+    n_frames = _int(ds.get("NumberOfFrames"), 1)
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    shared_item = shared[0] if shared else Dataset()
+    if per_frame:
+        return tuple(_enhanced_frame(i, item, shared_item) for i, item in enumerate(per_frame))
+    base = FrameInfo(
+        frame=None,
+        position=_floats(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
+        orientation=_floats(ds.get("ImageOrientationPatient"), 6),
+        spacing=_floats(ds.get("PixelSpacing"), 2),  # type: ignore[arg-type]
+        slope=_float(ds.get("RescaleSlope"), 1.0) or 1.0,
+        intercept=_float(ds.get("RescaleIntercept"), 0.0),
+        b_value=b_value(ds),
+        echo=_int(ds.get("EchoNumbers"), 0) or None,
+    )
+    if n_frames <= 1:
+        return (base,)
+    # Legacy multi-frame without functional groups: frames are stacked along the normal at SpacingBetweenSlices
+    step = _float(ds.get("SpacingBetweenSlices"), 0.0) or _float(ds.get("SliceThickness"), 0.0)
+    frames = []
+    for i in range(n_frames):
+        pos = None
+        if base.position is not None and base.orientation is not None and step:
+            normal = np.cross(base.orientation[:3], base.orientation[3:])
+            pos = tuple(float(v) for v in np.asarray(base.position) + i * step * normal)
+        frames.append(FrameInfo(i, pos, base.orientation, base.spacing, base.slope, base.intercept, base.b_value))  # type: ignore[arg-type]
+    return tuple(frames)
+
+
+def _enhanced_frame(index: int, item: Dataset, shared: Dataset) -> FrameInfo:
+    def group(name: str) -> Dataset:
+        seq = item.get(name) or shared.get(name)
+        return seq[0] if seq else Dataset()
+
+    pixel_measures = group("PixelMeasuresSequence")
+    transform = group("PixelValueTransformationSequence")
+    diffusion = group("MRDiffusionSequence")
+    echo = group("MREchoSequence")
+    return FrameInfo(
+        frame=index,
+        position=_floats(group("PlanePositionSequence").get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
+        orientation=_floats(group("PlaneOrientationSequence").get("ImageOrientationPatient"), 6),
+        spacing=_floats(pixel_measures.get("PixelSpacing"), 2),  # type: ignore[arg-type]
+        slope=_float(transform.get("RescaleSlope"), 1.0) or 1.0,
+        intercept=_float(transform.get("RescaleIntercept"), 0.0),
+        b_value=_float(diffusion.get("DiffusionBValue"), None),
+        echo=None if echo.get("EffectiveEchoTime") is None else round(_float(echo.get("EffectiveEchoTime"), 0)),
+    )
+
+
+def b_value(ds: Dataset) -> float | None:
+    """The diffusion b-value: the standard attribute first, then the common vendor private tags."""
+    if ds.get("DiffusionBValue") is not None:
+        return _float(ds.get("DiffusionBValue"), None)
+    siemens = ds.get((0x0019, 0x100C))
+    if siemens is not None:
+        return _float(siemens, None)
+    ge = ds.get((0x0043, 0x1039))  # GE: first value, sometimes offset by 1e9
+    if ge is not None:
+        values = _multi(ge)
+        if values:
+            v = _float(values[0], None)
+            return None if v is None else v % 1e9
+    return None
+
+
+def read_pixels(source: Source, instance: Instance) -> np.ndarray:
+    """Decode the pixel data of one file.
+
+    Returns:
+        The stored values, shape [frames, rows, columns] (rescale not applied yet: slope and intercept can vary
+        per frame).
+
+    Raises:
+        RejectedError: With a file-level reason when the file has no pixel data, is cut short, or uses a transfer
+            syntax no installed decoder handles.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with source.open(instance.path) as fh:
+                ds = pydicom.dcmread(fh, force=True)
+                if not any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+                    raise RejectedError(Reason.MISSING_PIXEL_DATA, "image instance without Pixel Data")
+                _ensure_transfer_syntax(ds)
+                array = ds.pixel_array
+    except RejectedError:
+        raise
+    except Exception as exc:
+        raise _pixel_problem(exc, instance) from exc
+    array = np.asarray(array)
+    n_frames = len(instance.frames)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3 or array.shape[0] != n_frames:
+        raise RejectedError(Reason.PIXEL_DECODE_ERROR, f"decoded shape {array.shape} does not fit {n_frames} frames")
+    return array
+
+
+def _ensure_transfer_syntax(ds: Dataset) -> None:
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        meta = FileMetaDataset()
+    if not meta.get("TransferSyntaxUID"):
+        # raw datasets without file meta: the parser knows how it decoded them
+        implicit, little = ds.original_encoding
+        meta.TransferSyntaxUID = UID(
+            "1.2.840.10008.1.2" if implicit else ("1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
+        )
+        ds.file_meta = meta
+
+
+def _pixel_problem(exc: Exception, instance: Instance) -> RejectedError:
+    text = str(exc)
+    ts = UID(instance.transfer_syntax) if instance.transfer_syntax else None
+    ts_name = ts.name if ts is not None else "unknown transfer syntax"
+    if "less than expected" in text or "truncat" in text.lower() or isinstance(exc, EOFError):
+        return RejectedError(Reason.TRUNCATED, f"pixel data shorter than Rows x Columns x frames ({ts_name})")
+    if ts is not None and ts.is_compressed and ("decode" in text.lower() or "decompress" in text.lower()):
+        return RejectedError(
+            Reason.UNSUPPORTED_TRANSFER_SYNTAX,
+            f"no installed decoder handles {ts_name} ({ts}); pydicom decodes RLE/Deflate natively, others need "
+            "pylibjpeg or GDCM plugins",
+        )
+    return RejectedError(Reason.PIXEL_DECODE_ERROR, f"pixel data cannot be decoded ({type(exc).__name__}, {ts_name})")
+
+
+def _multi(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    value = getattr(value, "value", value)
+    if isinstance(value, str | bytes):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
+def _floats(value: Any, n: int) -> tuple[float, ...] | None:
+    items = _multi(value)
+    if len(items) != n:
+        return None
+    try:
+        out = tuple(float(v) for v in items)
+    except (TypeError, ValueError):
+        return None
+    return out if all(np.isfinite(out)) else None
+
+
+def _float(value: Any, default: float | None) -> Any:
+    items = _multi(value)
+    try:
+        out = float(items[0]) if items else default
+    except (TypeError, ValueError):
+        return default
+    return out if out is None or np.isfinite(out) else default
+
+
+def _int(value: Any, default: int = 0) -> int:
+    out = _float(value, None)
+    return default if out is None else int(out)
+
+
+def as_float(value: Any, default: float | None = None) -> float | None:
+    """Best-effort float of a DICOM value (multi-valued: the first)."""
+    out: float | None = _float(value, default)
+    return out
+
+
+def as_strings(value: Any) -> list[str]:
+    """Best-effort list of strings of a DICOM value."""
+    return [str(v) for v in _multi(value)]

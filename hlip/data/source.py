@@ -1,0 +1,192 @@
+"""Where raw studies come from: a local folder or an S3 prefix, listed and read the same way.
+
+A `Source` lists every file under its root (relative POSIX paths, size, and a version stamp that changes when the
+content changes) and reads bytes. Sources are picklable so a study's work can run in another process or on a Dask
+worker: the S3 client is created lazily in each process. S3 settings (endpoint, credentials, region, profile) come
+from the environment, never from params or git.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+S3_ENDPOINT_ENV = ("HLIP_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL")
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One raw file.
+
+    Attributes:
+        path: Path relative to the source root, POSIX separators.
+        size: Size in bytes.
+        version: Changes whenever the content may have changed (mtime in ns locally, the ETag on S3).
+    """
+
+    path: str
+    size: int
+    version: str
+
+
+class Source(ABC):
+    """A read-only tree of raw files."""
+
+    uri: str
+
+    @abstractmethod
+    def list_files(self) -> Iterator[SourceFile]:
+        """Yield every file under the root, in a stable (sorted) order."""
+
+    @abstractmethod
+    def read_bytes(self, path: str, length: int | None = None) -> bytes:
+        """Read a file, or only its first `length` bytes."""
+
+    def local_path(self, path: str) -> Path | None:
+        """The file's local path when it has one (lets pydicom seek instead of downloading), else None."""
+        return None
+
+    def open(self, path: str) -> BinaryIO:
+        """A binary file object over the whole file."""
+        local = self.local_path(path)
+        return local.open("rb") if local is not None else io.BytesIO(self.read_bytes(path))
+
+
+class LocalSource(Source):
+    """A folder on a local or mounted file system."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"source folder not found: {self.root}")
+        self.uri = str(self.root)
+
+    def list_files(self) -> Iterator[SourceFile]:
+        """Walk the tree without following symbolic links (a link loop must not hang the run)."""
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = Path(dirpath) / name
+                try:
+                    st = full.stat()
+                except OSError:
+                    continue  # a dangling link: not a file we can account for as input
+                if not full.is_file():
+                    continue
+                yield SourceFile(full.relative_to(self.root).as_posix(), st.st_size, str(st.st_mtime_ns))
+
+    def read_bytes(self, path: str, length: int | None = None) -> bytes:
+        """Read from the file (never opened for writing: raw data is read-only to us)."""
+        with (self.root / path).open("rb") as fh:
+            return fh.read() if length is None else fh.read(length)
+
+    def local_path(self, path: str) -> Path | None:
+        """The absolute path of `path`."""
+        return self.root / path
+
+    def __repr__(self) -> str:
+        return f"LocalSource({self.uri!r})"
+
+
+class S3Source(Source):
+    """An `s3://bucket/prefix` on AWS S3 or any S3-compatible store (MinIO, SeaweedFS).
+
+    Path-style addressing and an explicit region are used because S3-compatible servers on a private endpoint
+    rarely resolve virtual-host bucket names.
+    """
+
+    def __init__(self, uri: str) -> None:
+        bucket, prefix = parse_s3_uri(uri)
+        self.bucket = bucket
+        self.prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+        self.uri = f"s3://{bucket}/{self.prefix}"
+        self._client: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_client"] = None  # boto3 clients do not pickle; each process builds its own
+        return state
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client, created on first use in this process."""
+        if self._client is None:
+            self._client = make_s3_client()
+        return self._client
+
+    def list_files(self) -> Iterator[SourceFile]:
+        """List every object under the prefix (sorted by key, as S3 returns them)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for obj in page.get("Contents", []):
+                key: str = obj["Key"]
+                if key.endswith("/"):
+                    continue  # folder marker objects are not files
+                yield SourceFile(key[len(self.prefix) :], int(obj["Size"]), str(obj.get("ETag", "")).strip('"'))
+
+    def read_bytes(self, path: str, length: int | None = None) -> bytes:
+        """GET the object, or a byte range of its head."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.prefix + path}
+        if length is not None:
+            kwargs["Range"] = f"bytes=0-{max(length - 1, 0)}"
+        body = self.client.get_object(**kwargs)["Body"]
+        try:
+            return bytes(body.read())
+        finally:
+            body.close()
+
+    def __repr__(self) -> str:
+        return f"S3Source({self.uri!r})"
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """Split `s3://bucket/prefix` into bucket and prefix."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    rest = uri[len("s3://") :]
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise ValueError(f"no bucket in {uri!r}")
+    return bucket, prefix
+
+
+def make_s3_client() -> Any:
+    """A boto3 S3 client configured from the environment only.
+
+    The endpoint comes from `HLIP_S3_ENDPOINT_URL` or `AWS_ENDPOINT_URL` (unset: AWS itself), credentials and
+    profile from the usual AWS variables or `~/.aws`, the region from `AWS_REGION`/`AWS_DEFAULT_REGION` (default
+    us-east-1: SigV4 signing needs one even for servers that ignore it).
+    """
+    import boto3
+    from botocore.config import Config
+
+    endpoint = next((os.environ[k] for k in S3_ENDPOINT_ENV if os.environ.get(k)), None)
+    session = boto3.session.Session(profile_name=os.environ.get("AWS_PROFILE") or None)
+    region = session.region_name or os.environ.get("AWS_REGION") or DEFAULT_REGION
+    config = Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 5})
+    return session.client("s3", endpoint_url=endpoint, region_name=region, config=config)
+
+
+def open_source(uri: str | os.PathLike[str]) -> Source:
+    """Open a local folder or an `s3://bucket/prefix` as a `Source`."""
+    text = os.fspath(uri)
+    return S3Source(text) if text.startswith("s3://") else LocalSource(text)
+
+
+def read_uri(uri: str | os.PathLike[str]) -> bytes:
+    """Read one whole file given as a local path or an `s3://bucket/key` URI (used for the reports CSV)."""
+    text = os.fspath(uri)
+    if text.startswith("s3://"):
+        bucket, key = parse_s3_uri(text)
+        body = make_s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            return bytes(body.read())
+        finally:
+            body.close()
+    return Path(text).expanduser().read_bytes()

@@ -1,0 +1,87 @@
+"""Safe DICOM reading: every failure becomes a file-level reason; compressed and multi-frame files decode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pydicom.data
+import pytest
+
+from hlip.data.dicom import read_instance, read_pixels
+from hlip.data.quarantine import Reason, RejectedError
+from hlip.data.source import LocalSource
+
+from .conftest import DeflatedExplicitVRLittleEndian, RLELossless, phantom
+
+Writer = Callable[..., list[Path]]
+
+
+def _reject(src: LocalSource, path: str, size: int | None = None) -> Reason:
+    with pytest.raises(RejectedError) as info:
+        read_instance(src, path, size)
+    return info.value.reason
+
+
+def test_bad_files_are_rejected_with_their_reason(tmp_path: Path, write_series: Writer) -> None:
+    good = write_series(tmp_path / "s", n=1)[0]
+    data = good.read_bytes()
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "text.txt").write_text("hello, not a DICOM file\n" * 20)
+    (tmp_path / "cut_header").write_bytes(data[:400])
+    (tmp_path / "cut_pixels").write_bytes(data[:-100])
+    src = LocalSource(tmp_path)
+    assert _reject(src, "empty", 0) == Reason.EMPTY_FILE
+    assert _reject(src, "text.txt") == Reason.NOT_DICOM
+    assert _reject(src, "cut_header") in (Reason.TRUNCATED, Reason.UNREADABLE)
+    inst = read_instance(src, "cut_pixels")  # the header is whole: only the pixels are cut
+    with pytest.raises(RejectedError) as info:
+        read_pixels(src, inst)
+    assert info.value.reason == Reason.TRUNCATED
+
+
+def test_missing_pixel_data_and_missing_uids(tmp_path: Path, write_series: Writer) -> None:
+    path = write_series(tmp_path, n=1)[0]
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    ds.save_as(tmp_path / "nopix")
+    del ds.SeriesInstanceUID
+    ds.save_as(tmp_path / "nouid")
+    src = LocalSource(tmp_path)
+    with pytest.raises(RejectedError) as info:
+        read_pixels(src, read_instance(src, "nopix"))
+    assert info.value.reason == Reason.MISSING_PIXEL_DATA
+    assert _reject(src, "nouid") == Reason.MISSING_UID
+
+
+def test_dicomdir_and_undecodable_transfer_syntax() -> None:
+    root = Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent  # type: ignore[arg-type]
+    src = LocalSource(root)
+    assert _reject(src, "dicomdirtests/DICOMDIR") == Reason.DICOMDIR
+    inst = read_instance(src, "MR_small_jpeg_ls_lossless.dcm")  # JPEG-LS: no decoder without pylibjpeg/GDCM
+    with pytest.raises(RejectedError) as info:
+        read_pixels(src, inst)
+    assert info.value.reason == Reason.UNSUPPORTED_TRANSFER_SYNTAX
+    assert "JPEG-LS" in info.value.message
+
+
+@pytest.mark.parametrize("syntax", [RLELossless, DeflatedExplicitVRLittleEndian])
+def test_compressed_syntaxes_decode_losslessly(tmp_path: Path, write_series: Writer, syntax: str) -> None:
+    pixels = phantom(1, 16, 16)
+    path = write_series(tmp_path, n=1, transfer_syntax=syntax, pixels=pixels)[0]
+    src = LocalSource(tmp_path)
+    inst = read_instance(src, path.name)
+    assert inst.transfer_syntax == syntax
+    np.testing.assert_array_equal(read_pixels(src, inst)[0], pixels[0])
+
+
+def test_enhanced_multiframe_gives_per_frame_geometry(tmp_path: Path, write_series: Writer) -> None:
+    path = write_series(tmp_path, n=6, enhanced=True, spacing=3.0, slope=2.0, intercept=-10.0)[0]
+    src = LocalSource(tmp_path)
+    inst = read_instance(src, path.name)
+    assert len(inst.frames) == 6
+    assert sorted(f.position[2] for f in inst.frames if f.position) == pytest.approx([-30, -27, -24, -21, -18, -15])
+    assert {(f.slope, f.intercept) for f in inst.frames} == {(2.0, -10.0)}
+    assert read_pixels(src, inst).shape == (6, 16, 16)
