@@ -78,22 +78,29 @@ def load_params(path: str | Path = "params.yaml", block: str | None = None) -> d
 
 def _convert(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        members = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is None:
             return None
-        if len(members) == 1:
-            return _convert(members[0], value, where)
-        return value
+        members = [a for a in args if a is not type(None)]
+        return _convert(members[0], value, where) if len(members) == 1 else value
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
         return from_dict(hint, value, where=where)
-    if origin is tuple and isinstance(value, list | tuple):
-        args = typing.get_args(hint)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        return tuple(value)
+        if args and len(args) != len(value):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+    if origin is dict or hint is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        value_type = args[1] if len(args) == 2 else Any
+        return {str(k): _convert(value_type, v, f"{where}.{k}") for k, v in value.items()}
     if hint is Path and isinstance(value, str):
         return Path(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hlip.data.config import IngestConfig, to_mapping
+from hlip.config import to_dict
+from hlip.data.config import IngestConfig
 
 
 def test_from_dict_builds_nested_configs_and_tuples() -> None:
@@ -37,4 +38,4 @@ def test_fingerprint_ignores_workers_but_not_outputs() -> None:
     base = IngestConfig()
     assert IngestConfig.from_dict({"workers": 7}).fingerprint() == base.fingerprint()
     assert IngestConfig.from_dict({"preprocess": {"size": [8, 8, 8]}}).fingerprint() != base.fingerprint()
-    assert IngestConfig.from_dict(to_mapping(base)) == base
+    assert IngestConfig.from_dict(to_dict(base)) == base

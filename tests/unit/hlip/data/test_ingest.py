@@ -178,6 +178,6 @@ def test_process_pool_gives_the_same_tables(corpus: Path, tmp_path: Path) -> Non
 
 
 def _plain(config: IngestConfig) -> dict[str, Any]:
-    from hlip.data.config import to_mapping
+    from hlip.config import to_dict
 
-    return to_mapping(config)
+    return to_dict(config)
