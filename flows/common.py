@@ -45,3 +45,16 @@ def publish_summary(stage: str, title: str, rows: Mapping[str, Any], mlflow_run_
         markdown=f"## {title}\n\n{markdown_table(body)}\n",
         description=f"{stage} summary",
     )
+
+
+METRICS_DIR = Path("outputs/metrics")
+
+
+def write_stage_metrics(stage: str, metrics: Mapping[str, Any]) -> Path:
+    """Write the stage's DVC metrics file, ``outputs/metrics/<stage>.json`` (declared in `dvc.yaml`)."""
+    import json
+
+    METRICS_DIR.mkdir(parents=True, exist_ok=True)
+    path = METRICS_DIR / f"{stage}.json"
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return path

@@ -3,6 +3,7 @@
 # `dvc repro` re-runs only what changed, so a second run with nothing changed does no work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"   # stage commands run `python` from the project venv
 scripts/corpus.sh
 .venv/bin/dvc repro "$@"
 echo
