@@ -38,6 +38,7 @@ def ingest(
 
     from hlip.data.config import IngestConfig
     from hlip.data.ingest import ingest as run_ingest
+    from hlip.data.source import SourceError
 
     logging.getLogger("pydicom").setLevel(logging.ERROR)  # pydicom warns per odd element; quarantine says it all
     block = _load_params(params)
@@ -58,7 +59,11 @@ def ingest(
                 tasks[stage] = bar.add_task(name, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        summary = run_ingest(source, out, reports=reports, config=config, progress=progress)
+        try:
+            summary = run_ingest(source, out, reports=reports, config=config, progress=progress)
+        except SourceError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
     _print_summary(console, summary, Table)
 
 

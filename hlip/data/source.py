@@ -12,6 +12,7 @@ import io
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -121,9 +122,15 @@ class S3Source(Source):
         return self._client
 
     def list_files(self) -> Iterator[SourceFile]:
-        """List every object under the prefix (sorted by key, as S3 returns them)."""
+        """List every object under the prefix (sorted by key, as S3 returns them).
+
+        Raises:
+            SourceError: The endpoint is unreachable, the credentials are refused or the bucket does not exist.
+        """
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+        with s3_errors(self.uri):
+            pages = list(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix))
+        for page in pages:
             for obj in page.get("Contents", []):
                 key: str = obj["Key"]
                 if key.endswith("/"):
@@ -169,7 +176,12 @@ def make_s3_client() -> Any:
     endpoint = next((os.environ[k] for k in S3_ENDPOINT_ENV if os.environ.get(k)), None)
     session = boto3.session.Session(profile_name=os.environ.get("AWS_PROFILE") or None)
     region = session.region_name or os.environ.get("AWS_REGION") or DEFAULT_REGION
-    config = Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 5})
+    config = Config(
+        s3={"addressing_style": "path"},
+        signature_version="s3v4",
+        retries={"max_attempts": 3, "mode": "standard"},  # transient blips; flows retry on top
+        connect_timeout=5,
+    )
     return session.client("s3", endpoint_url=endpoint, region_name=region, config=config)
 
 
@@ -184,9 +196,41 @@ def read_uri(uri: str | os.PathLike[str]) -> bytes:
     text = os.fspath(uri)
     if text.startswith("s3://"):
         bucket, key = parse_s3_uri(text)
-        body = make_s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+        with s3_errors(text):
+            body = make_s3_client().get_object(Bucket=bucket, Key=key)["Body"]
         try:
             return bytes(body.read())
         finally:
             body.close()
     return Path(text).expanduser().read_bytes()
+
+
+class SourceError(RuntimeError):
+    """The source cannot be read at all (unreachable endpoint, refused credentials, missing bucket or object).
+
+    The message names what is wrong and never holds a secret.
+    """
+
+
+@contextmanager
+def s3_errors(uri: str) -> Iterator[None]:
+    """Turn botocore failures on `uri` into one `SourceError` that says what is wrong."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+    endpoint = next((os.environ[k] for k in S3_ENDPOINT_ENV if os.environ.get(k)), "AWS S3")
+    try:
+        yield
+    except EndpointConnectionError as exc:
+        raise SourceError(f"cannot reach the S3 endpoint {endpoint} for {uri}: check {S3_ENDPOINT_ENV[0]}") from exc
+    except NoCredentialsError as exc:
+        raise SourceError(
+            f"no S3 credentials for {uri}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
+        ) from exc
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", "unknown"))
+        if code in {"SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "403"}:
+            who = os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE") or "(default)"
+            raise SourceError(f"S3 at {endpoint} refused access key {who} for {uri}: {code}") from exc
+        if code in {"NoSuchBucket", "NoSuchKey", "404"}:
+            raise SourceError(f"{uri} does not exist at {endpoint} ({code})") from exc
+        raise SourceError(f"S3 error on {uri} at {endpoint}: {code}") from exc
