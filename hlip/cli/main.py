@@ -38,3 +38,11 @@ def main(
 
 
 # --- sub-commands (one line each; modules keep heavy imports inside the command bodies) ---
+
+from hlip.cli import ingest as _ingest  # noqa: E402
+
+app.command("ingest")(_ingest.ingest)
+
+from hlip.cli import demo as _demo  # noqa: E402
+
+app.add_typer(_demo.app, name="demo")
