@@ -220,11 +220,11 @@ def _process_stack(
     part_key = st.h("part", f"{series_uid}\x00{stack.label}")
     subject = series_key if not stack.label else f"{series_key}/{part_key}"
     try:
-        ordered = order_stack(stack, cfg.series.min_slices, cfg.volume)
-        failed = _load_pixels(st, ordered, by_path, series_key)
-        if failed:  # a lost slice can open a gap: check again with what is left
-            remaining = Stack(stack.label, [s for s in ordered.slices if s.path not in failed])
-            ordered = order_stack(remaining, cfg.series.min_slices, cfg.volume)
+        # Decode first: a file without usable pixels (no Pixel Data, cut short) is rejected on its own with its
+        # reason, and cannot make its whole series fail a geometry check (e.g. by sitting at a taken position).
+        failed = _load_pixels(st, stack, by_path, series_key)
+        usable = Stack(stack.label, [s for s in stack.slices if s.path not in failed])
+        ordered = order_stack(usable, cfg.series.min_slices, cfg.volume)
         volume = build_volume(ordered, st.pixels)
         modality = by_path[ordered.slices[0].path].modality
         prepared = preprocess(volume, modality, decision.plane, cfg.preprocess)

@@ -181,3 +181,23 @@ def _plain(config: IngestConfig) -> dict[str, Any]:
     from hlip.config import to_dict
 
     return to_dict(config)
+
+
+def test_a_pixel_less_slice_at_a_taken_position_costs_only_itself(
+    tmp_path: Path, write_series: Callable[..., list[Path]]
+) -> None:
+    root = tmp_path / "raw"
+    paths = write_series(root, n=8, RepetitionTime=500, EchoTime=10, shuffle=False)
+    extra = pydicom.dcmread(paths[3])  # same position as a real slice, as an export glitch would have it
+    del extra.PixelData
+    extra.SOPInstanceUID = pydicom.uid.generate_uid()
+    extra.InstanceNumber = 99
+    extra.save_as(root / "extra")
+    ingest(root, tmp_path / "out", config=CONFIG, key=KEY)
+    tables = _tables(tmp_path / "out")
+    assert len(tables["scans"]) == 1
+    assert tables["scans"]["n_slices"].iloc[0] == 8
+    files = tables["files"].set_index("path")
+    assert files.loc["extra", "disposition"] == "quarantined"
+    assert set(files.drop(index="extra")["disposition"]) == {"used"}
+    assert list(tables["quarantine"]["reason"]) == ["missing_pixel_data"]
