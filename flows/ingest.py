@@ -14,23 +14,13 @@ from prefect import flow, task
 from prefect.tasks import exponential_backoff
 
 from flows.common import params_path, publish_summary, stage_params, write_stage_metrics
-from hlip.config import from_dict, to_dict
-from hlip.data.config import IngestConfig
+from hlip.config import to_dict
+from hlip.data.config import IngestConfig, split_ingest_block
 from hlip.tracking.runs import stage_run
 
 log = logging.getLogger(__name__)
 METRIC_KEYS = ("studies", "studies_with_scans", "studies_with_report", "scans", "files", "files_used",
                "files_quarantined", "reports", "studies_processed", "studies_unchanged")  # fmt: skip
-
-
-def split_params(block: dict[str, Any]) -> tuple[dict[str, dict[str, str]], Path, IngestConfig]:
-    """Separate the stage's inputs (`parts`, `out`) from the library settings (`IngestConfig`)."""
-    block = dict(block)
-    parts = block.pop("parts", None)
-    if not isinstance(parts, dict) or not parts:
-        raise ValueError("params.yaml:ingest.parts must map part names to {dicom: ..., reports: ...}")
-    out = Path(block.pop("out", "outputs/ingest"))
-    return parts, out, from_dict(IngestConfig, block, where="params.yaml:ingest")
 
 
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=10), task_run_name="ingest-{part}")
@@ -45,7 +35,10 @@ def ingest_part(part: str, dicom: str, reports: str | None, out: Path, config: I
 def ingest_flow(params: str | None = None) -> dict[str, dict[str, Any]]:
     """Ingest every part named in `params.yaml:ingest.parts`; returns the per-part summaries."""
     block = stage_params("ingest", Path(params) if params else None)
-    parts, out, config = split_params(block)
+    parts, out_dir, config = split_ingest_block(block)
+    if not parts:
+        raise ValueError("params.yaml:ingest.parts names no part to ingest")
+    out = Path(out_dir)
     with stage_run("ingest", {"ingest": {**to_dict(config), "parts": parts}}) as run:
         import mlflow
 

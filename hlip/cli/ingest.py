@@ -13,15 +13,16 @@ import typer
 
 
 def _load_params(path: Path | None) -> dict[str, Any]:
+    """The library settings of the `ingest:` block (its stage inputs `parts`/`out` are the flow's business)."""
     if path is None:
         return {}
-    import yaml
+    from hlip.config import load_params, to_dict
+    from hlip.data.config import split_ingest_block
 
-    data = yaml.safe_load(path.read_text()) or {}
-    block = data.get("ingest", {}) if isinstance(data, dict) else {}
-    if not isinstance(block, dict):
-        raise typer.BadParameter(f"the 'ingest' block of {path} is not a mapping")
-    return block
+    try:
+        return to_dict(split_ingest_block(load_params(path, "ingest"))[2])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 def ingest(
@@ -83,3 +84,22 @@ def _print_summary(console: Any, summary: dict[str, Any], table_cls: Any) -> Non
     console.print(reasons)
     if summary.get("key_source") == "demo":
         console.print("[yellow]HLIP_DEID_KEY unset: keys use the public demo key (fine for the demo corpus only)")
+
+
+def locate(
+    label: Annotated[str, typer.Argument(help="A path label from files/quarantine tables (a keyed hash).")],
+    source: Annotated[str, typer.Option("--source", help="The source the tables were ingested from.")],
+    params: Annotated[Path | None, typer.Option("--params", exists=True, dir_okay=False, help="params.yaml.")] = None,
+) -> None:
+    """Print the raw source path behind a hashed path label (on this terminal only; never logged or stored)."""
+    from hlip.data.config import IngestConfig
+    from hlip.data.deid import HashKey
+    from hlip.data.ingest import locate as find
+
+    config = IngestConfig.from_dict(_load_params(params))
+    found = find(source, label, config, HashKey.from_env(config.deid.key_env))
+    if not found:
+        typer.echo(f"no file under {source} has label {label} (same HLIP_DEID_KEY and params as the ingest?)", err=True)
+        raise typer.Exit(1)
+    for path in found:
+        typer.echo(path)

@@ -23,14 +23,14 @@ class DeidConfig:
     Attributes:
         key_env: Environment variable holding the HMAC secret.
         hash_length: Hex characters kept of each keyed hash.
-        hash_paths: Write keyed hashes instead of relative source paths in the tables (for exports whose folder
-            or file names carry patient names or IDs).
+        hash_paths: Write keyed hashes instead of relative source paths in the tables, because folder and file
+            names of real exports often carry patient names or IDs (`hlip locate` maps a hash back to its file).
         export_header: Keep a de-identified header (JSON) per scan in `scans.parquet`.
     """
 
     key_env: str = "HLIP_DEID_KEY"
     hash_length: int = 20
-    hash_paths: bool = False
+    hash_paths: bool = True
     export_header: bool = True
 
 
@@ -72,3 +72,18 @@ class IngestConfig:
         data.pop("workers")
         data.pop("header_chunk")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def split_ingest_block(block: Mapping[str, Any]) -> tuple[dict[str, dict[str, str]], str, IngestConfig]:
+    """Split the `ingest:` block of params.yaml into the stage's inputs and the library settings.
+
+    Returns:
+        `parts` (part name -> ``{"dicom": ..., "reports": ...}``; empty when absent), the output folder, and the
+        `IngestConfig` built from every other key (unknown keys rejected).
+    """
+    rest = dict(block)
+    parts = rest.pop("parts", None) or {}
+    out = str(rest.pop("out", "outputs/ingest"))
+    if not isinstance(parts, Mapping) or any(not isinstance(p, Mapping) or "dicom" not in p for p in parts.values()):
+        raise ValueError("params.yaml:ingest.parts must map part names to {dicom: ..., reports: ...}")
+    return {str(k): {str(a): str(b) for a, b in v.items()} for k, v in parts.items()}, out, IngestConfig.from_dict(rest)

@@ -129,6 +129,17 @@ def _labeller(key: HashKey, config: IngestConfig) -> Callable[[str], str]:
     return lambda path: key.hash("path", path, config.deid.hash_length)
 
 
+def locate(source: str | os.PathLike[str] | Source, label: str, config: IngestConfig, key: HashKey) -> list[str]:
+    """The source paths whose label (as written in the tables: a keyed hash when `deid.hash_paths`) is `label`.
+
+    Lets an operator find the raw file behind a quarantine entry without the tables ever holding raw paths,
+    which in real exports often carry patient names.
+    """
+    src = source if isinstance(source, Source) else open_source(source)
+    label_of = _labeller(key, config)
+    return [f.path for f in src.list_files() if label_of(f.path) == label]
+
+
 def _previous_run(out: Path, key: HashKey, config: IngestConfig) -> dict[str, list[dict[str, Any]]]:
     """The previous run's tables, or empty tables when its key or config differ (then everything is redone)."""
     names = ("studies", "scans", "reports", "quarantine", "files")

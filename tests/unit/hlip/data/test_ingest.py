@@ -24,6 +24,7 @@ CONFIG = IngestConfig.from_dict(
         "workers": 1,
         "series": {"min_slices": 6},
         "preprocess": {"size": [8, 16, 16], "spacing": None, "size_mode": "resize"},
+        "deid": {"hash_paths": False},  # readable paths, so the tests can name files (the default hashes them)
     }
 )
 KEY = HashKey("test-secret")
@@ -201,3 +202,17 @@ def test_a_pixel_less_slice_at_a_taken_position_costs_only_itself(
     assert files.loc["extra", "disposition"] == "quarantined"
     assert set(files.drop(index="extra")["disposition"]) == {"used"}
     assert list(tables["quarantine"]["reason"]) == ["missing_pixel_data"]
+
+
+def test_paths_are_hashed_by_default_and_locate_finds_the_file(corpus: Path, tmp_path: Path) -> None:
+    from hlip.data.ingest import locate
+
+    config = IngestConfig.from_dict({"workers": 1, "series": {"min_slices": 6}})
+    assert config.deid.hash_paths
+    ingest(corpus, tmp_path / "out", config=config, key=KEY)
+    tables = _tables(tmp_path / "out")
+    raw_paths = {p.relative_to(corpus).as_posix() for p in corpus.rglob("*") if p.is_file()}
+    assert not raw_paths & set(tables["files"]["path"])
+    empty = tables["quarantine"].query("reason == 'empty_file'")["subject"].item()
+    assert locate(corpus, empty, config, KEY) == ["exp1/empty"]
+    assert locate(corpus, empty, config, HashKey("another-secret")) == []
