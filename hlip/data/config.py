@@ -7,7 +7,11 @@ loudly instead of being ignored.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from hlip.config import from_dict, to_dict
@@ -64,14 +68,25 @@ class IngestConfig:
         return from_dict(cls, data, where="params.yaml:ingest")
 
     def fingerprint(self) -> str:
-        """A digest of everything that changes outputs (not `workers`): a change re-ingests every study."""
-        import hashlib
-        import json
+        """A digest of everything that changes outputs: these settings (not `workers`) and the ingest code.
 
+        A change of either re-ingests every study; incremental reruns only skip work that would come out the same.
+        """
         data = to_dict(self)
         data.pop("workers")
         data.pop("header_chunk")
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        text = json.dumps(data, sort_keys=True) + code_digest()
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@functools.cache
+def code_digest() -> str:
+    """Digest of the source of the ingest code (`hlip/data/*.py` and `hlip/config.py`, not the demo generator)."""
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in [*sorted(here.glob("*.py")), here.parent / "config.py"]:
+        digest.update(path.name.encode() + b"\x00" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def split_ingest_block(block: Mapping[str, Any]) -> tuple[dict[str, dict[str, str]], str, IngestConfig]:

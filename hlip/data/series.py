@@ -275,6 +275,10 @@ def mr_kind(instances: Sequence[Instance], config: SeriesConfig) -> tuple[Kind, 
     return kind, why
 
 
+# Enhanced MR AcquisitionContrast values that name a kind (PROTON_DENSITY, T2_STAR, MIXED, ... do not).
+ACQUISITION_CONTRAST = {"T1": Kind.T1, "T2": Kind.T2, "FLUID_ATTENUATED": Kind.FLAIR, "DIFFUSION": Kind.DWI}
+
+
 def _kind_from_tags(instances: Sequence[Instance], cfg: SeriesConfig) -> tuple[Kind | None, str, bool]:
     first = instances[0]
     image_type = set(first.image_type)
@@ -286,6 +290,9 @@ def _kind_from_tags(instances: Sequence[Instance], cfg: SeriesConfig) -> tuple[K
         return Kind.SWI, "ImageType/SequenceName SWI", True
     if any(b > 0 for b in b_values) or {"TRACEW", "DIFFUSION"} & image_type or re.search(r"ep_b\d", seq_name):
         return Kind.DWI, f"diffusion tags (b-values {[int(b) for b in b_values]}, ImageType/SequenceName)", True
+    contrast = str(first.header.get("AcquisitionContrast", "") or "").strip().upper()
+    if contrast in ACQUISITION_CONTRAST:  # Type 1 in the Enhanced MR Image module: the scanner's own statement
+        return ACQUISITION_CONTRAST[contrast], f"AcquisitionContrast {contrast}", True
     tr, te, ti = mr_timing(first)
     timing = f"TR={_ms(tr)} TE={_ms(te)} TI={_ms(ti)}"
     if ti is not None and ti >= cfg.flair_min_ti:

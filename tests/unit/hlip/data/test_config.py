@@ -39,3 +39,11 @@ def test_fingerprint_ignores_workers_but_not_outputs() -> None:
     assert IngestConfig.from_dict({"workers": 7}).fingerprint() == base.fingerprint()
     assert IngestConfig.from_dict({"preprocess": {"size": [8, 8, 8]}}).fingerprint() != base.fingerprint()
     assert IngestConfig.from_dict(to_dict(base)) == base
+
+
+def test_fingerprint_changes_with_the_ingest_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hlip.data import config as config_module
+
+    before = IngestConfig().fingerprint()
+    monkeypatch.setattr(config_module, "code_digest", lambda: "another-version-of-the-code")
+    assert IngestConfig().fingerprint() != before

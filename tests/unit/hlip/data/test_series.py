@@ -33,6 +33,11 @@ def _classify(tmp_path: Path, write_series: Writer, n: int = 4, **tags: Any) -> 
         ({"RepetitionTime": 2000, "EchoTime": 3, "InversionTime": 900}, Kind.T1, "inversion"),
         ({"RepetitionTime": 4000, "EchoTime": 100}, Kind.T2, "long TR"),
         ({"RepetitionTime": 9000, "EchoTime": 120, "InversionTime": 2500}, Kind.FLAIR, "TI=2500"),
+        # enhanced MR without TI: the timing alone says T2 / nothing, AcquisitionContrast says what it is
+        ({"enhanced": True, "RepetitionTime": 8800, "EchoTime": 99, "AcquisitionContrast": "FLUID_ATTENUATED"},
+         Kind.FLAIR, "AcquisitionContrast FLUID_ATTENUATED"),  # fmt: skip
+        ({"enhanced": True, "RepetitionTime": 1900, "EchoTime": 2.9, "AcquisitionContrast": "T1"}, Kind.T1,
+         "AcquisitionContrast T1"),  # fmt: skip
         ({"ImageType": ["DERIVED", "PRIMARY", "DIFFUSION", "ADC"]}, Kind.ADC, "ImageType ADC"),
         ({"DiffusionBValue": 1000}, Kind.DWI, "b-values [1000]"),
         ({"ImageType": ["ORIGINAL", "PRIMARY", "SWI"]}, Kind.SWI, "SWI"),
