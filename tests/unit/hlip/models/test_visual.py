@@ -1,0 +1,173 @@
+"""Vision tower: upstream-equivalent forward, batch independence, resampling, checkpointing, dropout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import Tensor
+
+from hlip.models.config import VisionConfig
+from hlip.models.packing import StudyPacking
+from hlip.models.visual import VisionTransformer3D
+
+Batch = Callable[..., tuple[Tensor, Tensor]]
+SIZE = (16, 32, 32)  # per scan -> grid (2, 2, 2) with 8x16x16 patches
+
+
+def make_vit(levels: tuple[str, ...], pool: str = "dinotxt", reg_tokens: int = 1, **kw: object) -> VisionTransformer3D:
+    torch.manual_seed(0)
+    cfg = VisionConfig(
+        image_size=SIZE,
+        patch_size=(8, 16, 16),
+        width=24,
+        depth=len(levels),
+        heads=2,
+        levels=levels,
+        reg_tokens=reg_tokens,
+        pool=pool,
+        max_scans=8,
+        **kw,  # type: ignore[arg-type]
+    )
+    return VisionTransformer3D(cfg, embed_dim=16).eval()
+
+
+def reference_features(model: VisionTransformer3D, x: Tensor) -> Tensor:
+    """Upstream HLIP's forward for a fixed scan count, written out level by level on [B*N...] tensors."""
+    N = x.shape[1]
+    P = model.cfg.num_prefix_tokens
+    patches = model._tokens(x.flatten(0, 1), StudyPacking.from_batch(x))  # [B*N, d, t, C]
+    _, d, t, C = patches.shape
+    size = {"slice": t, "scan": d * t, "study": N * d * t}  # patch tokens per group
+    factor = {"slice": 1, "scan": d, "study": N * d}  # slabs per group
+
+    def merge(z: Tensor, k: int) -> Tensor:
+        prefix = z[:, :P].reshape(-1, k, P, C).mean(dim=1)
+        return torch.cat([prefix, z[:, P:].reshape(prefix.shape[0], -1, C)], dim=1)
+
+    def split(z: Tensor, k: int) -> Tensor:
+        prefix = z[:, :P][:, None].expand(-1, k, P, C)
+        src = z[:, P:].reshape(z.shape[0], k, -1, C)
+        return torch.cat([prefix, src], dim=2).reshape(z.shape[0] * k, -1, C)
+
+    level = model.cfg.levels[0]
+    z = patches.reshape(-1, size[level], C)
+    z = torch.cat([model._prefix(z.shape[0]), z], dim=1)
+    for blk, nxt in zip(model.blocks, model.cfg.levels, strict=True):
+        if factor[nxt] > factor[level]:
+            z = merge(z, factor[nxt] // factor[level])
+        elif factor[nxt] < factor[level]:
+            z = split(z, factor[level] // factor[nxt])
+        level = nxt
+        z = blk(z)
+    if level != "study":
+        z = merge(z, factor["study"] // factor[level])
+    z = model.norm(z)  # [B, P + N*d*t, C]
+    if model.cfg.pool == "cls":
+        return z[:, 0]
+    return torch.cat([z[:, :P].mean(dim=1), z[:, P:].mean(dim=1)], dim=-1)
+
+
+LEVEL_SETS = [
+    ("slice", "scan", "study"),
+    ("scan", "scan", "study"),
+    ("study", "slice", "scan"),
+    ("study", "study", "study"),  # full attention
+]
+
+
+@pytest.mark.parametrize("levels", LEVEL_SETS)
+@pytest.mark.parametrize("pool", ["cls", "dinotxt"])
+def test_forward_matches_upstream_reference(levels: tuple[str, ...], pool: str, study_batch: Batch) -> None:
+    model = make_vit(levels, pool=pool)
+    x, _ = study_batch([3, 3], SIZE)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(x), reference_features(model, x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("levels", LEVEL_SETS)
+def test_packed_batch_equals_each_study_alone(levels: tuple[str, ...], study_batch: Batch) -> None:
+    """A study's embedding does not depend on its batch-mates (padding dropped, no duplicated scans)."""
+    model = make_vit(levels)
+    counts = [3, 1, 4, 2, 3]
+    x, mask = study_batch(counts, SIZE)
+    with torch.no_grad():
+        packed = model(x, mask)
+        for b, n in enumerate(counts):
+            alone = model(x[b : b + 1, :n])
+            torch.testing.assert_close(packed[b], alone[0], rtol=0, atol=1e-5)
+            ref = model.head(reference_features(model, x[b : b + 1, :n]))
+            torch.testing.assert_close(packed[b], ref[0], rtol=0, atol=1e-5)
+        # Other batch-mates, other order, other padding width.
+        order = [4, 2, 0]
+        x2, mask2 = study_batch([counts[i] for i in order] + [6], SIZE, seed=1)
+        for row, b in enumerate(order):
+            x2[row, : counts[b]] = x[b, : counts[b]]
+        mixed = model(x2, mask2)
+        for row, b in enumerate(order):
+            torch.testing.assert_close(mixed[row], packed[b], rtol=0, atol=1e-5)
+
+
+def test_all_real_mask_equals_no_mask(study_batch: Batch) -> None:
+    model = make_vit(("scan", "study"))
+    x, mask = study_batch([2, 2], SIZE)
+    with torch.no_grad():
+        assert torch.equal(model(x, mask), model(x))
+
+
+def test_other_depth_grid_resamples_positions(study_batch: Batch) -> None:
+    """Trained at 16 slices (2 slabs), evaluated at 48 (6 slabs)."""
+    model = make_vit(("slice", "scan", "study"))
+    x, mask = study_batch([2, 1], (48, 32, 32))
+    with torch.no_grad():
+        out = model(x, mask)
+    assert out.shape == (2, 16)
+    assert torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="multiple of the patch size"):
+        model(torch.randn(1, 1, 1, 20, 32, 32))
+
+
+def test_gradient_checkpointing_gives_same_outputs_and_grads(study_batch: Batch) -> None:
+    model = make_vit(("slice", "scan", "study"), drop_path=0.3, patch_dropout=0.25).train()
+    x, mask = study_batch([2, 1, 3], SIZE)
+    results = []
+    for enable in (False, True):
+        model.set_grad_checkpointing(enable)
+        model.zero_grad()
+        torch.manual_seed(1)
+        out = model(x, mask)
+        out.square().sum().backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        results.append((out.detach(), grads))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=0, atol=1e-6)
+    assert len(results[0][1]) == len(results[1][1]) > 0
+    for g0, g1 in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(g0, g1, rtol=1e-5, atol=1e-6)
+
+
+def test_patch_dropout_keeps_same_count_per_slab_in_order() -> None:
+    model = make_vit(("scan",), patch_dropout=0.5).train()
+    x = torch.arange(2 * 3 * 8, dtype=torch.float32).view(2, 3, 8, 1).expand(2, 3, 8, 4)
+    kept = model._patch_dropout(x)
+    assert kept.shape == (2, 3, 4, 4)
+    values = kept[..., 0]
+    assert (values.diff(dim=-1) > 0).all()  # a sorted subset of each slab
+    assert ((values // 8) == torch.arange(6).view(2, 3, 1)).all()  # taken from its own slab
+    assert torch.equal(model.eval()._patch_dropout(x), x)
+
+
+def test_training_forward_with_dropout_is_finite_and_differentiable(study_batch: Batch) -> None:
+    model = make_vit(("slice", "scan", "study"), drop_path=0.2, patch_dropout=0.5).train()
+    x, mask = study_batch([2, 1, 4], SIZE)
+    out = model(x, mask)
+    out.sum().backward()
+    assert torch.isfinite(out).all()
+    assert model.cls_token.grad is not None
+    assert model.patch_embed.proj.weight.grad is not None
+
+
+def test_stem_patch_embedding_shapes() -> None:
+    model = make_vit(("scan", "study"), stem_channels=(4, 8))
+    tokens = model.patch_embed(torch.randn(3, 1, *SIZE))
+    assert tokens.shape == (3, 2, 2, 2, 24)
