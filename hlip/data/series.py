@@ -61,6 +61,8 @@ class SeriesConfig:
         t2_min_te: Shortest TE (ms) of a T2-weighted sequence.
         flair_min_ti: Shortest TI (ms) of a fluid-attenuated inversion recovery.
         t1_ir_ti: TI range (ms) of T1-weighted inversion-recovery (MPRAGE-like) sequences.
+        t2star_max_tr: Longest TR (ms) of a T2*-weighted (susceptibility) gradient echo.
+        t2star_min_te: Shortest TE (ms) of a T2*-weighted gradient echo; short TR with a long TE is not T1.
     """
 
     modalities: tuple[str, ...] = ("MR", "CT")
@@ -73,6 +75,8 @@ class SeriesConfig:
     t2_min_te: float = 60.0
     flair_min_ti: float = 1400.0
     t1_ir_ti: tuple[float, float] = (300.0, 1400.0)
+    t2star_max_tr: float = 150.0
+    t2star_min_te: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,9 @@ DOSE_TEXT = re.compile(r"\bdose\b|dose report|patient protocol", re.I)
 SCREEN_TEXT = re.compile(r"screen ?(save|shot|capture)|snapshot", re.I)
 DESCRIPTION_PATTERNS: tuple[tuple[Kind, str, re.Pattern[str]], ...] = (
     (Kind.ADC, "adc", re.compile(r"\badc\b|apparent diff", re.I)),
-    (Kind.SWI, "swi", re.compile(r"\bswi|swan|susc|venobold|\bswip|minip|\bsws\b", re.I)),
+    (Kind.SWI, "swi", re.compile(r"\bswi|swan|susc|ven_?o?bold|\bswip|minip|\bsws\b", re.I)),
     (Kind.DWI, "dwi", re.compile(r"\bdwi|diffusion|\btrace|\bb ?1000|\bdw\b|ep2d_diff|resolve|\bdti\b", re.I)),
+    (Kind.T1, "t1 flair", re.compile(r"t1[\s_-]*flair", re.I)),  # T1-weighted IR: a T1, despite its name
     (Kind.FLAIR, "flair", re.compile(r"flair|dark ?fluid|\bt2 ?fl|\bfl ?t2", re.I)),
     (Kind.T1, "t1", re.compile(r"\bt1|mprage|mp-rage|spgr|bravo|\btfe|vibe|mp2rage|\bmpr\b|\bse ?t1", re.I)),
     (Kind.T2, "t2", re.compile(r"\bt2|\btse\b|\bfse\b|propeller|blade|\bpd\b", re.I)),
@@ -302,6 +307,8 @@ def _kind_from_tags(instances: Sequence[Instance], cfg: SeriesConfig) -> tuple[K
     if ti is not None and 0 < ti < cfg.t1_ir_ti[0]:
         return None, f"{timing}: short-TI inversion recovery (STIR)", False
     if te is not None and tr is not None:
+        if tr <= cfg.t2star_max_tr and te >= cfg.t2star_min_te:
+            return Kind.SWI, f"{timing}: short TR, long TE (T2*-weighted gradient echo)", False
         if te >= cfg.t2_min_te and tr >= cfg.t2_min_tr:
             return Kind.T2, f"{timing}: long TR, long TE", False
         if te <= cfg.t1_max_te and tr <= cfg.t1_max_tr:

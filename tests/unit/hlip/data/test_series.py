@@ -34,10 +34,16 @@ def _classify(tmp_path: Path, write_series: Writer, n: int = 4, **tags: Any) -> 
         ({"RepetitionTime": 4000, "EchoTime": 100}, Kind.T2, "long TR"),
         ({"RepetitionTime": 9000, "EchoTime": 120, "InversionTime": 2500}, Kind.FLAIR, "TI=2500"),
         # enhanced MR without TI: the timing alone says T2 / nothing, AcquisitionContrast says what it is
-        ({"enhanced": True, "RepetitionTime": 8800, "EchoTime": 99, "AcquisitionContrast": "FLUID_ATTENUATED"},
-         Kind.FLAIR, "AcquisitionContrast FLUID_ATTENUATED"),  # fmt: skip
-        ({"enhanced": True, "RepetitionTime": 1900, "EchoTime": 2.9, "AcquisitionContrast": "T1"}, Kind.T1,
-         "AcquisitionContrast T1"),  # fmt: skip
+        (
+            {"enhanced": True, "RepetitionTime": 8800, "EchoTime": 99, "AcquisitionContrast": "FLUID_ATTENUATED"},
+            Kind.FLAIR,
+            "AcquisitionContrast FLUID_ATTENUATED",
+        ),
+        (
+            {"enhanced": True, "RepetitionTime": 1900, "EchoTime": 2.9, "AcquisitionContrast": "T1"},
+            Kind.T1,
+            "AcquisitionContrast T1",
+        ),
         ({"ImageType": ["DERIVED", "PRIMARY", "DIFFUSION", "ADC"]}, Kind.ADC, "ImageType ADC"),
         ({"DiffusionBValue": 1000}, Kind.DWI, "b-values [1000]"),
         ({"ImageType": ["ORIGINAL", "PRIMARY", "SWI"]}, Kind.SWI, "SWI"),
@@ -47,6 +53,11 @@ def _classify(tmp_path: Path, write_series: Writer, n: int = 4, **tags: Any) -> 
         ({"SeriesDescription": "SWAN 3D"}, Kind.SWI, "pattern 'swi'"),
         ({"RepetitionTime": 4000, "EchoTime": 100, "SeriesDescription": "t2_flair_tra"}, Kind.FLAIR, "more specific"),
         ({"SeriesDescription": "mystery"}, Kind.OTHER, "no decisive"),
+        ({"RepetitionTime": 40, "EchoTime": 25}, Kind.SWI, "T2*-weighted gradient echo"),
+        ({"RepetitionTime": 40, "EchoTime": 25, "SeriesDescription": "mIP VEN_BOLD"}, Kind.SWI, "T2*"),
+        ({"SeriesDescription": "mIP VEN_BOLD"}, Kind.SWI, "pattern 'swi'"),
+        ({"RepetitionTime": 600, "EchoTime": 10, "SeriesDescription": "A xT1 FLAIR"}, Kind.T1, "short TR, short TE"),
+        ({"SeriesDescription": "Ax T1 FLAIR"}, Kind.T1, "pattern 't1 flair'"),
     ],
 )
 def test_mr_kinds_from_tags_then_description(
