@@ -14,7 +14,7 @@ HEAVY = ("torch", "monai", "transformers", "mlflow", "prefect", "great_expectati
 
 
 def test_cli_import_does_not_load_heavy_libraries() -> None:
-    code = "import sys, hlip.cli.main; print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    code = f"import sys, hlip.cli.main; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"loaded at CLI import time: {out.stdout.strip()}"
 
@@ -27,4 +27,5 @@ def test_version_and_help_list_every_registered_command() -> None:
     help_text = runner.invoke(app, ["--help"]).output
     names = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
     for name in names:
-        assert name and name in help_text
+        assert name
+        assert name in help_text

@@ -18,17 +18,50 @@ def _part(n: int, part: str, patient_offset: int = 0) -> dict[str, list[dict[str
     studies, scans, reports, files = [], [], [], []
     for i in range(n):
         sk = f"{part}-study-{i:03d}"
-        studies.append({"study_key": sk, "patient_key": f"patient-{i + patient_offset:03d}", "accession_key": f"acc{i}",
-                        "modalities": "MR", "n_files": 3, "n_series": 2, "n_scans": 2, "n_quarantined_files": 0,
-                        "has_report": True, "status": "ok", "fingerprint": "f"})
+        studies.append(
+            {
+                "study_key": sk,
+                "patient_key": f"patient-{i + patient_offset:03d}",
+                "accession_key": f"acc{i}",
+                "modalities": "MR",
+                "n_files": 3,
+                "n_series": 2,
+                "n_scans": 2,
+                "n_quarantined_files": 0,
+                "has_report": True,
+                "status": "ok",
+                "fingerprint": "f",
+            }
+        )
         for j, kind in enumerate(("t1", "flair")):
-            scans.append({"study_key": sk, "series_key": f"{sk}-se{j}", "scan_key": f"{sk}-sc{j}", "modality": "MR",
-                          "kind": kind, "plane": "axial", "shape": [32, 64, 64], "spacing": [4.0, 3.4, 3.4],
-                          "path": f"volumes/{sk}/{j}.npy", "voxel_mean": 60.0, "voxel_std": 40.0, "voxel_min": 0,
-                          "voxel_max": 255, "nonzero_fraction": 0.4, "n_slices": 24})
+            scans.append(
+                {
+                    "study_key": sk,
+                    "series_key": f"{sk}-se{j}",
+                    "scan_key": f"{sk}-sc{j}",
+                    "modality": "MR",
+                    "kind": kind,
+                    "plane": "axial",
+                    "shape": [32, 64, 64],
+                    "spacing": [4.0, 3.4, 3.4],
+                    "path": f"volumes/{sk}/{j}.npy",
+                    "voxel_mean": 60.0,
+                    "voxel_std": 40.0,
+                    "voxel_min": 0,
+                    "voxel_max": 255,
+                    "nonzero_fraction": 0.4,
+                    "n_slices": 24,
+                }
+            )
             files.append({"path": f"f{i}-{j}", "size": 10, "disposition": "used", "study_key": sk})
-        reports.append({"study_key": sk, "report_key": f"r{i}", "n_redactions": 1,
-                        "text": "FINDINGS: No acute infarct. Patient [NAME] seen. IMPRESSION: Normal study."})
+        reports.append(
+            {
+                "study_key": sk,
+                "report_key": f"r{i}",
+                "n_redactions": 1,
+                "text": "FINDINGS: No acute infarct. Patient [NAME] seen. IMPRESSION: Normal study.",
+            }
+        )
     return {"studies": studies, "scans": scans, "reports": reports, "quarantine": [], "files": files}
 
 
