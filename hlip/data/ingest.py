@@ -1,11 +1,12 @@
 """Ingestion: raw DICOM studies + reports -> de-identified, classified, preprocessed volumes and manifest tables.
 
 The run, in order:
-1. list the source; files whose (path, size, version) match the previous run's `files.parquet` keep their
-   header-pass result, the others are read with `stop_before_pixels` (in the pool, in chunks);
+1. list the source; files whose (path, size, version) match the previous run (`files.parquet` and the version
+   stamps in `.state/`) keep their header-pass result, the others are read with `stop_before_pixels` (in the
+   pool, in chunks);
 2. group DICOM files by keyed StudyInstanceUID and match reports by keyed AccessionNumber;
-3. fingerprint each study (its files, reports, config, key); studies whose fingerprint is unchanged and whose
-   volumes exist are skipped, the others run `process_study` in a process pool;
+3. fingerprint each study (its files, reports, config, key); studies whose fingerprint is unchanged, none of
+   whose files was re-read, and whose volumes exist are skipped, the others run `process_study` in a pool;
 4. merge with the kept rows of the previous run and write the tables atomically, plus `summary.json`.
 
 `process_study` is a pure function of (task, config, key), so the same map can run on a Dask cluster.
@@ -95,32 +96,35 @@ def ingest(
     (out / "volumes").mkdir(parents=True, exist_ok=True)
     previous = _previous_run(out, key, config)
     listing = list(src.list_files())
-    cached = {(r["path"], r["size"], r["version"]): r for r in previous["files"]}
+    versions = manifest.read_versions(out)
+    cached = {(r["path"], r["size"], versions[r["path"]]): r for r in previous["files"] if r["path"] in versions}
     label = _labeller(key, config)
     todo_files = [f for f in listing if (label(f.path), f.size, f.version) not in cached]
+    reread = {f.path for f in todo_files}
     pool = _LazyPool(config.workers)
     try:
         fresh = _header_pass(pool.get(len(todo_files) > 1), src, todo_files, key, config, progress)
         records = _file_records(listing, cached, fresh, label)
         report_rows = parse_reports(read_uri(reports)) if reports is not None else []
         tasks, orphans = _study_tasks(src, out, records, report_rows, key, config)
-        kept = {k for k, t in tasks.items() if _unchanged(previous, t, out)}
+        kept = {k for k, t in tasks.items() if _unchanged(previous, t, out) and not reread & {f.path for f in t.files}}
         todo = [t for k, t in sorted(tasks.items()) if k not in kept]
         log.info("%d files, %d studies: %d to ingest, %d unchanged", len(listing), len(tasks), len(todo), len(kept))
         results = _run_studies(pool.get(len(todo) > 1), todo, config, key, progress)
     finally:
         pool.shutdown()
     summary = _write_outputs(out, previous, kept, results, records, orphans, label, key, config, set(tasks))
+    manifest.write_versions(out, {label(f.path): f.version for f in listing})
     summary.update(
         files_listed=len(listing),
         files_header_read=len(todo_files),
         studies_processed=len(todo),
         studies_unchanged=len(kept),
-        seconds=round(time.perf_counter() - start, 3),
         source=str(src.uri) if not config.deid.hash_paths else "",
     )
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    return summary
+    # the wall time is returned, not written: the outputs stay a deterministic function of the inputs
+    return {**summary, "seconds": round(time.perf_counter() - start, 3)}
 
 
 def _labeller(key: HashKey, config: IngestConfig) -> Callable[[str], str]:
@@ -234,7 +238,7 @@ def _file_records(
     for f in listing:
         row = by_path.get(f.path) or dict(cached[(label(f.path), f.size, f.version)])
         row = {k: row.get(k, "") for k in manifest.SCHEMAS["files"].names if k not in ("disposition", "ref")}
-        row["path"], row["size"], row["version"] = label(f.path), f.size, f.version
+        row["path"], row["size"], row["version"] = label(f.path), f.size, f.version  # version: in memory only
         records[f.path] = row
     return records
 
@@ -277,8 +281,8 @@ def _study_tasks(
 
 def _fingerprint(files: Iterable[SourceFile], reports: Iterable[ReportRow], key: HashKey, config: IngestConfig) -> str:
     h = hashlib.sha256(f"{key.key_id}\x00{config.fingerprint()}".encode())
-    for f in sorted(files, key=lambda f: f.path):
-        h.update(f"\x00{f.path}\x00{f.size}\x00{f.version}".encode())
+    for f in sorted(files, key=lambda f: f.path):  # no version stamp: content changes are caught as re-read files
+        h.update(f"\x00{f.path}\x00{f.size}".encode())
     for r in reports:
         h.update(f"\x01{r.digest()}".encode())
     return h.hexdigest()[:24]
@@ -329,6 +333,7 @@ def _write_outputs(
     files = []
     for path, row in records.items():
         row = dict(row)
+        row.pop("version", None)  # volatile: kept in .state/, not in the deterministic table
         if row["header_reason"]:
             entry = QuarantineEntry(Level.FILE, row["path"], Reason(row["header_reason"]), row["header_message"])
             quarantine.append(entry.as_row())

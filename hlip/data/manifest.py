@@ -6,6 +6,10 @@ Tables (under the output folder):
 - `reports.parquet`: one row per scrubbed report.
 - `quarantine.parquet`: one row per rejected file, series part, study or report.
 - `files.parquet`: one row per input file with its disposition (the accounting, and the incremental cache).
+
+The tables are a deterministic function of the inputs: what changes from run to run without the inputs changing
+(file modification times, S3 ETags) lives in `.state/versions.parquet`, which `.dvcignore` keeps out of the
+output's hash, so the same inputs give the same `dvc.lock` on every machine.
 """
 
 from __future__ import annotations
@@ -80,7 +84,6 @@ SCHEMAS: dict[str, pa.Schema] = {
         [
             ("path", _str),
             ("size", _int),
-            ("version", _str),
             ("study_key", _str),
             ("series_key", _str),
             ("sop_key", _str),
@@ -137,3 +140,27 @@ def read_table(out_dir: str | os.PathLike[str], name: str) -> list[dict[str, Any
     if not table.schema.equals(SCHEMAS[name], check_metadata=False):
         return []
     return list(table.to_pylist())
+
+
+STATE_DIR = ".state"
+_VERSIONS = pa.schema([("path", _str), ("version", _str)])
+
+
+def write_versions(out_dir: str | os.PathLike[str], versions: Mapping[str, str]) -> Path:
+    """Save each file's version stamp (path label -> mtime/ETag), the incremental change detector."""
+    folder = Path(out_dir) / STATE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"path": p, "version": v} for p, v in sorted(versions.items())]
+    path = folder / "versions.parquet"
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(pa.Table.from_pylist(rows, schema=_VERSIONS), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_versions(out_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """The saved version stamps; empty when absent (then every file's header is read again)."""
+    path = Path(out_dir) / STATE_DIR / "versions.parquet"
+    if not path.exists():
+        return {}
+    return {str(r["path"]): str(r["version"]) for r in pq.read_table(path).to_pylist()}

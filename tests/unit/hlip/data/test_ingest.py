@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -216,3 +218,39 @@ def test_paths_are_hashed_by_default_and_locate_finds_the_file(corpus: Path, tmp
     empty = tables["quarantine"].query("reason == 'empty_file'")["subject"].item()
     assert locate(corpus, empty, config, KEY) == ["exp1/empty"]
     assert locate(corpus, empty, config, HashKey("another-secret")) == []
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    """Digest of every output file but the volatile incremental state in `.state/`; `summary.json` without the
+    source location, which these tests vary on purpose."""
+    digest = {k: v for k, v in sha_tree(root).items() if not k.startswith(".state/")}
+    summary = json.loads((root / "summary.json").read_text())
+    summary.pop("source")
+    digest["summary.json"] = json.dumps(summary, sort_keys=True)
+    return digest
+
+
+def test_same_inputs_give_byte_identical_outputs_whatever_the_file_times(corpus: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy" / "raw"
+    shutil.copytree(corpus, copy)  # new modification times, same content
+    shutil.copyfile(corpus.parent / "reports.csv", copy.parent / "reports.csv")
+    for path in copy.rglob("*"):
+        os.utime(path, ns=(1, 1))
+    _run(corpus, tmp_path / "a")
+    _run(copy, tmp_path / "b")
+    assert _tree_digest(tmp_path / "a") == _tree_digest(tmp_path / "b")
+    assert (tmp_path / "a" / ".state" / "versions.parquet").is_file()
+
+
+def test_a_file_changed_in_place_with_the_same_size_is_ingested_again(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _run(corpus, out)
+    target = next(p for p in sorted(corpus.rglob("T1_*.dcm")) if p.name != "T1_0.dcm")
+    ds = pydicom.dcmread(target)
+    ds.PixelData = bytes(len(ds.PixelData))  # blank the slice: same size, other content
+    ds.save_as(target)
+    stat = target.stat()
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    again = _run(corpus, out)
+    assert again["files_header_read"] == 1
+    assert again["studies_processed"] == 1
