@@ -188,8 +188,6 @@ def render_preview(corpus_dir: Path, out_dir: Path) -> list[Path]:
     for label, uid in sorted(sheets.items()):
         rows = [r for r in by_study[uid] if r["kind"] in IMAGING_KINDS]
         pictures = [p for r in rows if (p := _picture(corpus_dir, r, bad, points[uid])) is not None]
-        written.append(
-            _draw(pictures, out_dir / f"study_{label}.png", 4, f"{label} study: slices through the finding")
-        )
+        written.append(_draw(pictures, out_dir / f"study_{label}.png", 4, f"{label} study: slices through the finding"))
     logger.info("wrote %d preview pictures to %s", len(written), out_dir)
     return written
