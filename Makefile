@@ -35,10 +35,10 @@ lint: ## ruff lint and format check
 typecheck: ## mypy on hlip/ and flows/
 	@$(BIN)/mypy
 
-unit: ## pytest, default selection (not slow, not gpu)
+unit: ## pytest, default selection: unit and integration tests (not slow, not gpu)
 	@scripts/pytest.sh
 
-slow: setup ## The slow tests too (full demo corpus regeneration against data.dvc, training runs)
+slow: setup ## Only the slow tests (the full demo corpus, regenerated and checked against data.dvc)
 	@scripts/pytest.sh -m "slow"
 
 lock: ## Re-resolve requirements.lock from pyproject.toml
