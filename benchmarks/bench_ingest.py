@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from hlip.data.config import IngestConfig
@@ -116,7 +117,9 @@ def _decompressed_copy(src: Path, dst: Path) -> None:
         target = dst / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            ds = pydicom.dcmread(path)
+            with warnings.catch_warnings():  # pydicom's warnings name the file: paths may carry patient names
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(path)
             syntax = ds.file_meta.TransferSyntaxUID
             if syntax.is_compressed and "PixelData" in ds:
                 ds.decompress()
