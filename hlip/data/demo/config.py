@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hlip.config import from_dict, to_dict
 from hlip.data.demo.vocabulary import CLASSES
 
 
@@ -65,20 +65,11 @@ class DemoCorpusConfig:
         Raises:
             ValueError: On an unknown key or an invalid value.
         """
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown DemoCorpusConfig keys: {unknown}")
-        values = dict(data)
-        if "train_class_shares" in values:
-            values["train_class_shares"] = tuple(float(v) for v in values["train_class_shares"])
-        return cls(**values)
+        return from_dict(cls, data, where="DemoCorpusConfig")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (lists instead of tuples), the inverse of `from_dict`."""
-        out = dataclasses.asdict(self)
-        out["train_class_shares"] = list(self.train_class_shares)
-        return out
+        return to_dict(self)
 
     @classmethod
     def tiny(cls, seed: int = 7, n_train_studies: int = 10, n_benchmark_studies: int = 5) -> DemoCorpusConfig:
