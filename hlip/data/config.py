@@ -45,6 +45,8 @@ class IngestConfig:
     Attributes:
         workers: Processes in the pool (1 runs everything in this process).
         header_chunk: Files per header-pass task.
+        dask_scheduler: None for a local process pool; ``local`` for a dask LocalCluster of `workers` processes;
+            or the address of a running dask scheduler (``tcp://host:8786``) to fan out over a cluster.
         series: Classification settings.
         volume: Stack checks.
         preprocess: Preprocessing settings.
@@ -53,6 +55,7 @@ class IngestConfig:
 
     workers: int = 2
     header_chunk: int = 256
+    dask_scheduler: str | None = None
     series: SeriesConfig = dataclasses.field(default_factory=SeriesConfig)
     volume: VolumeConfig = dataclasses.field(default_factory=VolumeConfig)
     preprocess: PreprocessConfig = dataclasses.field(default_factory=PreprocessConfig)
@@ -73,8 +76,8 @@ class IngestConfig:
         A change of either re-ingests every study; incremental reruns only skip work that would come out the same.
         """
         data = to_dict(self)
-        data.pop("workers")
-        data.pop("header_chunk")
+        for how_not_what in ("workers", "header_chunk", "dask_scheduler"):
+            data.pop(how_not_what)
         text = json.dumps(data, sort_keys=True) + code_digest()
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from hlip.data import manifest
 from hlip.data.config import IngestConfig
@@ -101,7 +101,7 @@ def ingest(
     label = _labeller(key, config)
     todo_files = [f for f in listing if (label(f.path), f.size, f.version) not in cached]
     reread = {f.path for f in todo_files}
-    pool = _LazyPool(config.workers)
+    pool = _LazyPool(config.workers, config.dask_scheduler)
     try:
         fresh = _header_pass(pool.get(len(todo_files) > 1), src, todo_files, key, config, progress)
         records = _file_records(listing, cached, fresh, label)
@@ -162,24 +162,53 @@ def _previous_run(out: Path, key: HashKey, config: IngestConfig) -> dict[str, li
 
 
 class _LazyPool:
-    """A process pool started only when there is parallel work (a no-op rerun starts no process)."""
+    """The executor for the header pass and the study map, started only when there is parallel work.
 
-    def __init__(self, workers: int) -> None:
+    A local process pool by default; with `dask_scheduler` set, a `dask.distributed` cluster's executor (the same
+    `concurrent.futures` interface, so the same code fans out): ``local`` starts a LocalCluster of `workers`
+    single-threaded processes, anything else is the address of a running scheduler (``tcp://host:8786``).
+    """
+
+    def __init__(self, workers: int, dask_scheduler: str | None = None) -> None:
         self.workers = workers
+        self.dask_scheduler = dask_scheduler
         self.executor: Executor | None = None
+        self._client: Any = None
 
     def get(self, parallel: bool) -> Executor | None:
-        if self.workers <= 1 or not parallel:
+        if not parallel or (self.workers <= 1 and not self.dask_scheduler):
             return self.executor
         if self.executor is None:
-            from hlip.data.preprocess import warm_up
-
-            warm_up()  # import MONAI once here: forked workers inherit it instead of paying seconds each
-            self.executor = ProcessPoolExecutor(max_workers=self.workers, initializer=_init_worker)
+            self.executor = self._dask() if self.dask_scheduler else self._processes()
         return self.executor
 
+    def _processes(self) -> Executor:
+        from hlip.data.preprocess import warm_up
+
+        warm_up()  # import MONAI once here: forked workers inherit it instead of paying seconds each
+        return ProcessPoolExecutor(max_workers=self.workers, initializer=_init_worker)
+
+    def _dask(self) -> Executor:
+        from distributed import Client, LocalCluster
+
+        if self.dask_scheduler == "local":
+            cluster = LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+            )
+            self._client = Client(cluster)
+        else:
+            self._client = Client(self.dask_scheduler)
+        self._client.run(_init_worker)
+        log.info("ingest fans out on dask scheduler %s", self._client.scheduler.address)
+        return cast(Executor, self._client.get_executor())
+
     def shutdown(self) -> None:
-        if self.executor is not None:
+        if self._client is not None:
+            cluster = self._client.cluster
+            self._client.close()
+            if cluster is not None and self.dask_scheduler == "local":
+                cluster.close()
+        elif self.executor is not None:
             self.executor.shutdown()
 
 

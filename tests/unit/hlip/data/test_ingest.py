@@ -15,6 +15,7 @@ import pandas as pd
 import pydicom
 import pytest
 
+from hlip.config import to_dict
 from hlip.data.config import IngestConfig
 from hlip.data.deid import HashKey
 from hlip.data.ingest import ingest
@@ -254,3 +255,14 @@ def test_a_file_changed_in_place_with_the_same_size_is_ingested_again(corpus: Pa
     again = _run(corpus, out)
     assert again["files_header_read"] == 1
     assert again["studies_processed"] == 1
+
+
+@pytest.mark.integration
+def test_a_dask_cluster_gives_the_same_tables_as_the_process_pool(corpus: Path, tmp_path: Path) -> None:
+    pool = IngestConfig.from_dict({**to_dict(CONFIG), "workers": 2})
+    dask = IngestConfig.from_dict({**to_dict(CONFIG), "workers": 2, "dask_scheduler": "local"})
+    assert dask.fingerprint() == pool.fingerprint()  # where the work runs does not change what it produces
+    _run(corpus, tmp_path / "pool", config=pool)
+    summary = _run(corpus, tmp_path / "dask", config=dask)
+    assert summary["studies_processed"] == 2
+    assert _tree_digest(tmp_path / "pool") == _tree_digest(tmp_path / "dask")
