@@ -5,22 +5,25 @@ Heavy imports (pydicom, pyarrow, MONAI) happen inside the command so `hlip --hel
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+if TYPE_CHECKING:
+    from hlip.data.config import IngestConfig
 
-def _load_params(path: Path | None) -> dict[str, Any]:
+
+def _load_config(path: Path | None, workers: int | None = None) -> IngestConfig:
     """The library settings of the `ingest:` block (its stage inputs `parts`/`out` are the flow's business)."""
-    if path is None:
-        return {}
-    from hlip.config import load_params, to_dict
-    from hlip.data.config import split_ingest_block
+    from hlip.config import load_params
+    from hlip.data.config import IngestConfig, split_ingest_block
 
     try:
-        return to_dict(split_ingest_block(load_params(path, "ingest"))[2])
+        config = split_ingest_block(load_params(path, "ingest"))[2] if path is not None else IngestConfig()
+        return config if workers is None else dataclasses.replace(config, workers=workers)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
 
@@ -37,18 +40,11 @@ def ingest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from hlip.data.config import IngestConfig
     from hlip.data.ingest import ingest as run_ingest
     from hlip.data.source import SourceError
 
     logging.getLogger("pydicom").setLevel(logging.ERROR)  # pydicom warns per odd element; quarantine says it all
-    block = _load_params(params)
-    if workers is not None:
-        block = {**block, "workers": workers}
-    try:
-        config = IngestConfig.from_dict(block)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    config = _load_config(params, workers)
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:
@@ -92,11 +88,10 @@ def locate(
     params: Annotated[Path | None, typer.Option("--params", exists=True, dir_okay=False, help="params.yaml.")] = None,
 ) -> None:
     """Print the raw source path behind a hashed path label (on this terminal only; never logged or stored)."""
-    from hlip.data.config import IngestConfig
     from hlip.data.deid import HashKey
     from hlip.data.ingest import locate as find
 
-    config = IngestConfig.from_dict(_load_params(params))
+    config = _load_config(params)
     found = find(source, label, config, HashKey.from_env(config.deid.key_env))
     if not found:
         typer.echo(f"no file under {source} has label {label} (same HLIP_DEID_KEY and params as the ingest?)", err=True)

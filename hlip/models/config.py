@@ -12,13 +12,12 @@ falling back to a default.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from hlip.config import from_dict
+from hlip.config import from_dict, to_dict
 
 Level = Literal["slice", "scan", "study"]
 LEVELS: tuple[str, ...] = get_args(Level)
@@ -160,15 +159,7 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable mapping (tuples become lists)."""
-        return _listify(dataclasses.asdict(self))
-
-
-def _listify(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _listify(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_listify(v) for v in value]
-    return value
+        return to_dict(self)
 
 
 def merge_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
