@@ -42,7 +42,7 @@ slow: setup ## Only the slow tests (the full demo corpus, regenerated and checke
 	@scripts/pytest.sh -m "slow"
 
 lock: ## Re-resolve requirements.lock from pyproject.toml
-	@$(BIN)/uv pip compile pyproject.toml --extra dev --find-links /opt/wheels --python $(BIN)/python -o requirements.lock
+	@$(BIN)/uv pip compile pyproject.toml --extra dev --find-links /opt/wheels --override infra/uv-overrides.txt --python $(BIN)/python -o requirements.lock
 
 clean: ## Remove caches (keeps data/, outputs/ and .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache
