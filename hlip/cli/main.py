@@ -49,3 +49,9 @@ app.command("locate")(_ingest.locate)
 from hlip.cli import demo as _demo  # noqa: E402
 
 app.add_typer(_demo.app, name="demo")
+from hlip.cli import evaluate as _evaluate  # noqa: E402
+
+app.command("evaluate")(_evaluate.evaluate)
+from hlip.cli import lineage as _lineage  # noqa: E402
+
+app.command("lineage")(_lineage.lineage)
