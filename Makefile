@@ -46,3 +46,13 @@ lock: ## Re-resolve requirements.lock from pyproject.toml
 
 clean: ## Remove caches (keeps data/, outputs/ and .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: stack-up stack-down stack-status
+stack-up: setup ## Start the local stack (PostgreSQL, S3, MLflow, Prefect) on 127.0.0.1; then `source outputs/stack/stack.env`
+	@scripts/stack-up.sh
+
+stack-down: ## Stop exactly what stack-up started (data and secrets under outputs/stack/ are kept)
+	@scripts/stack-down.sh
+
+stack-status: ## Health table of the local stack's components
+	@$(BIN)/python -m hlip.stack status --root $${HLIP_STACK_DIR:-outputs/stack}

@@ -1,10 +1,20 @@
 """Local servers for the scale-out path (S3, PostgreSQL, MLflow, Prefect), started on 127.0.0.1 only.
 
-Used by `make stack-up`/`stack-down` and by the integration tests, which start the real servers rather than
-mocks. Nothing here binds any address other than loopback.
+Used by `make stack-up`/`stack-down` (`python -m hlip.stack up|down|status`) and by the integration tests,
+which start the real servers rather than mocks. Nothing here binds any address other than loopback.
 """
 
-from hlip.stack.process import LOOPBACK, ManagedServer, free_port
+from hlip.stack.local import LocalStack, StackPorts
+from hlip.stack.process import LOOPBACK, ManagedServer, PidFile, free_port
 from hlip.stack.seaweedfs import S3Credentials, SeaweedFS
 
-__all__ = ["LOOPBACK", "ManagedServer", "S3Credentials", "SeaweedFS", "free_port"]
+__all__ = [
+    "LOOPBACK",
+    "LocalStack",
+    "ManagedServer",
+    "PidFile",
+    "S3Credentials",
+    "SeaweedFS",
+    "StackPorts",
+    "free_port",
+]

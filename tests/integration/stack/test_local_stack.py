@@ -1,0 +1,47 @@
+"""`make stack-up` / `stack-down` semantics on a real stack: health, loopback only, env file, clean stop."""
+
+from __future__ import annotations
+
+import shlex
+import stat
+import subprocess
+
+import pytest
+
+from hlip.stack.local import COMPONENTS, LocalStack
+from hlip.stack.process import listening_addresses, process_group
+
+pytestmark = pytest.mark.integration
+
+ENV_KEYS = {
+    "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "HLIP_S3_ENDPOINT_URL", "PREFECT_API_URL",
+    "PREFECT_API_AUTH_STRING", "HLIP_OPTUNA_STORAGE",
+}  # fmt: skip
+
+
+def test_every_component_is_healthy_and_listens_on_loopback_only(stack: LocalStack) -> None:
+    rows = stack.status()
+    assert [r["name"] for r in rows] == list(COMPONENTS)
+    assert all(r["healthy"] for r in rows), rows
+    for pid in stack.running_pids():
+        for member in process_group(pid):
+            addresses = listening_addresses(member)
+            assert addresses <= {"0100007F"}, f"pid {member} listens on {addresses}"  # 127.0.0.1 only
+
+
+def test_env_file_is_private_and_sourcing_it_gives_the_client_environment(stack: LocalStack) -> None:
+    assert stat.S_IMODE(stack.env_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((stack.root / "stack.json").stat().st_mode) == 0o600
+    script = f"set -e; source {shlex.quote(str(stack.env_file))}; env -0"
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env={}, check=True).stdout
+    env = dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+    assert env.keys() >= ENV_KEYS
+    assert {k: env[k] for k in stack.client_env()} == stack.client_env()
+    assert env["HLIP_OPTUNA_STORAGE"].startswith("postgresql+psycopg://hlip:")
+
+
+def test_up_is_idempotent(stack: LocalStack) -> None:
+    before = stack.running_pids()
+    assert stack.up() == dict.fromkeys(COMPONENTS, 0.0)  # everything already running: nothing started
+    assert stack.running_pids() == before
