@@ -1,0 +1,328 @@
+"""Studies of an ingested part as training items: scans (uint8 volumes), report text and finding labels.
+
+```python
+ds = StudyDataset("outputs/ingest/train", scans_policy=ScanPolicy("max_n", 8), text_policy=TextPolicy(),
+                  labels=label_matrix, train=True, seed=0)
+loader = make_loader(ds, batch_size=16, workers=2, tokenizer=tokenizer, seed=0)
+for epoch in range(epochs):
+    loader.sampler.set_epoch(epoch)
+    for batch in loader:  # image [B, Nmax, 1, D, H, W] float in [0, 1], scan_mask [B, Nmax], text [B, L], ...
+        ...
+```
+
+Randomness of an item (which scans, sentence order) comes from `item_rng(seed, epoch, index)`. The sampler
+(`ResumableSampler`) hands the dataset `(epoch, index)` keys, so persistent workers, which hold their own copy
+of the dataset, still see the current epoch, and `set_start` resumes in the middle of an epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from hlip.data.sampling import ScanPolicy, TextPolicy, canonical_order, item_rng, report_text, select_scans
+
+__all__ = [
+    "ResumableSampler",
+    "ScanPolicy",
+    "StudyDataset",
+    "TextPolicy",
+    "collate_studies",
+    "label_matrix",
+    "make_loader",
+]
+
+Item = dict[str, Any]
+ItemKey = int | tuple[int, int]
+
+
+class StudyDataset(Dataset[Item]):
+    """One item per usable study of an ingested part folder.
+
+    A study is usable when its status is `ok`, it has at least one scan (after `scans_policy.kinds`) and, when
+    a `text_policy` is given, a report.
+
+    Args:
+        part_dir: Ingest output of one part (`studies.parquet`, `scans.parquet`, `reports.parquet`, volumes).
+        scans_policy: Which scans make an item.
+        text_policy: How the report is read; None: no text needed (`report` is still returned when present).
+        labels: Finding labels, index `study_key`, one column per finding, values 1 / 0 / -1 (uncertain) or
+            NaN (unknown); studies missing from it get all-NaN labels.
+        train: Random scan choice and text augmentation (False: deterministic evaluation items).
+        seed: Seed of the per-item generators.
+
+    Raises:
+        FileNotFoundError: A manifest table is missing.
+        ValueError: No usable study.
+    """
+
+    def __init__(
+        self,
+        part_dir: str | Path,
+        *,
+        scans_policy: ScanPolicy | None = None,
+        text_policy: TextPolicy | None = None,
+        labels: pd.DataFrame | None = None,
+        train: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.part_dir = Path(part_dir)
+        self.scans_policy = scans_policy or ScanPolicy()
+        self.text_policy = text_policy
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+        studies = _read(self.part_dir, "studies", ["study_key", "status"])
+        scans = _read(self.part_dir, "scans", ["study_key", "scan_key", "kind", "plane", "path"])
+        reports_file = self.part_dir / "reports.parquet"
+        reports = pd.read_parquet(reports_file, columns=["study_key", "text"]) if reports_file.is_file() else None
+        if self.scans_policy.kinds:
+            scans = scans[scans["kind"].isin(self.scans_policy.kinds)]
+        report_by_study = {} if reports is None else dict(zip(reports["study_key"], reports["text"], strict=True))
+        scans_by_study = {str(key): rows for key, rows in scans.groupby("study_key", sort=False)}
+        keys = sorted(studies.loc[studies["status"] == "ok", "study_key"])
+        keys = [k for k in keys if k in scans_by_study and (text_policy is None or k in report_by_study)]
+        if not keys:
+            kinds = f" of kinds {list(self.scans_policy.kinds)}" if self.scans_policy.kinds else ""
+            report = ", a report" if text_policy is not None else ""
+            raise ValueError(f"{self.part_dir}: no usable study (status ok, >= 1 scan{kinds}{report})")
+        self.study_keys: list[str] = keys
+        self._scan_paths: list[list[str]] = []
+        for key in keys:
+            rows = scans_by_study[key]
+            order = canonical_order(list(rows["kind"]), list(rows["plane"]), list(rows["scan_key"]))
+            self._scan_paths.append([str(rows["path"].iloc[i]) for i in order])
+        self._reports: list[str | None] = [report_by_study.get(k) for k in keys]
+        self.findings: tuple[str, ...] = ()
+        self._labels = np.zeros((len(keys), 0), dtype=np.float32)
+        if labels is not None:
+            self.findings = tuple(str(c) for c in labels.columns)
+            matrix = np.array(labels.reindex(keys).to_numpy(dtype=np.float32, na_value=np.nan))  # [len, F]
+            matrix[matrix < 0] = np.nan  # uncertain -> unknown
+            self._labels = matrix
+
+    def __len__(self) -> int:
+        return len(self.study_keys)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch used for plain integer keys (keys from `ResumableSampler` carry their epoch)."""
+        self.epoch = epoch
+
+    def num_scans(self, index: int) -> int:
+        """Scans of study `index` available to the policy (before sampling)."""
+        return len(self._scan_paths[index])
+
+    def __getitem__(self, key: ItemKey) -> Item:
+        """Item of `key` (an index, or `(epoch, index)`).
+
+        Returns:
+            `study_key` str, `image` uint8 `[N, 1, D, H, W]`, `report` str | None, `labels` float32 `[F]`
+            (1 / 0, NaN where uncertain or unknown).
+        """
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        if not 0 <= index < len(self):
+            raise IndexError(f"study index {index} out of range for {len(self)} studies")
+        rng = item_rng(self.seed, epoch, index) if self.train else None
+        paths = self._scan_paths[index]
+        chosen = select_scans(list(range(len(paths))), self.scans_policy, rng)
+        volumes = [self._load(paths[i]) for i in chosen]
+        shapes = {v.shape for v in volumes}
+        if len(shapes) != 1:
+            raise ValueError(f"study {self.study_keys[index]}: scans of different shapes {sorted(shapes)}")
+        image = torch.from_numpy(np.stack(volumes)[:, None])  # [N, 1, D, H, W] uint8
+        raw = self._reports[index]
+        report = None if raw is None else report_text(raw, self.text_policy, rng)
+        return {
+            "study_key": self.study_keys[index],
+            "image": image,
+            "report": report,
+            "labels": torch.from_numpy(self._labels[index].copy()),
+        }
+
+    def _load(self, relative: str) -> np.ndarray:
+        path = self.part_dir / relative
+        try:
+            volume = np.load(path)
+        except (OSError, ValueError) as exc:
+            raise OSError(f"cannot read scan volume {path}: {exc}") from exc
+        if volume.dtype != np.uint8 or volume.ndim != 3:
+            raise ValueError(f"scan volume {path} must be uint8 [D, H, W], got {volume.dtype} {volume.shape}")
+        return volume
+
+
+def _read(part_dir: Path, table: str, columns: list[str]) -> pd.DataFrame:
+    path = part_dir / f"{table}.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: is {part_dir} an ingest output folder?")
+    frame = pd.read_parquet(path)
+    missing = sorted(set(columns) - set(frame.columns))
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {missing}")
+    return frame
+
+
+def label_matrix(labels: pd.DataFrame, findings: Sequence[str] | None = None) -> pd.DataFrame:
+    """Long labels (`study_key`, `finding`, `value` in {1, 0, -1}) -> matrix (index study_key, one column
+    per finding, NaN where a study has no label for a finding).
+
+    Args:
+        labels: The long table (e.g. `outputs/labels/<part>/labels.parquet`).
+        findings: Column order; None: the findings present, sorted. A named finding absent from the table is
+            an error.
+    """
+    missing_cols = sorted({"study_key", "finding", "value"} - set(labels.columns))
+    if missing_cols:
+        raise ValueError(f"labels table lacks column(s) {missing_cols}")
+    bad = sorted(set(labels["value"].dropna().unique()) - {1, 0, -1})
+    if bad:
+        raise ValueError(f"label values must be 1, 0 or -1, got {bad}")
+    matrix = labels.pivot_table(index="study_key", columns="finding", values="value", aggfunc="first")
+    if findings is None:
+        return matrix[sorted(matrix.columns)].astype("float32")
+    absent = [f for f in findings if f not in matrix.columns]
+    if absent:
+        raise ValueError(f"findings {absent} have no label in the table (present: {sorted(matrix.columns)})")
+    return matrix[list(findings)].astype("float32")
+
+
+def collate_studies(items: Sequence[Item], tokenizer: Callable[[list[str]], Tensor] | None = None) -> dict[str, Any]:
+    """Batch items of different scan counts, padding the scan axis.
+
+    Returns:
+        `study_key` list[str]; `image` float32 `[B, Nmax, 1, D, H, W]` in [0, 1]; `scan_mask` bool `[B, Nmax]`
+        (True = real scan); `report` list[str] ("" where none); `labels` float32 `[B, F]`; and `text` int64
+        `[B, L]` when a tokenizer is given.
+    """
+    if not items:
+        raise ValueError("cannot collate an empty batch")
+    counts = [item["image"].shape[0] for item in items]
+    volume_shapes = {tuple(item["image"].shape[1:]) for item in items}
+    if len(volume_shapes) != 1:
+        raise ValueError(f"studies in a batch have different scan shapes {sorted(volume_shapes)}")
+    (shape,) = volume_shapes
+    image = torch.zeros((len(items), max(counts), *shape), dtype=torch.float32)  # [B, Nmax, 1, D, H, W]
+    scan_mask = torch.zeros((len(items), max(counts)), dtype=torch.bool)  # [B, Nmax]
+    for b, item in enumerate(items):
+        image[b, : counts[b]] = item["image"].to(torch.float32).div_(255.0)
+        scan_mask[b, : counts[b]] = True
+    reports = [item["report"] or "" for item in items]
+    batch: dict[str, Any] = {
+        "study_key": [item["study_key"] for item in items],
+        "image": image,
+        "scan_mask": scan_mask,
+        "report": reports,
+        "labels": torch.stack([item["labels"] for item in items]),
+    }
+    if tokenizer is not None:
+        batch["text"] = tokenizer(reports)
+    return batch
+
+
+class ResumableSampler(DistributedSampler[int]):
+    """`DistributedSampler` (also for one process) that yields `(epoch, index)` keys and can start mid-epoch.
+
+    The permutation of an epoch depends only on `(seed, epoch)`, as in `DistributedSampler`. `set_start(k)`
+    skips this rank's first `k` samples of the current epoch (a resumed run); it resets on `set_epoch`.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset[Any],
+        *,
+        num_replicas: int = 1,
+        rank: int = 0,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
+                         drop_last=drop_last)  # fmt: skip
+        self.start = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start a new epoch from its beginning."""
+        super().set_epoch(epoch)
+        self.start = 0
+
+    def set_start(self, start: int) -> None:
+        """Skip the first `start` samples of this rank in the current epoch."""
+        self.start = start
+
+    def __iter__(self) -> Iterator[ItemKey]:  # type: ignore[override]
+        indices = list(super().__iter__())[self.start :]
+        return iter([(self.epoch, int(i)) for i in indices])
+
+    def __len__(self) -> int:
+        return max(0, self.num_samples - self.start)
+
+
+def make_loader(
+    dataset: StudyDataset,
+    *,
+    batch_size: int,
+    workers: int = 0,
+    tokenizer: Callable[[list[str]], Tensor] | None = None,
+    shuffle: bool | None = None,
+    drop_last: bool | None = None,
+    seed: int = 0,
+    rank: int | None = None,
+    world_size: int | None = None,
+    pin_memory: bool | None = None,
+    persistent_workers: bool = True,
+    prefetch_factor: int = 2,
+    start_method: str | None = None,
+) -> DataLoader[Item]:
+    """A DataLoader over `dataset` with a `ResumableSampler` (`loader.sampler`).
+
+    Args:
+        dataset: The studies.
+        batch_size: Studies per batch on this rank.
+        workers: Worker processes (0: load in the main process).
+        tokenizer: Tokenizes the reports into `text` in the collate function (runs in the workers).
+        shuffle: Shuffle every epoch; default: `dataset.train`.
+        drop_last: Drop the last incomplete batch; default: `dataset.train`.
+        seed: Seed of the epoch permutations.
+        rank: This process's rank; default: `torch.distributed` when initialised, else 0.
+        world_size: Number of processes; default likewise.
+        pin_memory: Default: True when CUDA is available.
+        persistent_workers: Keep the workers between epochs (when `workers > 0`).
+        prefetch_factor: Batches loaded ahead per worker.
+        start_method: How workers start (`fork`, `forkserver`, `spawn`); None: the platform default.
+    """
+    import torch.distributed as dist
+
+    distributed = dist.is_available() and dist.is_initialized()
+    rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
+    world_size = world_size if world_size is not None else (dist.get_world_size() if distributed else 1)
+    train = dataset.train if shuffle is None else shuffle
+    drop = dataset.train if drop_last is None else drop_last
+    sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, shuffle=train, seed=seed, drop_last=drop)
+    generator = torch.Generator().manual_seed(seed)  # keeps the loader off the global RNG (exact resume)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=partial(collate_studies, tokenizer=tokenizer),
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
+        drop_last=drop,
+        persistent_workers=persistent_workers and workers > 0,
+        prefetch_factor=prefetch_factor if workers > 0 else None,
+        multiprocessing_context=start_method if workers > 0 else None,
+        generator=generator,
+    )
+
+
+def batches_per_epoch(dataset_len: int, batch_size: int, world_size: int = 1, drop_last: bool = True) -> int:
+    """Batches one rank draws per epoch (what `len(loader)` gives for a fresh epoch)."""
+    per_rank = dataset_len // world_size if drop_last else math.ceil(dataset_len / world_size)
+    return per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)

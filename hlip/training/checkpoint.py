@@ -1,0 +1,124 @@
+"""Training checkpoints for exact resumption: weights, optimizer, schedule, scaler, RNG and data position.
+
+A checkpoint is `out/checkpoints/step-<global step>.pt`, written atomically (temporary file, fsync,
+`os.replace`), so a process killed mid-write leaves the previous checkpoints intact. It records the config's
+training hash: resuming under a config that would train differently is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^step-(\d{9})\.pt$")
+
+
+class CheckpointMismatchError(RuntimeError):
+    """The checkpoint in the output folder was written under a different training config."""
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where training stands: the stage, the epoch, optimizer steps done in it, and overall.
+
+    Attributes:
+        stage: `warmup` or `contrastive`.
+        epoch: Current epoch of the stage (== the stage's epochs once it is finished).
+        step_in_epoch: Optimizer steps done in `epoch` (the data position: the sampler skips
+            `step_in_epoch * accum_steps * batch_size` samples of this rank).
+        global_step: Optimizer steps done over all stages (the checkpoint's name).
+    """
+
+    stage: str
+    epoch: int
+    step_in_epoch: int
+    global_step: int
+
+
+def rng_state() -> dict[str, Any]:
+    """States of python `random`, numpy's global generator, torch CPU and every CUDA device."""
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what `rng_state` captured."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_dir(out: Path) -> Path:
+    """The checkpoint folder of an output folder."""
+    return out / "checkpoints"
+
+
+def list_checkpoints(out: Path) -> list[Path]:
+    """Complete checkpoints of `out`, oldest first (temporary files of an interrupted write are ignored)."""
+    folder = checkpoint_dir(out)
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if _NAME.match(p.name)), key=lambda p: p.name)
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The newest complete checkpoint of `out`, or None."""
+    found = list_checkpoints(out)
+    return found[-1] if found else None
+
+
+def save_checkpoint(out: Path, payload: Mapping[str, Any], position: Position, keep_last: int) -> Path:
+    """Write `payload` + position atomically as `step-<global step>.pt`; keep the newest `keep_last`."""
+    folder = checkpoint_dir(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step-{position.global_step:09d}.pt"
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        torch.save({**payload, "position": asdict(position)}, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    for old in list_checkpoints(out)[:-keep_last]:
+        old.unlink(missing_ok=True)
+    log.info("checkpoint %s (%s epoch %d step %d)", path.name, position.stage, position.epoch,
+             position.step_in_epoch)  # fmt: skip
+    return path
+
+
+def load_checkpoint(path: Path, expected_hash: str) -> dict[str, Any]:
+    """Read a checkpoint written under the config whose `training_hash()` is `expected_hash`.
+
+    Raises:
+        CheckpointMismatchError: The checkpoint's config hash differs (the message names both and the way out).
+    """
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("config_hash") != expected_hash:
+        raise CheckpointMismatchError(
+            f"{path} was written under a different training config (hash {state.get('config_hash')} != "
+            f"{expected_hash}); restore that config, or move {path.parent} away to start afresh"
+        )
+    return state
+
+
+def position_of(state: Mapping[str, Any]) -> Position:
+    """The position recorded in a loaded checkpoint."""
+    return Position(**state["position"])

@@ -1,0 +1,362 @@
+"""Pre-training end to end: supervised warm-up (stage A), contrastive alignment (stage B), export.
+
+```python
+from hlip.training import PretrainConfig, run_pretrain
+
+result = run_pretrain(PretrainConfig.from_params(block))   # resumes from out/checkpoints when present
+result.model_dir                                            # out/model: hlip.models.export.load_model(...)
+```
+
+The same call runs under `torchrun` (one process per device, DDP). It resumes from the newest checkpoint in
+`out/checkpoints` whose config hash matches and refuses one that does not. Rank 0 writes the checkpoints,
+the exported model (`out/model`), the warm-up head (`out/warmup`) and `out/summary.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from hlip.data.dataset import StudyDataset, label_matrix, make_loader
+from hlip.models.clip import HLIP, HLIPClassifier
+from hlip.models.config import ModelConfig, merge_overrides
+from hlip.models.export import save_model
+from hlip.models.factory import create_tokenizer, get_model_config
+from hlip.models.loss import ClipLoss, create_loss
+from hlip.training.checkpoint import (
+    CheckpointMismatchError,
+    Position,
+    latest_checkpoint,
+    load_checkpoint,
+    position_of,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from hlip.training.config import PretrainConfig, StageConfig
+from hlip.training.distributed import DistInfo, barrier, cleanup_distributed, init_distributed
+from hlip.training.hooks import Evaluator, NullLogger, Report, TrainingLogger
+from hlip.training.loop import StageResult, StageRun, train_stage
+from hlip.training.optim import create_optimizer
+from hlip.training.schedule import warmup_cosine
+
+log = logging.getLogger(__name__)
+
+WARMUP, CONTRASTIVE = "warmup", "contrastive"
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    """What `run_pretrain` produced (paths are None on ranks other than 0).
+
+    Attributes:
+        out: Output folder.
+        model_dir: Exported CLIP model (`hlip.models.export.load_model`).
+        summary: The content of `out/summary.json`.
+    """
+
+    out: Path
+    model_dir: Path | None
+    summary: dict[str, Any]
+
+
+def resolve_model_config(config: PretrainConfig) -> ModelConfig:
+    """The model config with `model_overrides` and the training `patch_dropout` applied."""
+    overrides: dict[str, Any] = dict(config.model_overrides)
+    if config.patch_dropout is not None:
+        overrides = merge_overrides(overrides, {"vision": {"patch_dropout": config.patch_dropout}})
+    return get_model_config(config.model, overrides)
+
+
+def warmup_enabled(config: PretrainConfig) -> bool:
+    """Stage A runs when enabled (`auto`: when the label table exists) and has epochs."""
+    flag = config.warmup.enabled.lower()
+    if flag == "true" and not config.data.labels_file.is_file():
+        raise FileNotFoundError(f"pretrain.warmup.enabled is true but {config.data.labels_file} does not exist")
+    return flag != "false" and config.warmup.epochs > 0 and config.data.labels_file.is_file()
+
+
+def load_labels(config: PretrainConfig) -> pd.DataFrame:
+    """The part's label matrix (index study_key, finding columns in finding-list order, 1/0/-1/NaN)."""
+    table = pd.read_parquet(config.data.labels_file)
+    findings: tuple[str, ...] | None = None
+    if config.data.findings:
+        from hlip.labels.finding_list import load_findings
+
+        findings = load_findings(config.data.findings).names
+    return label_matrix(table, findings)
+
+
+def run_pretrain(
+    config: PretrainConfig,
+    *,
+    evaluator: Evaluator | None = None,
+    report: Report | None = None,
+    report_metric: str | None = None,
+    logger: TrainingLogger | None = None,
+    preprocess: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    device: str = "auto",
+) -> PretrainResult:
+    """Train stage A (if enabled) then stage B, resuming from the newest checkpoint; export the model.
+
+    Args:
+        config: The `pretrain` block.
+        evaluator: `evaluator(model, step) -> metrics`, called every `eval_every` epochs of stage B.
+        report: `report(epoch, value)` after each stage-B epoch (Optuna pruning); its exceptions propagate
+            after that epoch's checkpoint is written.
+        report_metric: Evaluator metric passed to `report` (default: its only metric, or the epoch loss).
+        logger: Metrics and artifacts sink (rank 0); default: none.
+        preprocess: Preprocessing spec stored in the exported model's metadata (e.g. `params.yaml:ingest.preprocess`).
+        progress: Progress bar on rank 0.
+        device: `auto`, `cpu` or `cuda`.
+    """
+    info = init_distributed(device)
+    logger = logger if logger is not None and info.is_main else NullLogger()
+    try:
+        return _run(config, info, evaluator, report, report_metric, logger, preprocess, progress)
+    finally:
+        cleanup_distributed()
+
+
+def _run(
+    config: PretrainConfig,
+    info: DistInfo,
+    evaluator: Evaluator | None,
+    report: Report | None,
+    report_metric: str | None,
+    logger: TrainingLogger,
+    preprocess: Mapping[str, Any] | None,
+    progress: bool,
+) -> PretrainResult:
+    _setup_determinism(config, info)
+    out = Path(config.out)
+    model_cfg = resolve_model_config(config)
+    config_hash = config.training_hash()
+    resume = _resume_state(out, config_hash, info)
+    position = position_of(resume) if resume else None
+    if resume:
+        log.info("resuming from %s at %s", out / "checkpoints", position)
+        logger.set_tags({"resumed_from_step": position.global_step if position else 0})
+    labels = load_labels(config) if warmup_enabled(config) else None
+    findings = tuple(str(c) for c in labels.columns) if labels is not None else ()
+    common: dict[str, Any] = {"config_hash": config_hash, "world_size": info.world_size, "findings": list(findings)}
+
+    def saver(run: StageRun) -> Any:
+        def save(pos: Position) -> None:
+            states = _gather_rng_states(info)
+            if info.is_main:
+                save_checkpoint(out, {**common, **run.state_dict(), "rng": states}, pos, config.keep_last)
+            barrier(info)
+
+        return save
+
+    summary: dict[str, Any] = {"model": config.model, "world_size": info.world_size, "findings": list(findings),
+                               "config_hash": config_hash, "stages": {}}  # fmt: skip
+    global_step = position.global_step if position else 0
+    visual_state: dict[str, Tensor] | None = None
+    stage_a: dict[str, Any] = {"enabled": labels is not None}
+
+    # Stage A: supervised warm-up on report labels (skipped when resuming inside stage B).
+    if resume and position and position.stage == CONTRASTIVE:
+        stage_a = dict(resume.get("stage_a", stage_a))
+    elif labels is not None:
+        torch.manual_seed(config.seed)
+        classifier = HLIPClassifier(model_cfg, len(findings)).to(info.device)
+        run_a = _stage_run(WARMUP, classifier, config, config.warmup, info, labels=labels)
+        start = Position(WARMUP, 0, 0, global_step)
+        if resume and position:
+            run_a.load_state_dict(resume)
+            _restore_rng(resume, info)
+            start = position
+        result_a = train_stage(run_a, start, info, save=saver(run_a), logger=logger, progress=progress,
+                               checkpoint_every=config.checkpoint_every, log_every=config.log_every)  # fmt: skip
+        global_step = result_a.global_step
+        visual_state = {k.removeprefix("visual."): v for k, v in classifier.state_dict().items()
+                        if k.startswith("visual.")}  # fmt: skip
+        stage_a.update(_stage_summary(result_a, config.warmup))
+        common["stage_a"] = stage_a
+        if info.is_main:
+            _save_warmup_head(out, classifier, findings)
+        del run_a
+
+    # Stage B: contrastive alignment, the vision tower initialised from stage A.
+    torch.manual_seed(config.seed + 1)
+    model = HLIP(model_cfg).to(info.device)
+    if visual_state is not None:
+        model.visual.load_state_dict(visual_state)
+    result_b: StageResult | None = None
+    if config.contrastive.enabled.lower() != "false" and config.contrastive.epochs > 0:
+        tokenizer = create_tokenizer(model_cfg)
+        run_b = _stage_run(CONTRASTIVE, model, config, config.contrastive, info, labels=labels, tokenizer=tokenizer)
+        start = Position(CONTRASTIVE, 0, 0, global_step)
+        if resume and position and position.stage == CONTRASTIVE:
+            run_b.load_state_dict(resume)
+            _restore_rng(resume, info)
+            start = position
+        result_b = train_stage(run_b, start, info, save=saver(run_b), logger=logger, evaluator=evaluator,
+                               eval_every=config.eval_every, report=report, report_metric=report_metric,
+                               checkpoint_every=config.checkpoint_every, log_every=config.log_every,
+                               progress=progress)  # fmt: skip
+        summary["stages"][CONTRASTIVE] = _stage_summary(result_b, config.contrastive)
+        summary["eval"] = result_b.eval
+    summary["stages"][WARMUP] = stage_a
+    if not info.is_main:
+        return PretrainResult(out, None, summary)
+    metadata = {"findings": list(findings), "preprocess": _preprocess_spec(config, preprocess), "stage_a": stage_a,
+                "config_hash": config_hash, "pretrain": config.to_dict()}  # fmt: skip
+    model_dir = save_model(model.cpu(), out / "model", metadata=metadata)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+    return PretrainResult(out, model_dir, summary)
+
+
+def _setup_determinism(config: PretrainConfig, info: DistInfo) -> None:
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    if config.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def _resume_state(out: Path, config_hash: str, info: DistInfo) -> dict[str, Any] | None:
+    path = latest_checkpoint(out)
+    if path is None:
+        return None
+    state = load_checkpoint(path, config_hash)
+    if state.get("world_size") != info.world_size:
+        raise CheckpointMismatchError(
+            f"{path} was written by {state.get('world_size')} process(es), this run has {info.world_size}: the "
+            "data positions differ; resume with the same number of processes"
+        )
+    return state
+
+
+def _gather_rng_states(info: DistInfo) -> list[dict[str, Any]]:
+    """RNG states of every rank (rank order), so each rank resumes its own streams."""
+    own = rng_state()
+    if not info.distributed:
+        return [own]
+    import torch.distributed as dist
+
+    states: list[Any] = [None] * info.world_size
+    dist.all_gather_object(states, own)
+    return states
+
+
+def _restore_rng(state: Mapping[str, Any], info: DistInfo) -> None:
+    set_rng_state(state["rng"][info.rank])
+
+
+def _precision(config: PretrainConfig, info: DistInfo) -> torch.dtype | None:
+    precision = config.precision
+    if precision == "auto":
+        precision = "bf16" if info.device.type == "cuda" else "fp32"
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def _stage_run(
+    name: str,
+    model: nn.Module,
+    config: PretrainConfig,
+    stage: StageConfig,
+    info: DistInfo,
+    *,
+    labels: pd.DataFrame | None,
+    tokenizer: Any = None,
+) -> StageRun:
+    """Dataset, loader, optimizer, schedule and loss of one stage."""
+    text_policy = config.data.text if name == CONTRASTIVE else None
+    dataset = StudyDataset(config.data.part_dir, scans_policy=config.data.scans, text_policy=text_policy,
+                           labels=labels, train=True, seed=config.seed)  # fmt: skip
+    # Workers are spawned, not forked: the trainer runs among other threads (Prefect, MLflow system metrics), and
+    # forked workers of a multi-threaded process died at shutdown (exit code 1) inside the Prefect flow.
+    loader = make_loader(dataset, batch_size=config.batch_size, workers=config.workers, tokenizer=tokenizer,
+                         seed=config.seed, rank=info.rank, world_size=info.world_size,
+                         start_method="spawn")  # fmt: skip
+    if config.grad_checkpointing:
+        model.set_grad_checkpointing(True)  # type: ignore[operator]
+    train_model: nn.Module = model
+    if info.distributed:
+        device_ids = [info.local_rank] if info.device.type == "cuda" else None
+        train_model = DistributedDataParallel(model, device_ids=device_ids)
+    optimizer = create_optimizer(model, stage.lr, stage.weight_decay)
+    steps = (len(loader) // config.accum_steps) * stage.epochs
+    scheduler = warmup_cosine(optimizer, stage.warmup_steps, steps, stage.lr, stage.min_lr)
+    autocast = _precision(config, info)
+    scaler = torch.amp.GradScaler(info.device.type, enabled=autocast is torch.float16)
+    if name == WARMUP:
+        bce = create_loss("bce")
+
+        def compute_loss(m: nn.Module, batch: dict[str, Any]) -> Tensor:
+            out = m(batch["image"], batch["scan_mask"])
+            labels_ = torch.nan_to_num(batch["labels"], nan=-1.0)  # unknown / uncertain -> masked
+            return bce(**out, labels=labels_)
+
+        loss_scale = 1.0
+    else:
+        contrastive = create_loss(stage.loss, rank=info.rank, world_size=info.world_size)
+
+        def compute_loss(m: nn.Module, batch: dict[str, Any]) -> Tensor:
+            out = m(image=batch["image"], text=batch["text"], scan_mask=batch["scan_mask"])
+            return contrastive(**out)
+
+        plain_clip = isinstance(contrastive, ClipLoss) and not contrastive.gather_with_grad
+        loss_scale = float(info.world_size) if plain_clip and not contrastive.local_loss else 1.0
+    return StageRun(name, model, train_model, compute_loss, loader, optimizer, scheduler, scaler, stage.epochs,
+                    accum_steps=config.accum_steps, grad_clip=config.grad_clip, loss_scale=loss_scale,
+                    autocast_dtype=autocast)  # fmt: skip
+
+
+def _stage_summary(result: StageResult, stage: StageConfig) -> dict[str, Any]:
+    return {
+        "epochs": stage.epochs,
+        "steps": result.steps,
+        "epoch_losses": result.epoch_losses,
+        "final_loss": result.epoch_losses[-1] if result.epoch_losses else None,
+        "studies_per_s": result.studies_per_s,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "lr": stage.lr,
+    }
+
+
+def _save_warmup_head(out: Path, classifier: HLIPClassifier, findings: tuple[str, ...]) -> None:
+    """The stage-A model (vision tower + finding head) as safetensors, with its finding order."""
+    from hlip.models.checkpoint import save_safetensors
+
+    folder = out / "warmup"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_safetensors(classifier, folder / "classifier.safetensors", metadata={"format": "hlip-warmup"})
+    (folder / "findings.json").write_text(json.dumps(list(findings)) + "\n")
+
+
+def _preprocess_spec(config: PretrainConfig, preprocess: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Preprocessing the model expects: the given spec, else what the ingest outputs record."""
+    spec: dict[str, Any] = {"scaling": "uint8 / 255", "scans": replace(config.data.scans).__dict__.copy()}
+    spec["scans"]["kinds"] = list(config.data.scans.kinds)
+    if preprocess:
+        spec.update(dict(preprocess))
+    summary_file = config.data.part_dir / "summary.json"
+    if summary_file.is_file():
+        spec["ingest_config_fingerprint"] = json.loads(summary_file.read_text()).get("config_fingerprint")
+    scans_file = config.data.part_dir / "scans.parquet"
+    if "size" not in spec and scans_file.is_file():
+        first = pd.read_parquet(scans_file, columns=["shape"]).head(1)
+        if len(first):
+            spec["size"] = [int(v) for v in first["shape"].iloc[0]]
+    return spec

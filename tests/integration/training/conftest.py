@@ -1,0 +1,93 @@
+"""Training integration tests: a synthetic part folder, its labels and a tiny BERT, plus a subprocess runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DRIVER = Path(__file__).with_name("train_driver.py")
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`ingest/train` (synthetic studies), `labels/train/labels.parquet` and `bert/` under one folder."""
+    from hlip.models.testing import write_tiny_bert
+    from hlip.training.testing import write_synthetic_part
+
+    root = tmp_path_factory.mktemp("training")
+    labels = write_synthetic_part(root / "ingest" / "train", n_studies=26, max_scans=3)
+    (root / "labels" / "train").mkdir(parents=True)
+    labels.to_parquet(root / "labels" / "train" / "labels.parquet")
+    write_tiny_bert(root / "bert")
+    return root
+
+
+def tiny_block(corpus: Path, out: Path, **overrides: Any) -> dict[str, Any]:
+    """A `pretrain` block for hlip-tiny on the synthetic corpus, deterministic, one thread."""
+    block: dict[str, Any] = {
+        "model": "hlip-tiny",
+        "model_overrides": {"text": {"model_dir": str(corpus / "bert"), "context_length": 16}},
+        "data": {
+            "ingest_dir": str(corpus / "ingest"),
+            "labels_dir": str(corpus / "labels"),
+            "scans": {"mode": "max_n", "max_scans": 3},
+        },
+        "warmup": {"epochs": 2, "lr": 2e-3, "warmup_steps": 2},
+        "contrastive": {"epochs": 2, "lr": 2e-3, "warmup_steps": 2},
+        "batch_size": 4,
+        "patch_dropout": 0.25,
+        "workers": 0,
+        "deterministic": True,
+        "threads": 1,
+        "checkpoint_every": 1,
+        "keep_last": 2,
+        "out": str(out),
+    }
+    block.update(overrides)
+    return block
+
+
+def start_training(block: dict[str, Any], workdir: Path, sleep_s: float = 0.0, torchrun: int = 0,
+                   port: int = 0) -> subprocess.Popen[bytes]:  # fmt: skip
+    """Start the driver on `block` in a subprocess (under torchrun with `torchrun` processes when > 0)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "config.json"
+    config.write_text(json.dumps(block))
+    metrics = workdir / "metrics.jsonl"
+    args = [str(DRIVER), str(config), str(metrics), str(sleep_s)]
+    if torchrun:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node",
+                    str(torchrun), "--master-addr", "127.0.0.1", "--master-port", str(port)]  # fmt: skip
+        cmd = launcher + args
+    else:
+        cmd = [sys.executable, *args]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo",
+           "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
+    return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def read_metrics(workdir: Path) -> list[dict[str, float]]:
+    """The metric records the driver logged."""
+    path = workdir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+class TrainingHarness:
+    """The helpers above, handed to tests as the `harness` fixture (tests cannot import conftest)."""
+
+    tiny_block = staticmethod(tiny_block)
+    start_training = staticmethod(start_training)
+    read_metrics = staticmethod(read_metrics)
+
+
+@pytest.fixture
+def harness() -> type[TrainingHarness]:
+    """Subprocess training helpers."""
+    return TrainingHarness

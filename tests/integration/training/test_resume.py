@@ -1,0 +1,76 @@
+"""Exact resumption: a run killed with SIGKILL (twice: in stage A and in stage B) and resumed ends with the
+same weights, bit for bit, as an uninterrupted run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from hlip.models.checkpoint import load_state_dict_file
+from hlip.training.checkpoint import latest_checkpoint
+
+pytestmark = pytest.mark.integration
+
+
+def run_to_end(harness: Any, block: dict[str, object], workdir: Path) -> None:
+    proc = harness.start_training(block, workdir)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output.decode()[-3000:]
+
+
+def kill_after_step(harness: Any, block: dict[str, object], workdir: Path, step: int) -> int:
+    """Start training, SIGKILL it once it has logged `step`; return the last step it logged."""
+    proc = harness.start_training(block, workdir, sleep_s=0.25)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        records = harness.read_metrics(workdir)
+        if records and max(r["step"] for r in records) >= step:
+            break
+        assert proc.poll() is None, proc.communicate()[0].decode()[-3000:]
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no handler, no cleanup
+    proc.wait(timeout=30)
+    assert proc.returncode == -9
+    return int(max(r["step"] for r in harness.read_metrics(workdir)))
+
+
+@pytest.mark.slow  # four training subprocesses: about 2 minutes on 2 busy cores
+def test_killed_and_resumed_run_matches_uninterrupted_run(corpus: Path, tmp_path: Path, harness: Any) -> None:
+    reference = tmp_path / "reference"
+    run_to_end(harness, harness.tiny_block(corpus, reference), tmp_path / "run_ref")
+
+    out = tmp_path / "interrupted"
+    block = harness.tiny_block(corpus, out)
+    killed_in_a = kill_after_step(harness, block, tmp_path / "run1", step=4)  # stage A has 12 steps
+    assert killed_in_a < 12
+    ckpt = latest_checkpoint(out)
+    assert ckpt is not None
+    killed_in_b = kill_after_step(harness, block, tmp_path / "run2", step=16)  # stage B: steps 13-24
+    first_resumed = min(r["step"] for r in harness.read_metrics(tmp_path / "run2"))
+    assert first_resumed == int(ckpt.stem.split("-")[1]) + 1  # resumed after the checkpoint, not from scratch
+    assert 12 < killed_in_b < 24
+    run_to_end(harness, block, tmp_path / "run3")
+    assert min(r["step"] for r in harness.read_metrics(tmp_path / "run3")) > 13
+
+    expected = load_state_dict_file(reference / "model" / "model.safetensors")
+    actual = load_state_dict_file(out / "model" / "model.safetensors")
+    assert expected.keys() == actual.keys()
+    different = [k for k in expected if not torch.equal(expected[k], actual[k])]
+    assert not different, f"weights differ after resume: {different[:5]}"
+    trained = [k for k in expected if k.startswith("visual.blocks")]
+    initial = load_state_dict_file(reference / "warmup" / "classifier.safetensors")
+    assert any(not torch.equal(expected[k], initial[k]) for k in trained)  # stage B changed the vision tower
+
+
+def test_resume_refuses_a_different_config(corpus: Path, tmp_path: Path, harness: Any) -> None:
+    out = tmp_path / "out"
+    run_to_end(harness, harness.tiny_block(corpus, out, contrastive={"epochs": 0}), tmp_path / "run1")
+    changed = harness.tiny_block(corpus, out, contrastive={"epochs": 0}, batch_size=3)
+    proc = harness.start_training(changed, tmp_path / "run2")
+    output = proc.communicate(timeout=300)[0].decode()
+    assert proc.returncode != 0
+    assert "different training config" in output

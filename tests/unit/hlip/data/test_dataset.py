@@ -1,0 +1,154 @@
+"""StudyDataset, scan/text policies, collation and the resumable loader on a synthetic part folder."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hlip.data.dataset import (
+    ResumableSampler,
+    ScanPolicy,
+    StudyDataset,
+    TextPolicy,
+    collate_studies,
+    label_matrix,
+    make_loader,
+)
+from hlip.data.sampling import canonical_order, report_text, select_scans, split_sections
+from hlip.training.testing import FINDINGS, write_synthetic_part
+
+
+@pytest.fixture(scope="module")
+def part(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    out = tmp_path_factory.mktemp("part")
+    return out, write_synthetic_part(out, n_studies=10, max_scans=4)
+
+
+def test_items_skip_unusable_studies_and_carry_labels(part: tuple[Path, pd.DataFrame]) -> None:
+    folder, long = part
+    matrix = label_matrix(long, FINDINGS)
+    ds = StudyDataset(folder, text_policy=TextPolicy(), labels=matrix, train=False)
+    # study0 has no report, study0009 is not ok
+    assert ds.study_keys == [f"study{i:04d}" for i in range(1, 9)]
+    assert len(StudyDataset(folder, train=False)) == 9  # no text needed: study0 counts
+    item = ds[3]  # study0004: 1 + 4 % 4 = 1 scan; i % 5 == 4 -> first finding uncertain
+    assert item["study_key"] == "study0004"
+    assert item["image"].dtype == torch.uint8
+    assert item["image"].shape == (1, 1, 16, 32, 32)
+    assert math.isnan(float(item["labels"][0]))
+    assert float(item["labels"][1]) == 0.0
+    assert item["report"] is not None
+    assert "[NAME]" not in item["report"]
+    assert "Lesion a absent." in item["report"]
+
+
+def test_max_n_draws_distinct_scans_reproducibly(part: tuple[Path, pd.DataFrame]) -> None:
+    folder, _ = part
+    ds = StudyDataset(folder, scans_policy=ScanPolicy("max_n", 2), train=True, seed=3)
+    index = ds.study_keys.index("study0003")  # 4 scans
+    a, b = ds[(0, index)]["image"], ds[(0, index)]["image"]
+    assert a.shape[0] == 2
+    assert torch.equal(a, b)
+    assert not torch.equal(a[0], a[1])
+    draws = {tuple(ds[(e, index)]["image"][:, 0, 0, 0, :4].flatten().tolist()) for e in range(8)}
+    assert len(draws) > 1  # other epochs draw other subsets / orders
+
+
+def test_fixed_n_tiles_like_upstream() -> None:
+    order = [0, 1, 2]
+    assert select_scans(order, ScanPolicy("fixed_n", 7), None) == [0, 1, 2, 0, 1, 2, 0]
+    assert select_scans(order, ScanPolicy("fixed_n", 2), None) == [0, 1]
+    drawn = select_scans(order, ScanPolicy("fixed_n", 6), np.random.default_rng(0))
+    assert sorted(drawn) == [0, 0, 1, 1, 2, 2]
+    assert drawn[:3] == drawn[3:]
+    assert select_scans(order, ScanPolicy("all"), np.random.default_rng(0)) == order
+    with pytest.raises(ValueError, match="mode"):
+        ScanPolicy("some")
+
+
+def test_canonical_order_is_kind_then_plane() -> None:
+    kinds, planes = ["dwi", "t1", "other", "t1"], ["axial", "sagittal", "axial", "axial"]
+    assert canonical_order(kinds, planes, ["a", "b", "c", "d"]) == [3, 1, 0, 2]
+
+
+def test_report_sections_drop_identifier_lines_and_shuffle_within_sections() -> None:
+    text = (
+        "Patient: [NAME]   MRN: [ID]   DOB: [DATE]\nEXAM: MRI BRAIN\nFINDINGS:\nA one. B two. C three. D four.\n"
+        "IMPRESSION:\n1. First.\n2. Second.\nElectronically [NAME]\n"
+    )
+    sections = split_sections(text)
+    assert sections == [("EXAM:", ["MRI BRAIN"]), ("FINDINGS:", ["A one.", "B two.", "C three.", "D four."]),
+                        ("IMPRESSION:", ["First.", "Second."])]  # fmt: skip
+    assert report_text(text, None, None) == "EXAM: MRI BRAIN\nFINDINGS: A one. B two. C three. D four.\n" \
+        "IMPRESSION: First. Second."  # fmt: skip
+    plain = report_text(text, None, None)
+    shuffled = {report_text(text, TextPolicy(), np.random.default_rng(s)) for s in range(10)}
+    assert len(shuffled) > 1
+    assert all(t.splitlines()[1].startswith("FINDINGS:") and sorted(t) == sorted(plain) for t in shuffled)
+    single = report_text(text, TextPolicy(single_sentence_prob=1.0), np.random.default_rng(0))
+    assert "\n" not in single
+    assert single in {"MRI BRAIN", "A one.", "B two.", "C three.", "D four.", "First.", "Second."}
+
+
+def test_collate_pads_scans_and_scales(part: tuple[Path, pd.DataFrame]) -> None:
+    folder, long = part
+    ds = StudyDataset(folder, labels=label_matrix(long), train=False)
+    items = [ds[0], ds[3]]  # 1 and 4 scans
+    batch = collate_studies(items, tokenizer=lambda texts: torch.tensor([[len(t)] for t in texts]))
+    assert batch["image"].shape == (2, 4, 1, 16, 32, 32)
+    assert batch["image"].dtype == torch.float32
+    assert batch["scan_mask"].tolist() == [[True, False, False, False], [True, True, True, True]]
+    torch.testing.assert_close(batch["image"][1, 2], items[1]["image"][2].float() / 255)
+    assert float(batch["image"][0, 1:].abs().sum()) == 0.0
+    assert batch["text"].shape == (2, 1)
+    assert batch["labels"].shape == (2, len(FINDINGS))
+
+
+def test_sampler_resume_yields_the_rest_of_the_epoch(part: tuple[Path, pd.DataFrame]) -> None:
+    folder, _ = part
+    ds = StudyDataset(folder, train=True)
+    full = ResumableSampler(ds, seed=1)
+    full.set_epoch(2)
+    keys = list(full)
+    assert {k[0] for k in keys} == {2}
+    assert sorted(k[1] for k in keys) == list(range(len(ds)))
+    resumed = ResumableSampler(ds, seed=1)
+    resumed.set_epoch(2)
+    resumed.set_start(4)
+    assert list(resumed) == keys[4:]
+    assert len(resumed) == len(ds) - 4
+    ranks = [ResumableSampler(ds, num_replicas=2, rank=r, seed=1, drop_last=True) for r in (0, 1)]
+    halves = [list(s) for s in ranks]
+    assert len(halves[0]) == len(halves[1]) == len(ds) // 2
+    assert not set(halves[0]) & set(halves[1])
+
+
+def test_loader_batches_are_the_same_with_workers(part: tuple[Path, pd.DataFrame]) -> None:
+    folder, _ = part
+    ds = StudyDataset(folder, scans_policy=ScanPolicy("max_n", 2), train=True, seed=5)
+    plain = make_loader(ds, batch_size=3, workers=0, seed=5)
+    pooled = make_loader(ds, batch_size=3, workers=1, seed=5)
+    for epoch in (0, 1):
+        plain.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+        pooled.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+        a, b = list(plain), list(pooled)
+        assert len(a) == len(b) == len(ds) // 3
+        for x, y in zip(a, b, strict=True):
+            assert x["study_key"] == y["study_key"]
+            assert torch.equal(x["image"], y["image"])
+
+
+def test_bad_inputs_are_named(tmp_path: Path, part: tuple[Path, pd.DataFrame]) -> None:
+    with pytest.raises(FileNotFoundError, match=r"studies\.parquet"):
+        StudyDataset(tmp_path)
+    with pytest.raises(ValueError, match="no usable study"):
+        StudyDataset(part[0], scans_policy=ScanPolicy(kinds=("swi",)))
+    with pytest.raises(ValueError, match="label values"):
+        label_matrix(pd.DataFrame({"study_key": ["a"], "finding": ["x"], "value": [2]}))
+    with pytest.raises(ValueError, match="no label"):
+        label_matrix(part[1], ["stroke"])

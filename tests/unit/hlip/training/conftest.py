@@ -1,0 +1,38 @@
+"""Training unit tests: a tiny synthetic part with labels and a tiny BERT, built once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from hlip.models.testing import write_tiny_bert
+    from hlip.training.testing import write_synthetic_part
+
+    root = tmp_path_factory.mktemp("training")
+    labels = write_synthetic_part(root / "ingest" / "train", n_studies=14, max_scans=2)
+    (root / "labels" / "train").mkdir(parents=True)
+    labels.to_parquet(root / "labels" / "train" / "labels.parquet")
+    write_tiny_bert(root / "bert")
+    return root
+
+
+@pytest.fixture
+def block(corpus: Path, tmp_path: Path) -> dict[str, Any]:
+    """A `pretrain` block for hlip-tiny on the synthetic part (one epoch per stage, no workers)."""
+    torch.set_num_threads(1)
+    return {
+        "model": "hlip-tiny",
+        "model_overrides": {"text": {"model_dir": str(corpus / "bert"), "context_length": 16}},
+        "data": {"ingest_dir": str(corpus / "ingest"), "labels_dir": str(corpus / "labels"), "scans": {"max_scans": 2}},
+        "warmup": {"epochs": 1, "lr": 1e-3, "warmup_steps": 1},
+        "contrastive": {"epochs": 2, "lr": 1e-3, "warmup_steps": 1},
+        "batch_size": 4,
+        "workers": 0,
+        "out": str(tmp_path / "out"),
+    }

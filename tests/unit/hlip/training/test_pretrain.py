@@ -1,0 +1,97 @@
+"""run_pretrain in process on hlip-tiny: stages, export, hooks, resumption of a finished run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from hlip.models.checkpoint import load_state_dict_file
+from hlip.models.export import load_model, read_export
+from hlip.training.checkpoint import latest_checkpoint
+from hlip.training.config import PretrainConfig
+from hlip.training.pretrain import run_pretrain
+
+
+class Recorder:
+    """A TrainingLogger keeping what it gets."""
+
+    def __init__(self) -> None:
+        self.metrics: list[tuple[int, dict[str, float]]] = []
+
+    def log_metrics(self, metrics: Any, step: int) -> None:
+        self.metrics.append((step, dict(metrics)))
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        pass
+
+    def set_tags(self, tags: Any) -> None:
+        pass
+
+
+def test_two_stages_train_and_export(block: dict[str, Any]) -> None:
+    config = PretrainConfig.from_params(block)
+    recorder = Recorder()
+    calls: list[int] = []
+
+    def evaluator(model: nn.Module, step: int) -> dict[str, float]:
+        assert not model.training
+        calls.append(step)
+        return {"auc": 0.5 + 0.01 * len(calls)}
+
+    reports: list[tuple[int, float]] = []
+    result = run_pretrain(config, evaluator=evaluator, report=lambda e, v: reports.append((e, v)), logger=recorder,
+                          progress=False)  # fmt: skip
+    # 13 ok studies / 4 -> 3 warm-up steps; 12 with reports / 4 -> 3 contrastive steps per epoch
+    assert result.summary["stages"]["warmup"]["steps"] == 3
+    assert result.summary["stages"]["contrastive"]["steps"] == 6
+    assert calls == [6, 9]
+    assert reports == [(1, 0.51), (2, 0.52)]
+    steps = [s for s, m in recorder.metrics if "contrastive/loss" in m]
+    assert steps == [4, 5, 6, 7, 8, 9]
+    assert all("contrastive/logit_scale" in m for s, m in recorder.metrics if "contrastive/loss" in m)
+    _, metadata = read_export(result.model_dir)  # type: ignore[arg-type]
+    assert metadata["findings"] == ["lesion_a", "lesion_b"]
+    assert metadata["preprocess"]["size"] == [16, 32, 32]
+    assert metadata["stage_a"]["steps"] == 3
+    model = load_model(result.model_dir)  # type: ignore[arg-type]
+    warm = load_state_dict_file(Path(config.out) / "warmup" / "classifier.safetensors")  # stage A's weights
+    assert not torch.equal(model.state_dict()["visual.head.weight"], warm["visual.head.weight"])
+    assert json.loads((Path(config.out) / "summary.json").read_text())["config_hash"] == config.training_hash()
+
+    # A second call finds the finished run's checkpoint: no step is redone, the export is the same.
+    again = run_pretrain(config, logger=Recorder(), progress=False)
+    assert (
+        load_model(again.model_dir)
+        .state_dict()["visual.head.weight"]
+        .equal(  # type: ignore[arg-type]
+            model.state_dict()["visual.head.weight"]
+        )
+    )
+
+
+def test_report_exception_propagates_after_the_checkpoint(block: dict[str, Any]) -> None:
+    config = PretrainConfig.from_params({**block, "warmup": {"enabled": False}})
+
+    class PrunedError(Exception):
+        pass
+
+    def report(epoch: int, value: float) -> None:
+        raise PrunedError(f"epoch {epoch}")
+
+    with pytest.raises(PrunedError, match="epoch 1"):
+        run_pretrain(config, report=report, progress=False)
+    latest = latest_checkpoint(Path(config.out))
+    assert latest is not None
+    assert latest.name == "step-000000003.pt"  # the epoch's checkpoint was written before the hook ran
+
+
+def test_warmup_true_without_labels_is_an_error(block: dict[str, Any], tmp_path: Path) -> None:
+    data = {**block["data"], "labels_dir": str(tmp_path / "none")}
+    config = PretrainConfig.from_params({**block, "data": data, "warmup": {"enabled": True}})
+    with pytest.raises(FileNotFoundError, match=r"labels\.parquet"):
+        run_pretrain(config, progress=False)
