@@ -1,0 +1,168 @@
+"""Model card of a registered version: Markdown in the spirit of a MONAI bundle's `metadata.json` + README.
+
+It says what goes in (modality, scans per study, voxel grid and spacing, intensity scaling), what comes out, what
+the model is for and not for, which data and labeller trained it, its benchmark metrics with confidence
+intervals, and the lineage (code, data, parameters, MLflow runs). It is logged as a run artifact and set as the
+model version's description, so the registry UI shows it next to the version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hlip.data.config import IngestConfig
+    from hlip.data.sampling import ScanPolicy
+    from hlip.models.config import ModelConfig
+
+CI_LOW, CI_HIGH = "_ci_low", "_ci_high"
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """Everything a card states.
+
+    Attributes:
+        name: Registered model name.
+        version: Version number (as a string).
+        model: Architecture.
+        findings: Output findings (probability columns), in order.
+        ingest: Ingest settings that prepare the input (the same in training and serving).
+        scan_policy: Scans per study the model sees.
+        metrics: Benchmark metrics, flat keys; ``<key>_ci_low`` / ``<key>_ci_high`` hold the 95% CI of ``<key>``.
+        lineage: Lineage tags (`git.commit`, `data.dvc_md5`, `params.sha256`, ...).
+        run_ids: MLflow run id per stage (pretrain, evaluate, register).
+        labeller: How the training labels were made (e.g. "rules (medspacy ConText)").
+        notes: Free-form facts from the model's export metadata worth showing.
+    """
+
+    name: str
+    version: str
+    model: ModelConfig
+    findings: Sequence[str]
+    ingest: IngestConfig
+    scan_policy: ScanPolicy
+    metrics: Mapping[str, float]
+    lineage: Mapping[str, str]
+    run_ids: Mapping[str, str] = field(default_factory=dict)
+    labeller: str = "unknown"
+    notes: Mapping[str, Any] = field(default_factory=dict)
+
+
+def metric_rows(metrics: Mapping[str, float]) -> list[tuple[str, float, float | None, float | None]]:
+    """`(name, value, ci_low, ci_high)` per metric; CI keys are folded into their metric's row."""
+    rows = []
+    for key in sorted(metrics):
+        if key.endswith((CI_LOW, CI_HIGH)):
+            continue
+        rows.append((key, metrics[key], metrics.get(key + CI_LOW), metrics.get(key + CI_HIGH)))
+    return rows
+
+
+def render_model_card(facts: CardFacts) -> str:
+    """The card as Markdown."""
+    return (
+        "\n\n".join(
+            [
+                f"# {facts.name} v{facts.version}",
+                _overview(facts),
+                _input_spec(facts),
+                _output_spec(facts),
+                _intended_use(),
+                _training_data(facts),
+                _metrics(facts.metrics),
+                _lineage(facts),
+            ]
+        )
+        + "\n"
+    )
+
+
+def _overview(f: CardFacts) -> str:
+    v = f.model.vision
+    return (
+        "HLIP: a 3D ViT with slice/scan/study attention over every scan of a study, aligned with radiology "
+        "reports (CLIP-style), used zero-shot with a positive/negative prompt pair per finding.\n\n"
+        + _table(
+            {
+                "modality": ", ".join(f.ingest.series.modalities),
+                "architecture": f"{len(v.levels)} blocks "
+                f"({', '.join(v.levels)}), width {v.width}, patches {_x(v.patch_size)}",
+                "embedding size": f.model.embed_dim,
+                "text tower": _text_source(f.model.text.model_dir),
+            }
+        )
+    )
+
+
+def _input_spec(f: CardFacts) -> str:
+    p = f.ingest.preprocess
+    windows = ", ".join(f"{k} L{lvl:g}/W{w:g}" for k, (lvl, w) in p.ct_windows.items())
+    rows = {
+        "input": "a DICOM study folder (`study_path`) or ingested uint8 `.npy` volumes (`scan_paths`)",
+        "series used": f"{', '.join(f.ingest.series.modalities)}; localizers, screenshots, SR and unusable stacks "
+        "are quarantined by the ingest code",
+        "scans per study": f"{f.scan_policy.mode}, up to {f.scan_policy.max_scans}"
+        + (f" of kinds {', '.join(f.scan_policy.kinds)}" if f.scan_policy.kinds else " (any kind)"),
+        "voxel grid (D x H x W)": f"{_x(p.size)} ({p.size_mode})",
+        "voxel spacing (mm)": _x(p.spacing) if p.spacing else "native",
+        "intensity": f"MRI clipped at percentiles {_x(p.mr_percentiles, ', ')} and scaled to [0, 1]; CT windows "
+        f"{windows}, one scan each; stored as uint8, fed as uint8 / 255",
+        "model grid": f"{_x(f.model.vision.image_size)} (positional embeddings resampled for other grids)",
+    }
+    return "## Input\n\n" + _table(rows)
+
+
+def _output_spec(f: CardFacts) -> str:
+    return (
+        "## Output\n\nOne row per study: a probability in [0, 1] per finding ("
+        + ", ".join(f"`{x}`" for x in f.findings)
+        + f"), `embedding` (normalised study embedding, {f.model.embed_dim} floats), `n_scans`, `quarantine` "
+        "(reason counts of the files ingest set aside) and `error` (empty when the study was read)."
+    )
+
+
+def _intended_use() -> str:
+    return (
+        "## Intended use and limits\n\n"
+        "- **Research only. Not a medical device; not for diagnosis or any clinical decision.**\n"
+        "- The demo model is trained and evaluated on a **synthetic** corpus (MNI152 anatomy with simulated "
+        "findings); its metrics say nothing about real patients.\n"
+        "- Zero-shot probabilities come from a softmax over one prompt pair: they are not calibrated risks.\n"
+        "- Findings outside the prompt set, other body parts and other modalities are out of scope."
+    )
+
+
+def _training_data(f: CardFacts) -> str:
+    rows = {"data version (data.dvc md5)": f.lineage.get("data.dvc_md5", "unknown"), "labeller": f.labeller}
+    rows.update({str(k): v for k, v in f.notes.items()})
+    return "## Training data\n\n" + _table(rows)
+
+
+def _metrics(metrics: Mapping[str, float]) -> str:
+    lines = ["| metric | value | 95% CI |", "|---|---:|---|"]
+    for name, value, low, high in metric_rows(metrics):
+        ci = f"[{low:.4f}, {high:.4f}]" if low is not None and high is not None else "-"
+        lines.append(f"| {name} | {value:.4f} | {ci} |")
+    return "## Benchmark metrics\n\n" + ("\n".join(lines) if len(lines) > 2 else "No metrics recorded.")
+
+
+def _lineage(f: CardFacts) -> str:
+    rows: dict[str, Any] = dict(sorted(f.lineage.items()))
+    rows.update({f"MLflow run ({stage})": run for stage, run in sorted(f.run_ids.items())})
+    return "## Lineage\n\n" + _table(rows)
+
+
+def _text_source(model_dir: str) -> str:
+    """The text tower's source without local folder names (`pkg:` specs are kept as they are)."""
+    return model_dir if model_dir.startswith("pkg:") else f"local folder `{model_dir.rstrip('/').rsplit('/', 1)[-1]}`"
+
+
+def _table(rows: Mapping[str, Any]) -> str:
+    return "\n".join(["| | |", "|---|---|", *(f"| {k} | {str(v).replace('|', '/')} |" for k, v in rows.items())])
+
+
+def _x(values: Sequence[Any], sep: str = " x ") -> str:
+    return sep.join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)

@@ -1,0 +1,378 @@
+"""The served model: an MLflow pyfunc that takes DICOM studies (or their ingested scans) and returns findings.
+
+```python
+import mlflow
+model = mlflow.pyfunc.load_model("models:/hlip-demo@champion")
+out = model.predict(pd.DataFrame({"study_path": ["/pacs/export/study1"]}))
+# out: one row per input row: a probability column per finding, `embedding` (list of floats, the normalised
+# study embedding [embed_dim]), `n_scans`, `quarantine` (JSON {reason: count}) and `error` ("" when fine)
+```
+
+Artifacts of the logged model (everything needed offline, nothing fetched from a hub):
+- `model/`: the exported folder of `hlip.models.export.save_model` (`model.safetensors` + `config.json`);
+- `text_model/`: the text tower's configuration and tokenizer files (its weights are in `model.safetensors`);
+- `prompts.yaml`: per finding a positive and a negative prompt (or several) and the templates;
+- `ingest.yaml`: the `IngestConfig` of training, so a DICOM study goes through the same ingest code.
+
+A row with `study_path` (a folder, or an `s3://` prefix) runs the project's own `hlip.data.ingest.ingest` on it
+(in a temporary folder, deleted afterwards; keys from `HLIP_DEID_KEY` as in training, so scans come in the same
+canonical order); a row with `scan_paths` reads already ingested uint8 `.npy` volumes `[D, H, W]` in the given
+order. Scans are chosen with the training scan policy (deterministic evaluation choice), scaled to [0, 1] and
+encoded as one study. The code of the `hlip` package travels with the model (`code/`, demo generator left out).
+Zero-shot probability of a finding: softmax over (negative, positive) of `logit_scale * cos(study, prompt)`,
+where each prompt embedding is the normalised mean of its templated texts (computed once in `load_context`).
+A row that cannot be read gets NaN probabilities, an empty embedding and the reason in `error`: one bad study
+never fails the batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import yaml
+from mlflow.pyfunc.model import PythonModel
+
+from hlip.config import from_dict, to_dict
+from hlip.data.config import IngestConfig
+from hlip.data.preprocess import PreprocessConfig
+from hlip.data.sampling import ScanPolicy, canonical_order, select_scans
+
+if TYPE_CHECKING:
+    import torch
+    from mlflow.models.model import ModelInfo
+    from mlflow.models.signature import ModelSignature
+
+    from hlip.models.clip import HLIP
+    from hlip.models.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+MODEL, TEXT_MODEL, PROMPTS, INGEST = "model", "text_model", "prompts.yaml", "ingest.yaml"
+ENTRY = "hlip_study_model.py"
+ENTRY_CODE = (
+    '"""MLflow models-from-code entry of the HLIP study model (hlip/tracking/pyfunc.py)."""\n\n'
+    "import mlflow\n\nfrom hlip.tracking.pyfunc import HLIPStudyModel\n\nmlflow.models.set_model(HLIPStudyModel())\n"
+)
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx", ".ot", ".ckpt")
+# Runtime packages of the served model, pinned to the versions installed here (the `hlip` code travels with the
+# model as code_paths). Given explicitly: inferring them costs seconds per log_model (DESIGN.md section 4).
+RUNTIME_PACKAGES = ("mlflow", "torch", "numpy", "pandas", "pyarrow", "pydicom", "monai", "einops", "transformers",
+                    "safetensors", "tokenizers", "pyyaml", "scipy")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FindingPrompts:
+    """Prompts of one finding: texts for "absent" and "present", each expanded with every template."""
+
+    negative: tuple[str, ...]
+    positive: tuple[str, ...]
+    templates: tuple[str, ...] = ("{}",)
+
+    def texts(self, present: bool) -> list[str]:
+        """All templated texts of one side."""
+        return [t.format(p) for p in (self.positive if present else self.negative) for t in self.templates]
+
+
+def load_prompts(prompts: Mapping[str, Any] | str | Path) -> dict[str, FindingPrompts]:
+    """Read a prompt set: a mapping or a YAML file.
+
+    Layout: ``templates: ["{}", "brain MRI showing {}."]`` (optional, default ``["{}"]``) and
+    ``findings: {stroke: {positive: "acute infarct", negative: "no acute infarct", templates: [...]}}``; a
+    positive/negative may be a list of synonyms; per-finding templates override the shared ones. Without a
+    `findings` key every other top-level mapping is a finding.
+
+    Raises:
+        ValueError: No finding, or a finding without both sides, or a template without ``{}``.
+    """
+    where = str(prompts) if isinstance(prompts, str | Path) else "prompts"
+    data = yaml.safe_load(Path(prompts).read_text()) if isinstance(prompts, str | Path) else dict(prompts)
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: a prompt set must be a mapping")
+    shared = _strings(data.get("templates", ["{}"]), f"{where}: templates")
+    findings = data.get("findings")
+    if findings is None:
+        findings = {k: v for k, v in data.items() if isinstance(v, Mapping)}
+    if not isinstance(findings, Mapping) or not findings:
+        raise ValueError(f"{where}: no finding with positive and negative prompts")
+    out = {}
+    for name, spec in findings.items():
+        if not isinstance(spec, Mapping) or "positive" not in spec or "negative" not in spec:
+            raise ValueError(f"{where}: finding {name!r} needs both a 'positive' and a 'negative' prompt")
+        templates = _strings(spec.get("templates", shared), f"{where}: {name}.templates")
+        if any("{}" not in t for t in templates):
+            raise ValueError(f"{where}: every template of {name!r} needs a '{{}}' placeholder")
+        negative = _strings(spec["negative"], f"{where}: {name}.negative")
+        out[str(name)] = FindingPrompts(negative, _strings(spec["positive"], f"{where}: {name}.positive"), templates)
+    return out
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, Sequence) or not items or not all(isinstance(s, str) and s.strip() for s in items):
+        raise ValueError(f"{where}: expected a non-empty string or list of strings, got {value!r}")
+    return tuple(items)
+
+
+class HLIPStudyModel(PythonModel):
+    """pyfunc model: DICOM study folders or ingested scans in, finding probabilities and embeddings out."""
+
+    def load_context(self, context: Any) -> None:
+        """Rebuild the model offline from the artifacts and embed the prompts once."""
+        import torch
+
+        art = context.artifacts
+        self.model = load_served_model(Path(art[MODEL]), Path(art[TEXT_MODEL]))
+        self.findings = load_prompts(art[PROMPTS])
+        self.ingest_config = IngestConfig.from_dict(yaml.safe_load(Path(art[INGEST]).read_text()))
+        self.scan_policy = from_dict(ScanPolicy, (context.model_config or {}).get("scan_policy"), where="scan_policy")
+        with torch.no_grad():
+            self.prompt_features = embed_prompts(self.model, self.findings)  # [F, 2, E]
+            self.logit_scale = float(self.model.logit_scale.exp().clamp(max=100.0))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """One output row per input row (see the module docstring for the columns)."""
+        frame = pd.DataFrame(model_input)
+        if "study_path" not in frame and "scan_paths" not in frame:
+            raise ValueError("model input needs a column 'study_path' (DICOM study folder) or 'scan_paths'")
+        return pd.DataFrame(
+            [self._predict_row({str(k): v for k, v in row.items()}) for row in frame.to_dict("records")]
+        )
+
+    def _predict_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {f: float("nan") for f in self.findings}
+        out.update(embedding=[], n_scans=0, quarantine="{}", error="")
+        try:
+            study, scan_paths = row.get("study_path"), row.get("scan_paths")
+            if isinstance(study, str) and study:
+                with tempfile.TemporaryDirectory(prefix="hlip-serve-") as tmp:
+                    paths, reasons = ingest_one_study(study, Path(tmp), self.ingest_config)
+                    out["quarantine"] = json.dumps(dict(sorted(reasons.items())))
+                    volumes = [np.load(p) for p in select(paths, self.scan_policy)]
+            elif isinstance(scan_paths, list | tuple | np.ndarray) and len(scan_paths):
+                volumes = [np.load(str(p)) for p in select(list(scan_paths), self.scan_policy)]
+            else:
+                raise ValueError("row has neither a study_path nor scan_paths")
+            probs, embedding = self.predict_volumes(volumes)
+        except (ValueError, OSError) as exc:
+            out["error"] = str(exc)
+            return out
+        out.update(probs, embedding=embedding, n_scans=len(volumes))
+        return out
+
+    def predict_volumes(self, volumes: Sequence[np.ndarray]) -> tuple[dict[str, float], list[float]]:
+        """Finding probabilities and the normalised study embedding of one study's uint8 scans `[D, H, W]`."""
+        import torch
+
+        shapes = {v.shape for v in volumes}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 3:
+            raise ValueError(f"scans of a study must be 3D volumes of one shape, got {sorted(shapes)}")
+        image = torch.from_numpy(np.stack(volumes).astype(np.float32) / np.float32(255.0))  # [N, D, H, W]
+        with torch.no_grad():
+            z = self.model.encode_image(image[None, :, None], normalize=True)[0]  # [E]
+            logits = self.logit_scale * torch.einsum("e,fke->fk", z, self.prompt_features)  # [F, 2]
+            present = logits.softmax(dim=-1)[:, 1]  # [F]
+        probs = {name: float(p) for name, p in zip(self.findings, present.tolist(), strict=True)}
+        return probs, [float(v) for v in z.tolist()]
+
+
+def select(paths: Sequence[str], policy: ScanPolicy) -> list[str]:
+    """The scans the model sees: the training policy's deterministic (evaluation) choice from ordered `paths`."""
+    if not paths:
+        raise ValueError("no usable scan in the study")
+    return [paths[i] for i in select_scans(list(range(len(paths))), policy, None)]
+
+
+def ingest_one_study(study: str, work: Path, config: IngestConfig) -> tuple[list[str], Counter[str]]:
+    """Run the training ingest on one study folder; return its volumes (canonical order, maybe none) and the
+    quarantine reason counts.
+
+    Raises:
+        ValueError: The folder is missing, or holds no DICOM study or several.
+    """
+    from hlip.data import manifest
+    from hlip.data.deid import HashKey
+    from hlip.data.ingest import ingest
+
+    if "://" not in study and not Path(study).is_dir():  # s3://bucket/prefix goes to the ingest source as is
+        raise ValueError(f"study_path is not a folder: {Path(study).name}")
+    config = dataclasses.replace(config, workers=1, dask_scheduler=None)
+    ingest(study, work, config=config, key=HashKey.from_env(config.deid.key_env))
+    studies = manifest.read_table(work, "studies")
+    reasons = Counter(str(q["reason"]) for q in manifest.read_table(work, "quarantine"))
+    if len(studies) != 1:
+        raise ValueError(f"study_path must hold exactly one DICOM study, found {len(studies)} ({dict(reasons)})")
+    scans = manifest.read_table(work, "scans")
+    order = canonical_order([s["kind"] for s in scans], [s["plane"] for s in scans], [s["scan_key"] for s in scans])
+    return [str(work / scans[i]["path"]) for i in order], reasons
+
+
+def load_served_model(model_dir: Path, text_dir: Path) -> HLIP:
+    """An exported model rebuilt with its text tower's files from `text_dir` (weights from the export)."""
+    from hlip.models.checkpoint import load_state_dict_file
+    from hlip.models.clip import HLIP
+    from hlip.models.export import WEIGHTS, load_exact, read_export
+
+    cfg, _ = read_export(model_dir)
+    cfg = dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, model_dir=str(text_dir)))
+    model = HLIP(cfg, pretrained_text=False)
+    load_exact(model, load_state_dict_file(model_dir / WEIGHTS))
+    return model.eval()
+
+
+def embed_prompts(model: HLIP, findings: Mapping[str, FindingPrompts]) -> torch.Tensor:
+    """Template-ensembled prompt embeddings `[F, 2, E]` (negative, positive), each normalised."""
+    import torch
+    import torch.nn.functional as F
+
+    from hlip.models.text import Tokenizer
+
+    tokenizer = Tokenizer.from_config(model.cfg.text)
+    sides = []
+    for prompts in findings.values():
+        for present in (False, True):
+            feats = model.encode_text(tokenizer(prompts.texts(present)), normalize=True)  # [T, E]
+            sides.append(F.normalize(feats.mean(dim=0), dim=-1))  # [E]
+    return torch.stack(sides).reshape(len(findings), 2, -1)  # [F, 2, E]
+
+
+def signature(findings: Sequence[str]) -> ModelSignature:
+    """Input: `study_path` (string) or `scan_paths` (list of strings), both optional; output: see the module."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, DataType, Schema
+
+    inputs = Schema([ColSpec(DataType.string, "study_path", required=False),
+                     ColSpec(Array(DataType.string), "scan_paths", required=False)])  # fmt: skip
+    outputs = Schema([*(ColSpec(DataType.double, f) for f in findings), ColSpec(Array(DataType.double), "embedding"),
+                      ColSpec(DataType.long, "n_scans"), ColSpec(DataType.string, "quarantine"),
+                      ColSpec(DataType.string, "error")])  # fmt: skip
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def pip_requirements() -> list[str]:
+    """The runtime packages pinned to their installed versions."""
+    pins = []
+    for name in RUNTIME_PACKAGES:
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            log.warning("package %s is not installed: left out of the model's requirements", name)
+    return pins
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    """What the served model is made of, resolved once (logging and the model card both read it).
+
+    Attributes:
+        model_dir: Exported model folder.
+        model: Its architecture.
+        metadata: Its export metadata.
+        findings: Prompt set; its findings are the output columns, in order.
+        ingest: Ingest settings of training.
+        scan_policy: Scans per study.
+    """
+
+    model_dir: Path
+    model: ModelConfig
+    metadata: dict[str, Any]
+    findings: dict[str, FindingPrompts]
+    ingest: IngestConfig
+    scan_policy: ScanPolicy
+
+    @classmethod
+    def resolve(
+        cls,
+        model_dir: str | Path,
+        prompts: Mapping[str, Any] | str | Path,
+        ingest: IngestConfig | None = None,
+        scan_policy: ScanPolicy | None = None,
+    ) -> ServingSpec:
+        """Resolve the spec; defaults come from the export metadata written by pre-training.
+
+        `metadata["preprocess"]` holds the `ingest.preprocess` settings the model was trained on and, under
+        `scans`, its scan policy (`hlip.training.pretrain`); `metadata["scan_policy"]` is accepted too. Without
+        them: `IngestConfig()` and up to `vision.max_scans` scans. An `ingest` whose preprocessing differs from
+        the metadata's is used as given, with a warning (serving would then not match training).
+        """
+        from hlip.models.export import read_export
+
+        cfg, meta = read_export(model_dir)
+        spec = dict(meta.get("preprocess") or {})
+        policy = meta.get("scan_policy") or spec.get("scans") or {"max_scans": max(cfg.vision.max_scans, 1)}
+        known = {f.name for f in dataclasses.fields(PreprocessConfig)}
+        trained = {k: v for k, v in spec.items() if k in known}  # not `scaling`, `scans`, fingerprints
+        if ingest is None:
+            ingest = IngestConfig.from_dict(meta.get("ingest") or ({"preprocess": trained} if trained else {}))
+        elif trained and to_dict(ingest.preprocess) != to_dict(from_dict(PreprocessConfig, trained)):
+            log.warning("the ingest preprocessing given differs from the one the model was trained with: %s", trained)
+        if scan_policy is None:
+            scan_policy = from_dict(ScanPolicy, policy, where="model metadata: scan policy")
+        return cls(Path(model_dir), cfg, meta, load_prompts(prompts), ingest, scan_policy)
+
+
+def log_study_model(spec: ServingSpec, *, name: str = "model") -> ModelInfo:
+    """Log the pyfunc study model of `spec` in the active MLflow run; returns MLflow's `ModelInfo`."""
+    from hlip.models.text import resolve_model_dir
+
+    with tempfile.TemporaryDirectory(prefix="hlip-pyfunc-") as tmp:
+        staged = Path(tmp)
+        text_dir = _copy_text_files(resolve_model_dir(spec.model.text.model_dir), staged / TEXT_MODEL)
+        (staged / PROMPTS).write_text(yaml.safe_dump(_prompt_doc(spec.findings), sort_keys=False))
+        (staged / INGEST).write_text(yaml.safe_dump(to_dict(spec.ingest), sort_keys=False))
+        (staged / ENTRY).write_text(ENTRY_CODE)
+        example = pd.DataFrame({"study_path": ["/path/to/one/dicom/study"]})
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(staged / ENTRY),  # models from code: no pickled object in the artifact
+            artifacts={
+                MODEL: str(spec.model_dir),
+                TEXT_MODEL: str(text_dir),
+                PROMPTS: str(staged / PROMPTS),
+                INGEST: str(staged / INGEST),
+            },
+            code_paths=[str(_copy_code(staged / "code"))],  # the hlip package: serve the same code
+            model_config={"scan_policy": to_dict(spec.scan_policy)},
+            signature=signature(list(spec.findings)),
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            metadata={"findings": list(spec.findings), "embed_dim": spec.model.embed_dim},
+        )
+
+
+def _copy_code(dest: Path) -> Path:
+    """A copy of the `hlip` package to ship with the model, without the demo corpus generator (its fake
+    patient-name vocabulary has no place in a model artifact) and without byte code."""
+    package = Path(__file__).resolve().parents[1]
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skip = {n for n in names if n == "__pycache__" or n.endswith(".pyc")}
+        return skip | ({"demo"} if Path(folder) == package / "data" else set())
+
+    return Path(shutil.copytree(package, dest / "hlip", ignore=ignore))
+
+
+def _copy_text_files(source: Path, dest: Path) -> Path:
+    """Copy a text model directory's config and tokenizer files (top level only, no weight files)."""
+    dest.mkdir(parents=True)
+    for f in sorted(source.iterdir()):
+        if f.is_file() and not f.name.endswith(WEIGHT_SUFFIXES) and not f.name.startswith("."):
+            shutil.copy2(f, dest / f.name)
+    return dest
+
+
+def _prompt_doc(findings: Mapping[str, FindingPrompts]) -> dict[str, Any]:
+    return {"findings": {name: {"negative": list(p.negative), "positive": list(p.positive),
+                                "templates": list(p.templates)} for name, p in findings.items()}}  # fmt: skip

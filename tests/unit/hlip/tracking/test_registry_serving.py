@@ -1,0 +1,109 @@
+"""The served model's spec: prompt sets, scan choice, signature, and defaults from the export metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hlip.data.sampling import ScanPolicy
+from hlip.tracking.pyfunc import FindingPrompts, load_prompts, select, signature
+
+
+def test_prompts_from_yaml_with_shared_and_own_templates(tmp_path: Path) -> None:
+    path = tmp_path / "prompts.yaml"
+    path.write_text(
+        "templates: ['{}', 'mri: {}.']\n"
+        "findings:\n"
+        "  stroke: {positive: [acute infarct, restricted diffusion], negative: no infarct}\n"
+        "  glioma: {positive: mass, negative: no mass, templates: ['{} seen']}\n"
+    )
+    prompts = load_prompts(path)
+    assert list(prompts) == ["stroke", "glioma"]
+    assert prompts["stroke"].texts(True) == ["acute infarct", "mri: acute infarct.", "restricted diffusion",
+                                             "mri: restricted diffusion."]  # fmt: skip
+    assert prompts["glioma"].texts(False) == ["no mass seen"]
+
+
+def test_prompts_without_findings_key_take_every_mapping() -> None:
+    prompts = load_prompts({"stroke": {"positive": "infarct", "negative": "normal"}, "name": "demo"})
+    assert prompts == {"stroke": FindingPrompts(("normal",), ("infarct",), ("{}",))}
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({}, "no finding"),
+        ({"findings": {"stroke": {"positive": "x"}}}, "'negative'"),
+        ({"findings": {"stroke": {"positive": "x", "negative": ""}}}, "non-empty"),
+        ({"templates": ["no placeholder"], "findings": {"s": {"positive": "x", "negative": "y"}}}, "placeholder"),
+    ],
+)
+def test_bad_prompt_sets_are_rejected(data: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        load_prompts(data)
+
+
+def test_select_uses_the_deterministic_scan_policy() -> None:
+    paths = [f"s{i}.npy" for i in range(5)]
+    assert select(paths, ScanPolicy("max_n", 3)) == ["s0.npy", "s1.npy", "s2.npy"]
+    assert select(paths[:2], ScanPolicy("fixed_n", 3)) == ["s0.npy", "s1.npy", "s0.npy"]
+    with pytest.raises(ValueError, match="no usable scan"):
+        select([], ScanPolicy())
+
+
+def test_signature_columns() -> None:
+    sig = signature(["stroke", "glioma"])
+    assert sig.inputs.input_names() == ["study_path", "scan_paths"]
+    assert not any(c.required for c in sig.inputs.inputs)
+    assert sig.outputs.input_names() == ["stroke", "glioma", "embedding", "n_scans", "quarantine", "error"]
+
+
+def _export(folder: Path, metadata: dict[str, object]) -> Path:
+    """An export folder's config.json (no weights: resolving a spec does not read them)."""
+    import json
+
+    from hlip.models import get_model_config
+
+    folder.mkdir()
+    doc = {"format_version": 1, "model": get_model_config("hlip-tiny").to_dict(), "metadata": metadata}
+    (folder / "config.json").write_text(json.dumps(doc))
+    return folder
+
+
+PROMPTS = {"stroke": {"positive": "infarct", "negative": "normal"}}
+
+
+def test_spec_defaults_come_from_the_pretrain_metadata(tmp_path: Path) -> None:
+    from hlip.tracking.pyfunc import ServingSpec
+
+    meta = {
+        "preprocess": {
+            "scaling": "uint8 / 255",
+            "scans": {"mode": "fixed_n", "max_scans": 3, "kinds": ["t1"]},
+            "size": [16, 32, 32],
+            "spacing": [8.0, 7.0, 7.0],
+            "ingest_config_fingerprint": "ab",
+        }
+    }
+    spec = ServingSpec.resolve(_export(tmp_path / "m", meta), PROMPTS)
+    assert spec.ingest.preprocess.size == (16, 32, 32)
+    assert spec.ingest.preprocess.spacing == (8.0, 7.0, 7.0)
+    assert spec.scan_policy == ScanPolicy("fixed_n", 3, ("t1",))
+    bare = ServingSpec.resolve(_export(tmp_path / "bare", {}), PROMPTS)
+    assert bare.scan_policy == ScanPolicy("max_n", 8)  # hlip-tiny's max_scans
+    assert bare.ingest.preprocess.size == (32, 64, 64)  # IngestConfig defaults
+
+
+def test_spec_warns_when_serving_preprocessing_differs_from_training(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hlip.data.config import IngestConfig
+    from hlip.tracking.pyfunc import ServingSpec
+
+    folder = _export(tmp_path / "m", {"preprocess": {"size": [16, 32, 32]}})
+    ServingSpec.resolve(folder, PROMPTS, IngestConfig.from_dict({"preprocess": {"size": [16, 32, 32]}}))
+    assert "differs" not in caplog.text
+    spec = ServingSpec.resolve(folder, PROMPTS, IngestConfig())
+    assert "differs from the one the model was trained with" in caplog.text
+    assert spec.ingest.preprocess.size == (32, 64, 64)  # used as given
