@@ -47,3 +47,24 @@ def test_fingerprint_changes_with_the_ingest_code(monkeypatch: pytest.MonkeyPatc
     before = IngestConfig().fingerprint()
     monkeypatch.setattr(config_module, "code_digest", lambda: "another-version-of-the-code")
     assert IngestConfig().fingerprint() != before
+
+
+def test_ingest_code_digest_covers_every_module_ingest_imports_and_dvc_lists_them() -> None:
+    """The ingest fingerprint and the DVC stage both hash exactly the modules the ingest code runs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from hlip.data.config import INGEST_MODULES
+
+    code = "import sys, hlip.data.ingest; print(' '.join(m for m in sys.modules if m.startswith('hlip.data')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    used = {name.removeprefix("hlip.data.") for name in loaded if name != "hlip.data"} | {"__init__"}
+    assert used <= set(INGEST_MODULES), f"ingest imports modules missing from INGEST_MODULES: {used - set(INGEST_MODULES)}"
+
+    repo = Path(__file__).resolve().parents[4]
+    deps = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["ingest"]["deps"]
+    listed = {Path(d).stem for d in deps if str(d).startswith("hlip/data/")}
+    assert listed == set(INGEST_MODULES)
