@@ -69,6 +69,7 @@ def evaluate_flow(params: str | None = None) -> dict[str, Any]:
             {
                 "benchmark": benchmark,
                 "protocol": config.protocol,
+                "mlflow_run_id": run.info.run_id,
                 **{k: v for k, v in result.metrics.items() if math.isfinite(v)},
             },
         )

@@ -60,7 +60,7 @@ def pretrain_flow(params: str | None = None) -> dict[str, Any]:
     result = task_(config, preprocess)
     summary = result["summary"]
     metrics = stage_metrics(summary)
-    write_stage_metrics("pretrain", metrics)
+    write_stage_metrics("pretrain", {**metrics, "mlflow_run_id": result["run_id"]})
     rows = {"model": config.model, "findings": len(summary.get("findings", [])), "model dir": result["model_dir"]}
     rows.update(
         {f"{s} {k}": round(v, 4) if isinstance(v, float) else v for s, m in metrics.items() for k, v in m.items()}

@@ -43,6 +43,8 @@ class VisionConfig:
         drop_path: Stochastic-depth rate of the last block (linearly increasing from 0).
         stem_channels: Channels of a full-resolution 3x3x3 convolutional stem followed by max-pooling
             inside each patch; empty means the plain strided linear `Conv3d` patch embedding (upstream).
+        stem_downsample: 2x2x2 max-pool between stem convolutions (wider context, less compute).
+        patch_norm: LayerNorm on the patch tokens before the positional embedding is added.
         qkv_bias: Bias on the qkv projection.
     """
 
@@ -59,6 +61,8 @@ class VisionConfig:
     patch_dropout: float = 0.0
     drop_path: float = 0.0
     stem_channels: tuple[int, ...] = ()
+    stem_downsample: bool = False
+    patch_norm: bool = False
     qkv_bias: bool = True
 
     def __post_init__(self) -> None:

@@ -3,10 +3,12 @@
 Two tokenisers share one interface:
 
 - linear (upstream HLIP): a `Conv3d` with kernel = stride = patch size (`proj`).
-- stem: a small convolutional stem at full resolution (`stem`), max-pooled inside each patch, then a 1x1x1
-  projection (`proj`). A linear patch projection averages a small lesion away inside its patch, and small
-  from-scratch models then learn nothing (DESIGN.md section 5); the max-pool keeps the strongest local
-  response of every patch.
+- stem: a small convolutional stem (`stem`), max-pooled inside each patch, then a 1x1x1 projection (`proj`).
+  A linear patch projection averages a small lesion away inside its patch, and small from-scratch models then
+  learn nothing (DESIGN.md section 5); the max-pool keeps the strongest local response of every patch. With
+  `stem_downsample`, every stem convolution but the last is followed by a 2x2x2 max-pool, so later convolutions
+  see a wider context (a bright lesion inside the brain vs the bright scalp at its edge) at a fraction of the
+  cost of full resolution.
 """
 
 from __future__ import annotations
@@ -21,24 +23,40 @@ class PatchEmbed3D(nn.Module):
         patch_size: `(pd, ph, pw)`.
         dim: Token width C.
         in_chans: Input channels (1 for CT/MRI).
-        stem_channels: Channels of the full-resolution 3x3x3 stem; empty for the linear embedding.
+        stem_channels: Channels of the 3x3x3 stem convolutions; empty for the linear embedding.
+        stem_downsample: 2x2x2 max-pool after every stem convolution but the last.
+        norm: LayerNorm on the tokens (timm's `norm_layer`): content at unit scale next to the positional
+            embedding, whatever the intensity range of the scans.
     """
 
     def __init__(
-        self, patch_size: tuple[int, int, int], dim: int, in_chans: int = 1, stem_channels: tuple[int, ...] = ()
+        self,
+        patch_size: tuple[int, int, int],
+        dim: int,
+        in_chans: int = 1,
+        stem_channels: tuple[int, ...] = (),
+        stem_downsample: bool = False,
+        norm: bool = False,
     ) -> None:
         super().__init__()
         self.patch_size = patch_size
         self.stem: nn.Sequential | None = None
         if stem_channels:
+            factor = 2 ** (len(stem_channels) - 1) if stem_downsample else 1
+            if any(p % factor for p in patch_size):
+                raise ValueError(f"patch size {patch_size} is not divisible by the stem's downsampling {factor}")
             layers: list[nn.Module] = []
-            for c_in, c_out in zip((in_chans, *stem_channels[:-1]), stem_channels, strict=True):
+            for i, (c_in, c_out) in enumerate(zip((in_chans, *stem_channels[:-1]), stem_channels, strict=True)):
                 layers += [nn.Conv3d(c_in, c_out, kernel_size=3, padding=1), nn.GELU()]
-            layers.append(nn.MaxPool3d(kernel_size=patch_size, stride=patch_size))
+                if stem_downsample and i < len(stem_channels) - 1:
+                    layers.append(nn.MaxPool3d(kernel_size=2, stride=2))
+            pool = tuple(p // factor for p in patch_size)
+            layers.append(nn.MaxPool3d(kernel_size=pool, stride=pool))
             self.stem = nn.Sequential(*layers)
             self.proj = nn.Conv3d(stem_channels[-1], dim, kernel_size=1)
         else:
             self.proj = nn.Conv3d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
+        self.norm: nn.Module = nn.LayerNorm(dim, eps=1e-6) if norm else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         """`[S, 1, D, H, W] -> [S, d, h, w, C]`."""
@@ -46,4 +64,4 @@ class PatchEmbed3D(nn.Module):
             raise ValueError(f"scan size {tuple(x.shape[2:])} is not a multiple of the patch size {self.patch_size}")
         if self.stem is not None:
             x = self.stem(x)  # [S, c, d, h, w]
-        return self.proj(x).permute(0, 2, 3, 4, 1)  # [S, d, h, w, C]
+        return self.norm(self.proj(x).permute(0, 2, 3, 4, 1))  # [S, d, h, w, C]

@@ -40,7 +40,9 @@ class VisionTransformer3D(nn.Module):
         super().__init__()
         self.cfg = cfg
         C = cfg.width
-        self.patch_embed = PatchEmbed3D(cfg.patch_size, C, stem_channels=cfg.stem_channels)
+        self.patch_embed = PatchEmbed3D(
+            cfg.patch_size, C, stem_channels=cfg.stem_channels, stem_downsample=cfg.stem_downsample, norm=cfg.patch_norm
+        )
         self.pos_embed = PosEmbed3D(cfg.grid_size, C, cfg.max_scans)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, C))
         self.reg_token = nn.Parameter(torch.zeros(1, cfg.reg_tokens, C)) if cfg.reg_tokens else None
