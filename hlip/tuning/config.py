@@ -93,7 +93,7 @@ class SweepConfig:
     storage: str = "sqlite:///outputs/sweep/optuna.db"
     study_name: str = "hlip-sweep"
     direction: str = "maximize"
-    metric: str = "zeroshot/macro_auc"
+    metric: str = "zero_shot.macro_auc"
     timeout_s: float | None = None
     out: str = "outputs/sweep"
     sampler: SamplerConfig = field(default_factory=SamplerConfig)

@@ -1,12 +1,10 @@
 """The real sweep objective: a short pre-training run scored by a quick zero-shot evaluation.
 
-HOOK POINT for the lead: this module is the only place where the sweep meets `hlip.training` and
-`hlip.evaluation`, both imported lazily inside `PretrainRunner.__call__`. Training is wired to
-`hlip.training.pretrain.run_pretrain(config, evaluator=, report=, report_metric=)`: each trial trains into its own
-folder (``<pretrain.out>/sweep/<hash of the overrides>``) and returns the last value it reported. The quick
-zero-shot `evaluator(model, step) -> {metric: value}` still has to come from `hlip.evaluation`
-(``make_quick_evaluator(params, metric=)`` is the name expected here); until it exists the runner raises
-`NotImplementedError` naming it. ``sweep.objective: quadratic`` checks the sweep's plumbing meanwhile.
+This module is the only place where the sweep meets `hlip.training` and `hlip.evaluation`, both imported lazily.
+Each trial trains into its own folder (``<pretrain.out>/sweep/<hash of the overrides>``) with
+`hlip.training.pretrain.run_pretrain`, scored after every epoch of the contrastive stage by
+`hlip.evaluation.quick.make_quick_evaluator` (zero-shot on the benchmark's validation split, never its test rows);
+the last reported value is the trial's result. ``sweep.objective: quadratic`` checks the sweep's plumbing alone.
 """
 
 from __future__ import annotations
@@ -27,11 +25,11 @@ class PretrainRunner:
 
     Attributes:
         base_params: The whole `params.yaml` (nested); each trial applies its overrides to a copy.
-        metric: The evaluator's metric reported after each evaluation and returned, e.g. ``zeroshot/macro_auc``.
+        metric: The evaluator's metric reported after each evaluation and returned, e.g. ``zero_shot.macro_auc``.
     """
 
     base_params: dict[str, Any]
-    metric: str = "zeroshot/macro_auc"
+    metric: str = "zero_shot.macro_auc"
 
     def __call__(self, overrides: dict[str, Any], report: Report) -> float:
         from hlip.training.config import PretrainConfig
@@ -55,17 +53,11 @@ class PretrainRunner:
         return last[-1]
 
     def _evaluator(self, params: dict[str, Any]) -> Any:
-        try:
-            from hlip.evaluation import make_quick_evaluator  # type: ignore[attr-defined]
-        except ImportError as exc:
-            raise NotImplementedError(
-                "the sweep's pretrain objective needs a quick zero-shot evaluator, "
-                "hlip.evaluation.make_quick_evaluator(params, metric=) -> evaluator(model, step) -> {metric: value}; "
-                "it is not available yet (use sweep.objective: quadratic to check the sweep meanwhile)"
-            ) from exc
+        from hlip.evaluation.quick import make_quick_evaluator
+
         return make_quick_evaluator(params, metric=self.metric)
 
 
-def make_pretrain_runner(base_params: dict[str, Any], metric: str = "zeroshot/macro_auc") -> PretrainRunner:
+def make_pretrain_runner(base_params: dict[str, Any], metric: str = "zero_shot.macro_auc") -> PretrainRunner:
     """The sweep's real objective over `base_params` (the whole `params.yaml`)."""
     return PretrainRunner(base_params=base_params, metric=metric)
