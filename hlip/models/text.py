@@ -58,7 +58,19 @@ class TextTower(nn.Module):
         model_dir = resolve_model_dir(cfg.model_dir)
         kwargs: dict[str, Any] = {"add_pooling_layer": False}
         if pretrained:
-            self.transformer = AutoModel.from_pretrained(model_dir, local_files_only=True, **kwargs)
+            from transformers.utils import logging as hf_logging
+
+            # The checkpoint's pooler is dropped on purpose (CLS of the last hidden state is used, as upstream);
+            # transformers would report those weights as UNEXPECTED on every load.
+            verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+            try:
+                self.transformer = AutoModel.from_pretrained(model_dir, local_files_only=True, **kwargs)
+            finally:
+                hf_logging.set_verbosity(verbosity)
+                if bars:
+                    hf_logging.enable_progress_bar()
         else:
             self.transformer = AutoModel.from_config(AutoConfig.from_pretrained(model_dir), **kwargs)
         hf_cfg = self.transformer.config

@@ -87,7 +87,7 @@ class FindingPrompts:
 
 
 def load_prompts(prompts: Mapping[str, Any] | str | Path) -> dict[str, FindingPrompts]:
-    """Read a prompt set: a mapping or a YAML file.
+    """Read a prompt set: a mapping, a YAML file, or the name of a shipped set (`hlip/evaluation/prompts/`).
 
     Layout: ``templates: ["{}", "brain MRI showing {}."]`` (optional, default ``["{}"]``) and
     ``findings: {stroke: {positive: "acute infarct", negative: "no acute infarct", templates: [...]}}``; a
@@ -97,6 +97,10 @@ def load_prompts(prompts: Mapping[str, Any] | str | Path) -> dict[str, FindingPr
     Raises:
         ValueError: No finding, or a finding without both sides, or a template without ``{}``.
     """
+    if isinstance(prompts, str | Path) and not Path(prompts).suffix:  # a shipped set's name, as evaluation takes
+        from hlip.evaluation.prompts import PROMPT_DIR
+
+        prompts = PROMPT_DIR / f"{prompts}.yaml"
     where = str(prompts) if isinstance(prompts, str | Path) else "prompts"
     data = yaml.safe_load(Path(prompts).read_text()) if isinstance(prompts, str | Path) else dict(prompts)
     if not isinstance(data, Mapping):

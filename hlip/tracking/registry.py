@@ -58,7 +58,7 @@ class RegisterConfig:
     metric: str = "zero_shot.macro_auc"
     margin: float = 0.0
     greater_is_better: bool = True
-    prompts: str = "hlip/evaluation/prompts/brain_mri_demo.yaml"
+    prompts: str = "brain_mri_demo"
     run_ids: tuple[str, ...] = ("outputs/metrics/pretrain.json", "outputs/metrics/evaluate.json")
     out: str = "outputs/register"
 

@@ -73,30 +73,3 @@ def test_validate_stops_on_an_identifier_and_marks_the_run_failed(workdir: Path)
     assert "DOE^JANE" not in saved
     assert not (workdir / "outputs/validate_baseline/profile.json").exists()  # a failed run is never the baseline
     assert list(_runs("validate")["status"]) == ["FAILED"]
-
-
-def test_pipeline_flow_runs_the_stages_as_subflows_of_one_run(workdir: Path) -> None:
-    import anyio
-    from prefect.client.orchestration import get_client
-
-    from flows.pipeline import pipeline_flow
-
-    result = pipeline_flow()
-    assert result["validate"]["passed"]
-    assert set(result["ingest"]) == {"train", "benchmark"}
-
-    async def flow_runs() -> list[tuple[str, str | None]]:
-        async with get_client() as client:
-            runs = await client.read_flow_runs()
-            flows = {f.id: f.name for f in await client.read_flows()}
-            by_id = {r.id: r for r in runs}
-            parents = {}
-            for r in runs:
-                if r.parent_task_run_id:
-                    task_run = await client.read_task_run(r.parent_task_run_id)
-                    parents[r.id] = flows[by_id[task_run.flow_run_id].flow_id]
-            return [(flows[r.flow_id], parents.get(r.id)) for r in runs]
-
-    pairs = anyio.run(flow_runs)
-    assert ("ingest", "pipeline") in pairs
-    assert ("validate", "pipeline") in pairs
