@@ -45,6 +45,8 @@ class VisionConfig:
             inside each patch; empty means the plain strided linear `Conv3d` patch embedding (upstream).
         stem_downsample: 2x2x2 max-pool between stem convolutions (wider context, less compute).
         patch_norm: LayerNorm on the patch tokens before the positional embedding is added.
+        stem_pool: How the stem reaches the patch grid: "max" (max-pool inside each patch) or "stride" (strided
+            convolutions).
         qkv_bias: Bias on the qkv projection.
     """
 
@@ -63,6 +65,7 @@ class VisionConfig:
     stem_channels: tuple[int, ...] = ()
     stem_downsample: bool = False
     patch_norm: bool = False
+    stem_pool: str = "max"
     qkv_bias: bool = True
 
     def __post_init__(self) -> None:

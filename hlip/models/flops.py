@@ -36,8 +36,20 @@ def vision_forward_flops(
     voxels = S * D * H * W
     if cfg.stem_channels:
         chans = (1, *cfg.stem_channels)
-        embed = sum(2 * 27 * a * b * voxels for a, b in itertools.pairwise(chans))
-        embed += 2 * chans[-1] * C * S * d * t
+        if cfg.stem_pool == "stride":  # each conv halves the axes that still divide; the rest is a linear patchify
+            embed, remaining, size = 0, list(cfg.patch_size), [D, H, W]
+            for a, b in itertools.pairwise(chans):
+                stride = [2 if r % 2 == 0 and r > 1 else 1 for r in remaining]
+                remaining = [r // st for r, st in zip(remaining, stride, strict=True)]
+                size = [n // st for n, st in zip(size, stride, strict=True)]
+                embed += 2 * 27 * a * b * S * math.prod(size)
+            embed += 2 * math.prod(remaining) * chans[-1] * C * S * d * t
+        else:  # full-resolution convs, or a 2x2x2 max-pool between them (stem_downsample)
+            embed = sum(
+                2 * 27 * a * b * voxels // (8**i if cfg.stem_downsample else 1)
+                for i, (a, b) in enumerate(itertools.pairwise(chans))
+            )
+            embed += 2 * chans[-1] * C * S * d * t
     else:
         embed = 2 * math.prod(cfg.patch_size) * C * S * d * t
     hidden = int(C * cfg.mlp_ratio)

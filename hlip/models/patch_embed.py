@@ -25,6 +25,8 @@ class PatchEmbed3D(nn.Module):
         in_chans: Input channels (1 for CT/MRI).
         stem_channels: Channels of the 3x3x3 stem convolutions; empty for the linear embedding.
         stem_downsample: 2x2x2 max-pool after every stem convolution but the last.
+        stem_pool: "max" (max-pool inside each patch) or "stride" (strided 3x3x3 convolutions down to the patch
+            grid, as in "Early convolutions help transformers see better"; what is left becomes a linear patchify).
         norm: LayerNorm on the tokens (timm's `norm_layer`): content at unit scale next to the positional
             embedding, whatever the intensity range of the scans.
     """
@@ -37,11 +39,21 @@ class PatchEmbed3D(nn.Module):
         stem_channels: tuple[int, ...] = (),
         stem_downsample: bool = False,
         norm: bool = False,
+        stem_pool: str = "max",
     ) -> None:
         super().__init__()
         self.patch_size = patch_size
         self.stem: nn.Sequential | None = None
-        if stem_channels:
+        if stem_channels and stem_pool == "stride":
+            layers, remaining = [], list(patch_size)
+            for c_in, c_out in zip((in_chans, *stem_channels[:-1]), stem_channels, strict=True):
+                stride = tuple(2 if r % 2 == 0 and r > 1 else 1 for r in remaining)
+                remaining = [r // st for r, st in zip(remaining, stride, strict=True)]
+                layers += [nn.Conv3d(c_in, c_out, kernel_size=3, stride=stride, padding=1), nn.GELU()]
+            self.stem = nn.Sequential(*layers)
+            rest = tuple(remaining)
+            self.proj = nn.Conv3d(stem_channels[-1], dim, kernel_size=rest, stride=rest)
+        elif stem_channels:
             factor = 2 ** (len(stem_channels) - 1) if stem_downsample else 1
             if any(p % factor for p in patch_size):
                 raise ValueError(f"patch size {patch_size} is not divisible by the stem's downsampling {factor}")

@@ -41,7 +41,12 @@ class VisionTransformer3D(nn.Module):
         self.cfg = cfg
         C = cfg.width
         self.patch_embed = PatchEmbed3D(
-            cfg.patch_size, C, stem_channels=cfg.stem_channels, stem_downsample=cfg.stem_downsample, norm=cfg.patch_norm
+            cfg.patch_size,
+            C,
+            stem_channels=cfg.stem_channels,
+            stem_downsample=cfg.stem_downsample,
+            norm=cfg.patch_norm,
+            stem_pool=cfg.stem_pool,
         )
         self.pos_embed = PosEmbed3D(cfg.grid_size, C, cfg.max_scans)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, C))

@@ -11,10 +11,18 @@ from hlip.models import get_model_config, vision_forward_flops
 from hlip.models.visual import VisionTransformer3D
 
 
-@pytest.mark.parametrize("stem", [[], [4]])
+STEMS = [
+    {"stem_channels": []},
+    {"stem_channels": [4]},
+    {"stem_channels": [4, 8], "stem_downsample": True},
+    {"stem_channels": [4, 8, 8], "stem_pool": "stride"},
+]
+
+
+@pytest.mark.parametrize("stem", STEMS)
 @pytest.mark.parametrize("counts", [[2, 2], [3, 1, 2]])
-def test_vision_flops_match_flop_counter(stem: list[int], counts: list[int]) -> None:
-    cfg = get_model_config("hlip-tiny", overrides={"vision": {"stem_channels": stem}})
+def test_vision_flops_match_flop_counter(stem: dict[str, object], counts: list[int]) -> None:
+    cfg = get_model_config("hlip-tiny", overrides={"vision": stem})
     model = VisionTransformer3D(cfg.vision, cfg.embed_dim).eval()
     n = max(counts)
     x = torch.randn(len(counts), n, 1, 16, 64, 32)

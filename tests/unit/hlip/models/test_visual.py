@@ -171,3 +171,34 @@ def test_stem_patch_embedding_shapes() -> None:
     model = make_vit(("scan", "study"), stem_channels=(4, 8))
     tokens = model.patch_embed(torch.randn(3, 1, *SIZE))
     assert tokens.shape == (3, 2, 2, 2, 24)
+
+
+@pytest.mark.parametrize(
+    ("kw", "stem_layers"),
+    [
+        ({"stem_channels": (4, 8), "stem_downsample": True}, ("Conv3d", "GELU", "MaxPool3d", "Conv3d", "GELU")),
+        ({"stem_channels": (4, 8, 8, 8), "stem_pool": "stride"}, ("Conv3d", "GELU") * 4),
+    ],
+)
+def test_stem_variants_reach_the_patch_grid_and_normalise_tokens(kw: dict[str, object], stem_layers: tuple) -> None:
+    model = make_vit(("scan", "study"), patch_norm=True, **kw)
+    stem = model.patch_embed.stem
+    assert stem is not None
+    assert tuple(type(m).__name__ for m in stem)[: len(stem_layers)] == stem_layers
+    x = torch.randn(3, 1, *SIZE)
+    tokens = model.patch_embed(x)
+    assert tokens.shape == (3, 2, 2, 2, 24)
+    # patch_norm: every token is LayerNorm'ed (zero mean, unit variance over channels at init)
+    assert torch.allclose(tokens.mean(-1), torch.zeros(3, 2, 2, 2), atol=1e-5)
+    assert torch.allclose(tokens.var(-1, unbiased=False), torch.ones(3, 2, 2, 2), atol=1e-3)
+    # tokens depend on the content of their own scan only
+    y = x.clone()
+    y[0, 0, :8, :16, :16] += 3.0
+    changed = (model.patch_embed(y) - tokens).abs().amax(dim=(1, 2, 3, 4))  # [3]
+    assert changed[0] > 0
+    assert torch.equal(changed[1:], torch.zeros(2))
+
+
+def test_stem_downsample_needs_a_divisible_patch() -> None:
+    with pytest.raises(ValueError, match="not divisible"):
+        make_vit(("scan",), stem_channels=(4, 8, 8, 8, 8, 8), stem_downsample=True)
