@@ -10,7 +10,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from hlip.models import get_model_config, vision_forward_flops
 from hlip.models.visual import VisionTransformer3D
 
-
 STEMS = [
     {"stem_channels": []},
     {"stem_channels": [4]},
