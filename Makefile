@@ -56,3 +56,10 @@ stack-down: ## Stop exactly what stack-up started (data and secrets under output
 
 stack-status: ## Health table of the local stack's components
 	@$(BIN)/python -m hlip.stack status --root $${HLIP_STACK_DIR:-outputs/stack}
+
+.PHONY: serve mlflow-ui
+serve: setup ## Serve the Prefect deployments of infra/prefect.yaml (nightly pipeline, data watch, GPU pretrain); needs PREFECT_API_URL (make stack-up)
+	@$(BIN)/python -m flows.deploy
+
+mlflow-ui: setup ## Browse the embedded MLflow store (runs, metrics, registered models) on http://127.0.0.1:5000
+	@$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///outputs/mlflow/mlflow.db
