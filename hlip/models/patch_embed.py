@@ -45,13 +45,13 @@ class PatchEmbed3D(nn.Module):
         self.patch_size = patch_size
         self.stem: nn.Sequential | None = None
         if stem_channels and stem_pool == "stride":
-            layers, remaining = [], list(patch_size)
+            convs: list[nn.Module] = []
+            rest = patch_size
             for c_in, c_out in zip((in_chans, *stem_channels[:-1]), stem_channels, strict=True):
-                stride = tuple(2 if r % 2 == 0 and r > 1 else 1 for r in remaining)
-                remaining = [r // st for r, st in zip(remaining, stride, strict=True)]
-                layers += [nn.Conv3d(c_in, c_out, kernel_size=3, stride=stride, padding=1), nn.GELU()]
-            self.stem = nn.Sequential(*layers)
-            rest = tuple(remaining)
+                stride = _halving(rest)
+                rest = (rest[0] // stride[0], rest[1] // stride[1], rest[2] // stride[2])
+                convs += [nn.Conv3d(c_in, c_out, kernel_size=3, stride=stride, padding=1), nn.GELU()]
+            self.stem = nn.Sequential(*convs)
             self.proj = nn.Conv3d(stem_channels[-1], dim, kernel_size=rest, stride=rest)
         elif stem_channels:
             factor = 2 ** (len(stem_channels) - 1) if stem_downsample else 1
@@ -77,3 +77,9 @@ class PatchEmbed3D(nn.Module):
         if self.stem is not None:
             x = self.stem(x)  # [S, c, d, h, w]
         return self.norm(self.proj(x).permute(0, 2, 3, 4, 1))  # [S, d, h, w, C]
+
+
+def _halving(remaining: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Stride 2 on the axes whose remaining patch extent is still even, 1 elsewhere."""
+    d, h, w = (2 if r % 2 == 0 and r > 1 else 1 for r in remaining)
+    return d, h, w
