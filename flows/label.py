@@ -76,6 +76,8 @@ def label_flow(params: str | None = None) -> dict[str, Any]:
     findings = load_findings(config.findings)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     out, ingest_dir = Path(config.out), Path(config.ingest_dir)
+    if config.llm.cache_dir:  # a declared DVC output: it exists (empty) for the rules backend too
+        Path(config.llm.cache_dir).mkdir(parents=True, exist_ok=True)
     labeller = label_part_llm if config.backend == "llm" else label_part_rules
     run_params = {"label": {**to_dict(config), "findings_version": findings.version}}
     with stage_run("label", run_params) as run:
