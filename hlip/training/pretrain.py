@@ -216,7 +216,7 @@ def _run(
     if not info.is_main:
         return PretrainResult(out, None, summary)
     metadata = {"findings": list(findings), "preprocess": _preprocess_spec(config, preprocess), "stage_a": stage_a,
-                "config_hash": config_hash, "pretrain": config.to_dict()}  # fmt: skip
+                "config_hash": config_hash, "pretrain": config.to_dict(), "labeller": _labeller(config)}  # fmt: skip
     model_dir = save_model(model.cpu(), out / "model", metadata=metadata)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     return PretrainResult(out, model_dir, summary)
@@ -360,3 +360,18 @@ def _preprocess_spec(config: PretrainConfig, preprocess: Mapping[str, Any] | Non
         if len(first):
             spec["size"] = [int(v) for v in first["shape"].iloc[0]]
     return spec
+
+
+def _labeller(config: PretrainConfig) -> str:
+    """How the warm-up labels were made, for the model card: backend(s) and finding list with its version."""
+    if not config.data.labels_file.is_file():
+        return "none (no report labels: contrastive training only)"
+    table = pd.read_parquet(config.data.labels_file)
+    backends = sorted(table["backend"].unique()) if "backend" in table else ["unrecorded backend"]
+    described = f"{' + '.join(map(str, backends))} labels"
+    if config.data.findings:
+        from hlip.labels.finding_list import load_findings
+
+        found = load_findings(config.data.findings)
+        described += f" for finding list {found.name} {found.version}"
+    return described
