@@ -7,6 +7,8 @@ training hash: resuming under a config that would train differently is refused w
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import os
 import random
@@ -122,3 +124,55 @@ def load_checkpoint(path: Path, expected_hash: str) -> dict[str, Any]:
 def position_of(state: Mapping[str, Any]) -> Position:
     """The position recorded in a loaded checkpoint."""
     return Position(**state["position"])
+
+
+COMPLETE = "COMPLETE"
+
+
+@functools.cache
+def training_code_digest() -> str:
+    """Digest of the code a checkpoint's numbers depend on (training loop, models and their configs, dataset)."""
+    root = Path(__file__).resolve().parents[1]  # hlip/
+    files = sorted([*(root / "training").glob("*.py"), *(root / "models").rglob("*.py"),
+                    *(root / "models" / "configs").glob("*.json"), root / "data" / "dataset.py",
+                    root / "data" / "sampling.py"])  # fmt: skip
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\x00" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def mark_complete(out: Path, config_hash: str) -> None:
+    """Record that the run of `config_hash` finished: its checkpoints are history, never a resume point."""
+    folder = checkpoint_dir(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / COMPLETE).write_text(f"{config_hash} {training_code_digest()}\n")
+
+
+def resumable(out: Path, config_hash: str) -> Path | None:
+    """The newest checkpoint of an *interrupted* run of this config and code, or None (start afresh).
+
+    Checkpoints of a finished run, of another training config or of other code are stale: they are removed (they
+    are this stage's own outputs), with a log line saying why, so a changed param or a code fix retrains instead
+    of silently reusing old weights.
+    """
+    path = latest_checkpoint(out)
+    folder = checkpoint_dir(out)
+    if path is None:
+        (folder / COMPLETE).unlink(missing_ok=True)
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    reason = None
+    if (folder / COMPLETE).exists():
+        reason = "they belong to a finished run"
+    elif state.get("config_hash") != config_hash:
+        reason = f"they were written under another training config ({state.get('config_hash')} != {config_hash})"
+    elif state.get("code_digest") != training_code_digest():
+        reason = "the training or model code changed since they were written"
+    if reason is None:
+        return path
+    log.warning("starting afresh: removing the checkpoints in %s because %s", folder, reason)
+    for old in list_checkpoints(out):
+        old.unlink(missing_ok=True)
+    (folder / COMPLETE).unlink(missing_ok=True)
+    return None

@@ -40,10 +40,13 @@ from hlip.training.checkpoint import (
     Position,
     latest_checkpoint,
     load_checkpoint,
+    mark_complete,
     position_of,
+    resumable,
     rng_state,
     save_checkpoint,
     set_rng_state,
+    training_code_digest,
 )
 from hlip.training.config import PretrainConfig, StageConfig
 from hlip.training.distributed import DistInfo, barrier, cleanup_distributed, init_distributed
@@ -152,7 +155,8 @@ def _run(
         logger.set_tags({"resumed_from_step": position.global_step if position else 0})
     labels = load_labels(config) if warmup_enabled(config) else None
     findings = tuple(str(c) for c in labels.columns) if labels is not None else ()
-    common: dict[str, Any] = {"config_hash": config_hash, "world_size": info.world_size, "findings": list(findings)}
+    common: dict[str, Any] = {"config_hash": config_hash, "code_digest": training_code_digest(),
+                              "world_size": info.world_size, "findings": list(findings)}  # fmt: skip
 
     def saver(run: StageRun) -> Any:
         def save(pos: Position) -> None:
@@ -218,6 +222,7 @@ def _run(
     metadata = {"findings": list(findings), "preprocess": _preprocess_spec(config, preprocess), "stage_a": stage_a,
                 "config_hash": config_hash, "pretrain": config.to_dict(), "labeller": _labeller(config)}  # fmt: skip
     model_dir = save_model(model.cpu(), out / "model", metadata=metadata)
+    mark_complete(out, config_hash)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     return PretrainResult(out, model_dir, summary)
 
@@ -235,8 +240,9 @@ def _setup_determinism(config: PretrainConfig, info: DistInfo) -> None:
 
 
 def _resume_state(out: Path, config_hash: str, info: DistInfo) -> dict[str, Any] | None:
-    path = latest_checkpoint(out)
-    if path is None:
+    path = resumable(out, config_hash) if info.is_main else latest_checkpoint(out)
+    barrier(info)  # rank 0 may have removed stale checkpoints
+    if path is None or not path.exists():
         return None
     state = load_checkpoint(path, config_hash)
     if state.get("world_size") != info.world_size:

@@ -12,7 +12,7 @@ from torch import nn
 
 from hlip.models.checkpoint import load_state_dict_file
 from hlip.models.export import load_model, read_export
-from hlip.training.checkpoint import latest_checkpoint
+from hlip.training.checkpoint import latest_checkpoint, load_checkpoint
 from hlip.training.config import PretrainConfig
 from hlip.training.pretrain import run_pretrain
 
@@ -63,15 +63,34 @@ def test_two_stages_train_and_export(block: dict[str, Any]) -> None:
     assert not torch.equal(model.state_dict()["visual.head.weight"], warm["visual.head.weight"])
     assert json.loads((Path(config.out) / "summary.json").read_text())["config_hash"] == config.training_hash()
 
-    # A second call finds the finished run's checkpoint: no step is redone, the export is the same.
-    again = run_pretrain(config, logger=Recorder(), progress=False)
-    assert (
-        load_model(again.model_dir)
-        .state_dict()["visual.head.weight"]
-        .equal(  # type: ignore[arg-type]
-            model.state_dict()["visual.head.weight"]
-        )
-    )
+    # A finished run is history: a second call (DVC re-running the stage after a code fix) retrains from step 1...
+    again = Recorder()
+    run_pretrain(config, logger=again, progress=False)
+    assert again.metrics[0][0] == 1
+    assert max(step for step, _ in again.metrics) == max(step for step, _ in recorder.metrics)
+
+    # ...and a changed param starts afresh instead of failing on the previous run's checkpoints.
+    other = PretrainConfig.from_params({**block, "contrastive": {**block["contrastive"], "lr": 1e-4}})
+    run_pretrain(other, logger=Recorder(), progress=False)
+    latest = latest_checkpoint(Path(other.out))
+    assert latest is not None
+    assert load_checkpoint(latest, other.training_hash())["config_hash"] == other.training_hash()
+
+
+def test_an_interrupted_run_of_the_same_config_resumes(block: dict[str, Any]) -> None:
+    config = PretrainConfig.from_params({**block, "warmup": {"enabled": False}})
+
+    class StopHereError(Exception):
+        pass
+
+    def report(epoch: int, value: float) -> None:
+        raise StopHereError(f"epoch {epoch}")
+
+    with pytest.raises(StopHereError):
+        run_pretrain(config, report=report, progress=False)  # stops after epoch 1's checkpoint, not finished
+    resumed = Recorder()
+    run_pretrain(config, logger=resumed, progress=False)
+    assert resumed.metrics[0][0] == 4  # continues at the step after the checkpoint (3 steps per epoch)
 
 
 def test_report_exception_propagates_after_the_checkpoint(block: dict[str, Any]) -> None:
