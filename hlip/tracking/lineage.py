@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from hlip.tracking.registry import RUN_TAG  # version tags ``run.<stage>`` = that stage's MLflow run id
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
 LINEAGE_TAGS = ("git.commit", "git.dirty", "data.dvc_md5", "params.sha256")
 VALIDATE_STAGE = "validate"
-RUN_TAG = "run."  # version tags ``run.<stage>`` = run id, set by hlip.tracking.registry
 
 
 class LineageError(LookupError):
