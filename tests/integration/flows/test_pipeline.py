@@ -4,13 +4,13 @@ raw DICOM to a registered champion that loads through the MLflow registry."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.integration
 
@@ -26,25 +26,20 @@ def pipeline_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def pipeline_dir(tmp_path: Path, pipeline_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def pipeline_dir(pipeline_corpus: Path, project_workdir: Callable[..., Path]) -> Path:
     """The project's params.yaml pointed at the corpus, with a tiny model and one epoch per training stage."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for part, spec in params["ingest"]["parts"].items():
-        spec["dicom"] = str(pipeline_corpus / part / "dicom")
-        spec["reports"] = str(pipeline_corpus / part / "reports.csv")
-    params["ingest"]["workers"] = 1
-    params["ingest"]["preprocess"]["size"] = [16, 32, 32]  # hlip-tiny's scan size
-    params["label"]["reference"]["path"] = str(pipeline_corpus / "ground_truth/train_labels.csv")
-    params["pretrain"].update(model="hlip-tiny", batch_size=4)
-    params["pretrain"]["warmup"]["epochs"] = 1
-    params["pretrain"]["contrastive"]["epochs"] = 1
-    params["evaluate"]["benchmark_args"]["labels_csv"] = str(pipeline_corpus / "ground_truth/benchmark_labels.csv")
-    params["evaluate"].update(n_boot=20, linear_probe=False, val_fraction=0.5)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("HLIP_PARAMS", raising=False)
-    return tmp_path
+
+    def tiny(params: dict[str, Any]) -> None:
+        params["ingest"]["preprocess"]["size"] = [16, 32, 32]  # hlip-tiny's scan size
+        params["label"]["reference"]["path"] = str(pipeline_corpus / "ground_truth/train_labels.csv")
+        params["pretrain"].update(model="hlip-tiny", batch_size=4)
+        params["pretrain"]["warmup"]["epochs"] = 1
+        params["pretrain"]["contrastive"]["epochs"] = 1
+        labels_csv = str(pipeline_corpus / "ground_truth/benchmark_labels.csv")
+        params["evaluate"]["benchmark_args"]["labels_csv"] = labels_csv
+        params["evaluate"].update(n_boot=20, linear_probe=False, val_fraction=0.5)
+
+    return project_workdir(pipeline_corpus, tiny)
 
 
 def test_pipeline_flow_runs_every_stage_as_a_subflow_and_registers_a_champion(pipeline_dir: Path) -> None:
