@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
     from hlip.evaluation.benchmarks.base import Benchmark
     from hlip.evaluation.model_handle import ModelHandle
+    from hlip.models.clip import HLIP
+    from hlip.models.text import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +135,18 @@ def compute_embeddings(handle: ModelHandle, benchmark: Benchmark, batch_size: in
 
 
 def encode_studies(handle: ModelHandle, benchmark: Benchmark, ids: Sequence[str], batch_size: int) -> np.ndarray:
-    """Study embeddings `[N, E]` (normalised): studies batched with their scans zero-padded to the batch's
-    largest scan count, `scan_mask [B, Nmax]` marking the real ones; no gradients, eval mode."""
+    """Study embeddings `[N, E]` (normalised) of a benchmark's studies, loaded batch by batch."""
+    return embed_volume_batches(handle.model, handle.device, _batches(benchmark, ids, batch_size))
+
+
+def embed_volume_batches(model: HLIP, device: torch.device, batches: Iterable[Sequence[np.ndarray]]) -> np.ndarray:
+    """Study embeddings `[N, E]` (normalised): each batch's studies `[N_i, D, H, W]` zero-padded to its largest scan
+    count, `scan_mask [B, Nmax]` marking the real ones; no gradients (the caller sets eval mode)."""
     import torch
 
-    model, device = handle.model, handle.device
     out: list[np.ndarray] = []
     with torch.no_grad():
-        for volumes in _batches(benchmark, ids, batch_size):
+        for volumes in batches:
             image, mask = pad_studies(volumes)
             features = model.encode_image(image.to(device), mask.to(device), normalize=True)  # [B, E]
             out.append(features.float().cpu().numpy())
@@ -149,9 +155,15 @@ def encode_studies(handle: ModelHandle, benchmark: Benchmark, ids: Sequence[str]
 
 def encode_texts(handle: ModelHandle, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
     """Text embeddings `[T, E]` (normalised) of `texts`, batched; no gradients."""
+    return embed_texts(handle.model, handle.tokenizer, handle.device, texts, batch_size)
+
+
+def embed_texts(
+    model: HLIP, tokenizer: Tokenizer, device: torch.device, texts: Sequence[str], batch_size: int = 32
+) -> np.ndarray:
+    """Text embeddings `[T, E]` (normalised) of `texts` with `model`'s text tower, batched; no gradients."""
     import torch
 
-    model, tokenizer, device = handle.model, handle.tokenizer, handle.device
     out: list[np.ndarray] = []
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):

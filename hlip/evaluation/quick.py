@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hlip.evaluation.benchmarks.base import Benchmark
-from hlip.evaluation.embeddings import pad_studies
+from hlip.evaluation.embeddings import embed_texts, embed_volume_batches
 from hlip.evaluation.metrics import auc_per_label, macro, multiclass_metrics
 from hlip.evaluation.prompts import PromptSet, load_prompt_set
 from hlip.evaluation.thresholds import validation_split
@@ -53,25 +53,16 @@ class QuickZeroShot:
         self.batch_size = batch_size
 
     def __call__(self, model: nn.Module, step: int) -> dict[str, float]:
-        import torch
-
         from hlip.models.factory import create_tokenizer
 
         device = next(model.parameters()).device
         tokenizer = create_tokenizer(model.cfg)  # type: ignore[arg-type]
+        batches = (self.volumes[i : i + self.batch_size] for i in range(0, len(self.volumes), self.batch_size))
+        image_embeddings = embed_volume_batches(model, device, batches)  # type: ignore[arg-type]
 
         def encode(texts: Sequence[str]) -> np.ndarray:
-            with torch.no_grad():
-                tokens = tokenizer(list(texts)).to(device)
-                return model.encode_text(tokens, normalize=True).float().cpu().numpy()  # type: ignore[operator]
+            return embed_texts(model, tokenizer, device, texts)  # type: ignore[arg-type]
 
-        chunks = []
-        with torch.no_grad():
-            for start in range(0, len(self.volumes), self.batch_size):
-                image, mask = pad_studies(self.volumes[start : start + self.batch_size])
-                features = model.encode_image(image.to(device), mask.to(device), normalize=True)  # type: ignore[operator]
-                chunks.append(features.float().cpu().numpy())
-        image_embeddings = np.concatenate(chunks)
         scale = float(model.logit_scale.detach().exp().clamp(max=100.0))  # type: ignore[operator]
         scores = zero_shot_scores(
             image_embeddings, self.prompt_set, self.benchmark.classes, self.benchmark.task, encode, scale
