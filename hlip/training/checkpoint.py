@@ -149,8 +149,9 @@ def mark_complete(out: Path, config_hash: str) -> None:
     (folder / COMPLETE).write_text(f"{config_hash} {training_code_digest()}\n")
 
 
-def resumable(out: Path, config_hash: str) -> Path | None:
-    """The newest checkpoint of an *interrupted* run of this config and code, or None (start afresh).
+def resumable(out: Path, config_hash: str) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint (path, loaded state) of an *interrupted* run of this config and code, or None (start
+    afresh).
 
     Checkpoints of a finished run, of another training config or of other code are stale: they are removed (they
     are this stage's own outputs), with a log line saying why, so a changed param or a code fix retrains instead
@@ -170,7 +171,7 @@ def resumable(out: Path, config_hash: str) -> Path | None:
     elif state.get("code_digest") != training_code_digest():
         reason = "the training or model code changed since they were written"
     if reason is None:
-        return path
+        return path, state
     log.warning("starting afresh: removing the checkpoints in %s because %s", folder, reason)
     for old in list_checkpoints(out):
         old.unlink(missing_ok=True)

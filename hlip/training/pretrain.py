@@ -240,11 +240,18 @@ def _setup_determinism(config: PretrainConfig, info: DistInfo) -> None:
 
 
 def _resume_state(out: Path, config_hash: str, info: DistInfo) -> dict[str, Any] | None:
-    path = resumable(out, config_hash) if info.is_main else latest_checkpoint(out)
-    barrier(info)  # rank 0 may have removed stale checkpoints
-    if path is None or not path.exists():
-        return None
-    state = load_checkpoint(path, config_hash)
+    if info.is_main:
+        found = resumable(out, config_hash)  # removes stale checkpoints
+        barrier(info)
+        if found is None:
+            return None
+        path, state = found
+    else:
+        barrier(info)  # after rank 0 removed stale checkpoints
+        latest = latest_checkpoint(out)
+        if latest is None:
+            return None
+        path, state = latest, load_checkpoint(latest, config_hash)
     if state.get("world_size") != info.world_size:
         raise CheckpointMismatchError(
             f"{path} was written by {state.get('world_size')} process(es), this run has {info.world_size}: the "
