@@ -1,13 +1,16 @@
 """Flow `pretrain`: supervised warm-up on report labels, then contrastive HLIP pre-training, then export.
 
 Run it as `python -m flows.pretrain` (the `dvc.yaml` stage) or as a Prefect deployment; both read the
-`pretrain:` block of `params.yaml`. Under `torchrun` the same module trains with DDP (one process per device).
-The compute task is retried once and the retry resumes from the newest checkpoint in `pretrain.out`.
+`pretrain:` block of `params.yaml`. The `train` task trains in a child process (`flows.training_process`; under
+``torchrun`` with ``nproc`` > 1), so a training process that dies (``kill -9``, the OOM killer) fails the task
+instead of the flow: the task is retried once and the retry resumes from the newest checkpoint in `pretrain.out`.
+Under `torchrun -m flows.pretrain` (each process one DDP rank, e.g. the Kubernetes Job) it trains in-process.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +24,13 @@ log = logging.getLogger(__name__)
 
 
 @task(retries=1, retry_delay_seconds=5, task_run_name="pretrain-{config.model}")
-def train(config: PretrainConfig, preprocess: dict[str, Any] | None) -> dict[str, Any]:
-    """Train and export (a retry resumes from the last checkpoint; nothing else is retried)."""
+def train(config: PretrainConfig, preprocess: dict[str, Any] | None, nproc: int = 1) -> dict[str, Any]:
+    """Train and export in a child process of `nproc` ranks (a retry resumes from the last checkpoint; nothing else
+    is retried); in this process when it already is a rank of a `torchrun` job."""
+    if "WORLD_SIZE" not in os.environ:
+        from flows.training_process import run_training_process
+
+        return run_training_process(config.to_dict(), preprocess, nproc)
     from hlip.tracking.training_log import log_training_outputs, training_run
     from hlip.training.pretrain import run_pretrain
 
@@ -46,8 +54,9 @@ def stage_metrics(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 @flow(name="pretrain", log_prints=True)
-def pretrain_flow(params: str | None = None) -> dict[str, Any]:
-    """Pre-train the model described by `params.yaml:pretrain`; returns the training summary."""
+def pretrain_flow(params: str | None = None, nproc: int = 1) -> dict[str, Any]:
+    """Pre-train the model described by `params.yaml:pretrain` with `nproc` training processes (DDP through
+    ``torchrun`` when > 1, e.g. one per GPU); returns the training summary."""
     import torch
 
     path = Path(params) if params else None
@@ -57,7 +66,7 @@ def pretrain_flow(params: str | None = None) -> dict[str, Any]:
     except ConfigError:
         preprocess = None
     task_ = train.with_options(tags=["gpu"]) if torch.cuda.is_available() else train
-    result = task_(config, preprocess)
+    result = task_(config, preprocess, nproc)
     summary = result["summary"]
     metrics = stage_metrics(summary)
     write_stage_metrics("pretrain", {**metrics, "mlflow_run_id": result["run_id"]})

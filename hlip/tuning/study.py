@@ -4,6 +4,7 @@ Storage: SQLite by default (``sqlite:///outputs/sweep/optuna.db``), opened in WA
 which is enough for a few local workers whose trials last seconds or more. For many workers or several machines,
 point ``$HLIP_OPTUNA_STORAGE`` at an RDB such as PostgreSQL (``postgresql+psycopg://user:pw@host/db``); every
 worker then runs the same `run_worker` against it (``python -m flows.sweep`` on each machine joins the study).
+A database restart does not stop the workers: each storage call waits for it (`hlip.tuning.storage`).
 
 Each worker loads the study by name, builds its own sampler (seeded ``seed + worker``, so workers do not propose
 the same points) and pruner, and optimises its share of the trials. A trial that raises is recorded as FAIL and
@@ -14,9 +15,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hlip.tuning.config import PrunerConfig, SamplerConfig, SweepConfig, resolve_storage
@@ -29,8 +28,6 @@ if TYPE_CHECKING:
     from hlip.tuning.tracking import TrialTracking
 
 log = logging.getLogger(__name__)
-
-SQLITE_TIMEOUT_S = 60
 
 
 def make_sampler(config: SamplerConfig, worker: int = 0) -> optuna.samplers.BaseSampler:
@@ -63,18 +60,11 @@ def make_pruner(config: PrunerConfig) -> optuna.pruners.BasePruner:
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """The study storage at `url`; SQLite files get a parent folder, WAL mode and a lock timeout."""
-    import optuna
+    """The study storage at `url` (see `hlip.tuning.storage.open_storage`: SQLite in WAL mode, or an RDB storage
+    that waits for a restarting database)."""
+    from hlip.tuning.storage import open_storage as open_
 
-    if url.startswith("sqlite"):
-        path = url.removeprefix("sqlite:///")
-        if path in ("", ":memory:") or path == url:
-            raise ValueError(f"sweep storage {url!r}: an in-memory SQLite study cannot be shared by workers")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")  # persistent: readers no longer block the writer
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
-    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    return open_(url)
 
 
 def create_study(config: SweepConfig) -> optuna.Study:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,14 +82,24 @@ def test_wrong_credentials_fail_fast_with_a_clear_error_and_no_secret(
 def test_missing_bucket_and_unreachable_endpoint_are_named(
     s3: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """One error naming the bucket or the endpoint, without retrying for long (a generous bound: the client's
+    retries on a refused connection take about a second), and without the secret key."""
     from hlip.data.ingest import ingest
     from hlip.stack import free_port
 
     for name, value in s3.client_env().items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(SourceError, match=r"s3://no-such-bucket/x/ does not exist at http://127\.0\.0\.1:\d+"):
+    t0 = time.monotonic()
+    with pytest.raises(SourceError, match=r"s3://no-such-bucket/x/ does not exist at http://127\.0\.0\.1:\d+") as info:
         ingest("s3://no-such-bucket/x", tmp_path / "a")
+    assert time.monotonic() - t0 < 20
+    assert s3.credentials.secret_key not in str(info.value)
+    assert not (tmp_path / "a" / "studies.parquet").exists()
+
     dead = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
-    with pytest.raises(SourceError, match=f"cannot reach the S3 endpoint {dead}"):
+    t0 = time.monotonic()
+    with pytest.raises(SourceError, match=f"cannot reach the S3 endpoint {dead}") as info:
         ingest("s3://raw/x", tmp_path / "b")
+    assert time.monotonic() - t0 < 20
+    assert s3.credentials.secret_key not in str(info.value)
