@@ -12,7 +12,10 @@ from hlip.stack.local import DEFAULT_ROOT, LocalStack
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one stack command; return the exit status (status: 1 when a component is down or unhealthy)."""
+    """Run one stack command; return the exit status (status: 1 when a component is down or unhealthy).
+
+    ``status`` also checks the stack's buckets and names any that is missing (the preflight before uploads).
+    """
     parser = argparse.ArgumentParser(prog="python -m hlip.stack", description=__doc__)
     parser.add_argument("command", choices=("up", "down", "status"))
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="stack folder (default: %(default)s)")
@@ -38,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         health = "ok" if row["healthy"] else ("DOWN" if row["pid"] is None else "UNHEALTHY")
         print(f"{row['name']!s:<15} {row['pid'] or '-'!s:>8} {row['port'] or '-'!s:>6}  {health}")
+        if row["problem"]:
+            print(f"  {row['problem']}")
     return 0 if all(row["healthy"] for row in rows) else 1
 
 

