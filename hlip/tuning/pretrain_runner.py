@@ -1,22 +1,31 @@
 """The real sweep objective: a short pre-training run scored by a quick zero-shot evaluation.
 
 This module is the only place where the sweep meets `hlip.training` and `hlip.evaluation`, both imported lazily.
-Each trial trains into its own folder (``<pretrain.out>/sweep/<hash of the overrides>``) with
-`hlip.training.pretrain.run_pretrain`, scored after every epoch of the contrastive stage by
-`hlip.evaluation.quick.make_quick_evaluator` (zero-shot on the benchmark's validation split, never its test rows);
-the last reported value is the trial's result. ``sweep.objective: quadratic`` checks the sweep's plumbing alone.
+Each trial trains from scratch into a folder of its own (``<pretrain.out>/sweep/<hash of the overrides>-<random>``:
+two trials with the same values never share or resume each other's checkpoints) with
+`hlip.training.pretrain.run_pretrain`, scored every `pretrain.eval_every` epochs of the contrastive stage by
+`hlip.evaluation.quick.make_quick_evaluator` (zero-shot on the benchmark's validation split, never its test rows).
+Only evaluated epochs reach Optuna (the training loop reports its loss after the others); the last evaluated
+value is the trial's result. The trial's checkpoints are removed when it ends (a trial never resumes); its model
+and ``summary.json`` stay. ``sweep.objective: quadratic`` checks the sweep's plumbing alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from hlip.config import ConfigError
 from hlip.tuning.objective import Report
 from hlip.tuning.space import apply_overrides
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass
@@ -32,24 +41,44 @@ class PretrainRunner:
     metric: str = "zero_shot.macro_auc"
 
     def __call__(self, overrides: dict[str, Any], report: Report) -> float:
+        from hlip.training.checkpoint import checkpoint_dir
         from hlip.training.config import PretrainConfig
         from hlip.training.pretrain import run_pretrain
 
         params = apply_overrides(self.base_params, overrides)
         block = dict(params["pretrain"])
+        if int(block.get("eval_every", 1)) < 1:
+            raise ConfigError("params.yaml:pretrain.eval_every: the sweep scores trials in the loop; set it >= 1")
         tag = hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:12]
-        block["out"] = str(Path(block.get("out", "outputs/pretrain")) / "sweep" / tag)
+        root = Path(block.get("out", "outputs/pretrain")) / "sweep"
+        root.mkdir(parents=True, exist_ok=True)
+        block["out"] = tempfile.mkdtemp(prefix=f"{tag}-", dir=root)
         config = PretrainConfig.from_params(block)
+        evaluator = self._evaluator(params)
+        evaluated: list[bool] = []  # the evaluator ran since the last report
         last: list[float] = []
 
-        def record(step: int, value: float) -> None:
-            last.append(float(value))
-            report(step, value)
+        def evaluate(model: nn.Module, step: int) -> dict[str, float]:
+            metrics = evaluator(model, step)
+            evaluated.append(True)
+            return metrics
 
-        run_pretrain(config, evaluator=self._evaluator(params), report=record, report_metric=self.metric,
-                     progress=False)  # fmt: skip
+        def record(epoch: int, value: float) -> None:
+            if not evaluated:  # an epoch without evaluation: the loop reports its training loss, not the metric
+                return
+            evaluated.clear()
+            last.append(float(value))
+            report(epoch, value)
+
+        try:
+            run_pretrain(config, evaluator=evaluate, report=record, report_metric=self.metric, progress=False)
+        finally:
+            shutil.rmtree(checkpoint_dir(config.out), ignore_errors=True)
         if not last:
-            raise RuntimeError(f"the trial reported no {self.metric}: set pretrain.eval_every so it evaluates")
+            raise RuntimeError(
+                f"the trial reported no {self.metric}: the contrastive stage must run at least pretrain.eval_every "
+                f"({config.eval_every}) epochs (it has {config.contrastive.epochs})"
+            )
         return last[-1]
 
     def _evaluator(self, params: dict[str, Any]) -> Any:
