@@ -22,6 +22,7 @@ from hlip.config import from_dict, to_dict
 Level = Literal["slice", "scan", "study"]
 LEVELS: tuple[str, ...] = get_args(Level)
 Pool = Literal["cls", "dinotxt"]
+InputNorm = Literal["none", "zscore"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class VisionConfig:
         stem_pool: How the stem reaches the patch grid: "max" (max-pool inside each patch) or "stride" (strided
             convolutions).
         qkv_bias: Bias on the qkv projection.
+        input_norm: "none" (the loader's [0, 1] intensities) or "zscore" (each scan to zero mean and unit variance
+            inside the model, so training, evaluation and serving cannot disagree): the content of a patch token
+            then has the scale of the positional embedding instead of a few percent of it (docs/demo-model.md).
     """
 
     image_size: tuple[int, int, int] = (48, 224, 224)
@@ -67,6 +71,7 @@ class VisionConfig:
     patch_norm: bool = False
     stem_pool: str = "max"
     qkv_bias: bool = True
+    input_norm: str = "none"
 
     def __post_init__(self) -> None:
         if len(self.image_size) != 3 or len(self.patch_size) != 3:
@@ -82,6 +87,8 @@ class VisionConfig:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
         if self.pool not in get_args(Pool):
             raise ValueError(f"pool must be one of {get_args(Pool)}, got {self.pool!r}")
+        if self.input_norm not in get_args(InputNorm):
+            raise ValueError(f"input_norm must be one of {get_args(InputNorm)}, got {self.input_norm!r}")
         if not 0.0 <= self.patch_dropout < 1.0 or not 0.0 <= self.drop_path < 1.0:
             raise ValueError("patch_dropout and drop_path must lie in [0, 1)")
 

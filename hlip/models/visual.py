@@ -2,9 +2,9 @@
 
 Input is a batch of studies `x: [B, N, 1, D, H, W]` and an optional `scan_mask: [B, N]` (True = real scan).
 
-1. Padded scans are dropped (`packing`), the S real scans are tokenised (`patch_embed`) and get frozen
-   sin-cos positions (`pos_embed`): `[S, d, h*w, C]`; patch dropout keeps the same number of tokens in
-   every slab, so every level still regroups by reshaping.
+1. Padded scans are dropped (`packing`), the S real scans are z-scored (`input_norm`), tokenised
+   (`patch_embed`) and get frozen sin-cos positions (`pos_embed`): `[S, d, h*w, C]`; patch dropout keeps the
+   same number of tokens in every slab, so every level still regroups by reshaping.
 2. Each block attends within the groups of its level (`cfg.levels`); between blocks of different levels
    the tokens are regrouped (`hierarchy.TokenLayout`), prefix tokens averaged or copied.
 3. After the last block the prefix tokens are merged to the study level and normalised; the study feature
@@ -26,6 +26,14 @@ from hlip.models.hierarchy import AttentionGroups, TokenLayout
 from hlip.models.packing import StudyPacking, pack_scans
 from hlip.models.patch_embed import PatchEmbed3D
 from hlip.models.pos_embed import PosEmbed3D
+
+
+def zscore(scans: Tensor, eps: float = 1e-5) -> Tensor:
+    """Each scan of `[S, 1, D, H, W]` to zero mean and unit variance over its voxels (a constant scan to zeros)."""
+    dims = tuple(range(1, scans.dim()))
+    mean = scans.mean(dim=dims, keepdim=True)
+    std = scans.std(dim=dims, keepdim=True, unbiased=False)
+    return (scans - mean) / (std + eps)
 
 
 class VisionTransformer3D(nn.Module):
@@ -84,6 +92,8 @@ class VisionTransformer3D(nn.Module):
 
     def _tokens(self, scans: Tensor, packing: StudyPacking) -> Tensor:
         """Packed scans `[S, 1, D, H, W]` -> positioned patch tokens `[S, d, t, C]`."""
+        if self.cfg.input_norm == "zscore":
+            scans = zscore(scans)
         x = self.patch_embed(scans)  # [S, d, h, w, C]
         S, d, h, w, C = x.shape
         x = x + self.pos_embed((d, h, w), packing)  # [S, d, h, w, C]

@@ -202,3 +202,27 @@ def test_stem_variants_reach_the_patch_grid_and_normalise_tokens(kw: dict[str, o
 def test_stem_downsample_needs_a_divisible_patch() -> None:
     with pytest.raises(ValueError, match="not divisible"):
         make_vit(("scan",), stem_channels=(4, 8, 8, 8, 8, 8), stem_downsample=True)
+
+
+def test_zscore_input_makes_the_study_embedding_invariant_to_each_scans_intensity_scale(study_batch: Batch) -> None:
+    x, mask = study_batch([2, 3], SIZE)
+    gain = torch.tensor([0.5, 3.0, 1.7])[None, :, None, None, None, None]  # a different window/level per scan
+    rescaled = x * gain + 0.25
+    model = make_vit(("scan", "study"), input_norm="zscore")
+    with torch.no_grad():
+        torch.testing.assert_close(model(rescaled, mask), model(x, mask), atol=1e-4, rtol=1e-4)
+        plain = make_vit(("scan", "study"))
+        assert not torch.allclose(plain(rescaled, mask), plain(x, mask), atol=1e-3)
+
+
+def test_zscore_input_keeps_a_constant_scan_finite(study_batch: Batch) -> None:
+    x, mask = study_batch([2], SIZE)
+    x[0, 1] = 0.7  # an empty (constant) scan: no variance to divide by
+    model = make_vit(("scan", "study"), input_norm="zscore")
+    with torch.no_grad():
+        assert torch.isfinite(model(x, mask)).all()
+
+
+def test_unknown_input_norm_is_rejected() -> None:
+    with pytest.raises(ValueError, match="input_norm"):
+        make_vit(("scan",), input_norm="minmax")
