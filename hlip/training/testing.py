@@ -62,3 +62,16 @@ def write_synthetic_part(
     pd.DataFrame(scans).to_parquet(out / "scans.parquet")
     pd.DataFrame(reports).to_parquet(out / "reports.parquet")
     return pd.DataFrame(labels)
+
+
+def write_training_folder(root: str | Path, n_studies: int = 14, *, max_scans: int = 2, seed: int = 0) -> Path:
+    """What `pretrain` reads, under `root`: `ingest/train` (a synthetic part), `labels/train/labels.parquet` and a
+    tiny BERT in `bert/` (point `model_overrides.text.model_dir` at it). Returns `root`."""
+    from hlip.models.testing import write_tiny_bert
+
+    root = Path(root)
+    labels = write_synthetic_part(root / "ingest" / "train", n_studies=n_studies, max_scans=max_scans, seed=seed)
+    (root / "labels" / "train").mkdir(parents=True, exist_ok=True)
+    labels.to_parquet(root / "labels" / "train" / "labels.parquet")
+    write_tiny_bert(root / "bert")
+    return root

@@ -24,15 +24,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def synthetic_part(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`ingest/train` (tiny synthetic studies), `labels/train/labels.parquet` and a tiny BERT under one folder."""
-    from hlip.models.testing import write_tiny_bert
-    from hlip.training.testing import write_synthetic_part
+    from hlip.training.testing import write_training_folder
 
-    root = tmp_path_factory.mktemp("pretrain_part")
-    labels = write_synthetic_part(root / "ingest" / "train", n_studies=14, max_scans=2)
-    (root / "labels" / "train").mkdir(parents=True)
-    labels.to_parquet(root / "labels" / "train" / "labels.parquet")
-    write_tiny_bert(root / "bert")
-    return root
+    return write_training_folder(tmp_path_factory.mktemp("pretrain_part"), n_studies=14, max_scans=2)
 
 
 def tiny_block(part: Path, out: Path) -> dict[str, Any]:

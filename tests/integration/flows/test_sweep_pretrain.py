@@ -32,14 +32,9 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`ingest/train` + its labels (training), `benchmark/` + `benchmark_labels.csv` (the demo benchmark's layout,
     its study keys hashed from UIDs with `DEID_SECRET`), and a tiny BERT, under one folder."""
     from hlip.data.deid import HashKey
-    from hlip.models.testing import write_tiny_bert
-    from hlip.training.testing import write_synthetic_part
+    from hlip.training.testing import write_synthetic_part, write_training_folder
 
-    root = tmp_path_factory.mktemp("sweep_pretrain")
-    labels = write_synthetic_part(root / "ingest" / "train", n_studies=12, max_scans=2)
-    (root / "labels" / "train").mkdir(parents=True)
-    labels.to_parquet(root / "labels" / "train" / "labels.parquet")
-    write_tiny_bert(root / "bert")
+    root = write_training_folder(tmp_path_factory.mktemp("sweep_pretrain"), n_studies=12, max_scans=2)
 
     bench = root / "benchmark"
     write_synthetic_part(bench, n_studies=11, max_scans=2, seed=1)  # the 11th is not `ok`: left out

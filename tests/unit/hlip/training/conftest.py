@@ -11,15 +11,9 @@ import torch
 
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from hlip.models.testing import write_tiny_bert
-    from hlip.training.testing import write_synthetic_part
+    from hlip.training.testing import write_training_folder
 
-    root = tmp_path_factory.mktemp("training")
-    labels = write_synthetic_part(root / "ingest" / "train", n_studies=14, max_scans=2)
-    (root / "labels" / "train").mkdir(parents=True)
-    labels.to_parquet(root / "labels" / "train" / "labels.parquet")
-    write_tiny_bert(root / "bert")
-    return root
+    return write_training_folder(tmp_path_factory.mktemp("training"), n_studies=14, max_scans=2)
 
 
 @pytest.fixture
