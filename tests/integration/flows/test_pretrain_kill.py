@@ -149,3 +149,30 @@ def test_killed_training_is_retried_and_resumes_from_the_last_checkpoint(
     assert max(steps) == total
     metrics = json.loads((tmp_path / "outputs/metrics/pretrain.json").read_text())
     assert metrics["mlflow_run_id"] == retry.info.run_id
+
+
+def test_the_flow_trains_with_two_torchrun_processes(
+    synthetic_part: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pretrain_flow(nproc=2)`: the child is a 2-rank gloo DDP job whose rank 0 alone exports and logs."""
+    import mlflow
+
+    from flows.pretrain import pretrain_flow
+
+    block = tiny_block(synthetic_part, tmp_path / "outputs" / "pretrain")
+    block["checkpoint_every"] = 0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"pretrain": block}))
+    monkeypatch.chdir(tmp_path)
+    for name in ("MLFLOW_TRACKING_URI", "HLIP_PARAMS", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+
+    summary = pretrain_flow(nproc=2)
+
+    assert summary["world_size"] == 2
+    # 12-13 usable studies sharded over 2 ranks (6-7 each), batch 4 per rank, incomplete batches dropped: 1 step per
+    # epoch and 2 epochs per stage (one process would take 3 steps per epoch: the data really is split)
+    assert summary["stages"]["warmup"]["steps"] == summary["stages"]["contrastive"]["steps"] == 2
+    assert (tmp_path / "outputs" / "pretrain" / "model" / "model.safetensors").is_file()
+    mlflow.set_tracking_uri(f"sqlite:///{(tmp_path / 'outputs/mlflow/mlflow.db').resolve()}")
+    runs = mlflow.search_runs(experiment_names=["pretrain"], output_format="list")
+    assert [r.info.status for r in runs] == ["FINISHED"]  # one run for the job, not one per rank
