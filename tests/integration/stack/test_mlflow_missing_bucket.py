@@ -73,8 +73,10 @@ def test_upload_to_a_bucket_deleted_under_a_running_server_fails_and_does_not_re
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
+    from mlflow.tracking._tracking_service import utils as tracking_utils
 
     server = _mlflow(tmp_path, s3, DOOMED)
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)  # an earlier test's set_tracking_uri must not win
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "4")  # the stack's client settings (hlip/stack/local.py)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
