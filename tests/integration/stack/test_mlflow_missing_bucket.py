@@ -76,7 +76,9 @@ def test_upload_to_a_bucket_deleted_under_a_running_server_fails_and_does_not_re
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
     server = _mlflow(tmp_path, s3, DOOMED)
-    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)  # an earlier test's set_tracking_uri must not win
+    # an earlier test's set_tracking_uri / set_experiment (fluent globals) must not point this test elsewhere
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "4")  # the stack's client settings (hlip/stack/local.py)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
@@ -86,8 +88,10 @@ def test_upload_to_a_bucket_deleted_under_a_running_server_fails_and_does_not_re
         assert mlflow.get_tracking_uri() == server.url
         s3.client().delete_bucket(Bucket=DOOMED)
         assert DOOMED not in _buckets(s3)
+        assert mlflow.active_run() is None
+        run = mlflow.start_run(experiment_id=mlflow.create_experiment("missing-bucket"))
         t0 = time.monotonic()
-        with pytest.raises(MlflowException) as info, mlflow.start_run() as run:
+        with pytest.raises(MlflowException) as info, run:
             mlflow.log_artifact(str(payload))
         seconds = time.monotonic() - t0
         status = MlflowClient().get_run(run.info.run_id).info.status
