@@ -147,8 +147,10 @@ def train_stage(
         logger: Metrics sink (rank 0).
         evaluator: Called with the unwrapped model every `eval_every` epochs (rank 0).
         eval_every: Epochs between evaluations (0: never).
-        report: Receives `(epoch, value)` after each epoch: `value` is evaluator metric `report_metric` (or
-            its only metric), else the epoch's mean training loss. Exceptions propagate after the checkpoint.
+        report: Receives `(epoch, value)` after each epoch that evaluates: `value` is evaluator metric
+            `report_metric` (or its only metric); epochs between evaluations report nothing (a training loss is
+            not the metric). Without an evaluator, every epoch reports its mean training loss. Exceptions
+            propagate after the checkpoint.
         report_metric: Which evaluator metric `report` gets.
         checkpoint_every: Optimizer steps between checkpoints (0: end of epoch only).
         log_every: Optimizer steps between metric logs.
@@ -196,12 +198,12 @@ def train_stage(
                 logger.log_metrics({f"{run.name}/epoch_loss": epoch_loss, f"{run.name}/epoch_seconds": seconds},
                                    global_step)  # fmt: skip
             save(Position(run.name, epoch + 1, 0, global_step))
-            value = epoch_loss
+            value: float | None = epoch_loss if evaluator is None else None
             if evaluator is not None and eval_every and (epoch + 1) % eval_every == 0 and info.is_main:
                 result.eval = _evaluate(run.model, evaluator, global_step)
                 logger.log_metrics({f"eval/{k}": v for k, v in result.eval.items()}, global_step)
                 value = _pick(result.eval, report_metric)
-            if report is not None and info.is_main:
+            if report is not None and info.is_main and value is not None:
                 report(epoch + 1, value)
     result.global_step = global_step
     result.studies_per_s = sum(rates) / len(rates) if rates else 0.0

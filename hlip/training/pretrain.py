@@ -118,9 +118,10 @@ def run_pretrain(
     Args:
         config: The `pretrain` block.
         evaluator: `evaluator(model, step) -> metrics`, called every `eval_every` epochs of stage B.
-        report: `report(epoch, value)` after each stage-B epoch (Optuna pruning); its exceptions propagate
-            after that epoch's checkpoint is written.
-        report_metric: Evaluator metric passed to `report` (default: its only metric, or the epoch loss).
+        report: `report(epoch, value)` after each stage-B epoch that evaluates (Optuna pruning); without an
+            evaluator, after every stage-B epoch with its training loss. Its exceptions propagate after that
+            epoch's checkpoint is written.
+        report_metric: Evaluator metric passed to `report` (default: its only metric).
         logger: Metrics and artifacts sink (rank 0); default: none.
         preprocess: Preprocessing spec stored in the exported model's metadata (e.g. `params.yaml:ingest.preprocess`).
         progress: Progress bar on rank 0.

@@ -5,7 +5,7 @@ Each trial trains from scratch into a folder of its own (``<pretrain.out>/sweep/
 two trials with the same values never share or resume each other's checkpoints) with
 `hlip.training.pretrain.run_pretrain`, scored every `pretrain.eval_every` epochs of the contrastive stage by
 `hlip.evaluation.quick.make_quick_evaluator` (zero-shot on the benchmark's validation split, never its test rows).
-Only evaluated epochs reach Optuna (the training loop reports its loss after the others); the last evaluated
+Only evaluated epochs reach Optuna (the training loop reports nothing after the others); the last evaluated
 value is the trial's result. The trial's checkpoints are removed when it ends (a trial never resumes); its model
 and ``summary.json`` stay. ``sweep.objective: quadratic`` checks the sweep's plumbing alone.
 """
@@ -18,14 +18,11 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hlip.config import ConfigError
 from hlip.tuning.objective import Report
 from hlip.tuning.space import apply_overrides
-
-if TYPE_CHECKING:
-    from torch import nn
 
 
 @dataclass
@@ -54,24 +51,15 @@ class PretrainRunner:
         root.mkdir(parents=True, exist_ok=True)
         block["out"] = tempfile.mkdtemp(prefix=f"{tag}-", dir=root)
         config = PretrainConfig.from_params(block)
-        evaluator = self._evaluator(params)
-        evaluated: list[bool] = []  # the evaluator ran since the last report
         last: list[float] = []
 
-        def evaluate(model: nn.Module, step: int) -> dict[str, float]:
-            metrics = evaluator(model, step)
-            evaluated.append(True)
-            return metrics
-
-        def record(epoch: int, value: float) -> None:
-            if not evaluated:  # an epoch without evaluation: the loop reports its training loss, not the metric
-                return
-            evaluated.clear()
+        def record(epoch: int, value: float) -> None:  # called on evaluated epochs only (hlip.training.loop)
             last.append(float(value))
             report(epoch, value)
 
         try:
-            run_pretrain(config, evaluator=evaluate, report=record, report_metric=self.metric, progress=False)
+            run_pretrain(config, evaluator=self._evaluator(params), report=record, report_metric=self.metric,
+                         progress=False)  # fmt: skip
         finally:
             shutil.rmtree(checkpoint_dir(config.out), ignore_errors=True)
         if not last:

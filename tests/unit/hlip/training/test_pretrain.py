@@ -114,3 +114,12 @@ def test_warmup_true_without_labels_is_an_error(block: dict[str, Any], tmp_path:
     config = PretrainConfig.from_params({**block, "data": data, "warmup": {"enabled": True}})
     with pytest.raises(FileNotFoundError, match=r"labels\.parquet"):
         run_pretrain(config, progress=False)
+
+
+def test_epochs_between_evaluations_report_nothing(block: dict[str, Any]) -> None:
+    """A pruner must see the metric only: with `eval_every` 2, epoch 1's training loss is not reported as it."""
+    config = PretrainConfig.from_params({**block, "warmup": {"enabled": False}, "eval_every": 2})
+    reports: list[tuple[int, float]] = []
+    run_pretrain(config, evaluator=lambda model, step: {"auc": 0.75}, report=lambda e, v: reports.append((e, v)),
+                 progress=False)  # fmt: skip
+    assert reports == [(2, 0.75)]
