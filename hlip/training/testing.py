@@ -9,6 +9,7 @@ can learn something in a few steps.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,3 +76,28 @@ def write_training_folder(root: str | Path, n_studies: int = 14, *, max_scans: i
     labels.to_parquet(root / "labels" / "train" / "labels.parquet")
     write_tiny_bert(root / "bert")
     return root
+
+
+def tiny_pretrain_block(folder: str | Path, out: str | Path, *, max_scans: int = 2, **overrides: Any) -> dict[str, Any]:
+    """A `pretrain` params block for hlip-tiny on a `write_training_folder` folder: 2 + 2 epochs, batch 4, one
+    thread, a checkpoint after every optimizer step; top-level keys in `overrides` replace the defaults."""
+    folder = Path(folder)
+    block: dict[str, Any] = {
+        "model": "hlip-tiny",
+        "model_overrides": {"text": {"model_dir": str(folder / "bert"), "context_length": 16}},
+        "data": {
+            "ingest_dir": str(folder / "ingest"),
+            "labels_dir": str(folder / "labels"),
+            "scans": {"mode": "max_n", "max_scans": max_scans},
+        },
+        "warmup": {"epochs": 2, "lr": 2e-3, "warmup_steps": 2},
+        "contrastive": {"epochs": 2, "lr": 2e-3, "warmup_steps": 2},
+        "batch_size": 4,
+        "workers": 0,
+        "threads": 1,
+        "checkpoint_every": 1,
+        "keep_last": 2,
+        "out": str(out),
+    }
+    block.update(overrides)
+    return block

@@ -31,23 +31,9 @@ def synthetic_part(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tiny_block(part: Path, out: Path) -> dict[str, Any]:
     """hlip-tiny, two epochs per stage, a checkpoint after every optimizer step."""
-    return {
-        "model": "hlip-tiny",
-        "model_overrides": {"text": {"model_dir": str(part / "bert"), "context_length": 16}},
-        "data": {
-            "ingest_dir": str(part / "ingest"),
-            "labels_dir": str(part / "labels"),
-            "scans": {"mode": "max_n", "max_scans": 2},
-        },
-        "warmup": {"epochs": 2, "lr": 2e-3, "warmup_steps": 2},
-        "contrastive": {"epochs": 2, "lr": 2e-3, "warmup_steps": 2},
-        "batch_size": 4,
-        "workers": 0,
-        "threads": 1,
-        "checkpoint_every": 1,
-        "keep_last": 2,
-        "out": str(out),
-    }
+    from hlip.training.testing import tiny_pretrain_block
+
+    return tiny_pretrain_block(part, out)
 
 
 def step_of(checkpoint: Path | None) -> int:

@@ -25,27 +25,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tiny_block(corpus: Path, out: Path, **overrides: Any) -> dict[str, Any]:
     """A `pretrain` block for hlip-tiny on the synthetic corpus, deterministic, one thread."""
-    block: dict[str, Any] = {
-        "model": "hlip-tiny",
-        "model_overrides": {"text": {"model_dir": str(corpus / "bert"), "context_length": 16}},
-        "data": {
-            "ingest_dir": str(corpus / "ingest"),
-            "labels_dir": str(corpus / "labels"),
-            "scans": {"mode": "max_n", "max_scans": 3},
-        },
-        "warmup": {"epochs": 2, "lr": 2e-3, "warmup_steps": 2},
-        "contrastive": {"epochs": 2, "lr": 2e-3, "warmup_steps": 2},
-        "batch_size": 4,
-        "patch_dropout": 0.25,
-        "workers": 0,
-        "deterministic": True,
-        "threads": 1,
-        "checkpoint_every": 1,
-        "keep_last": 2,
-        "out": str(out),
-    }
-    block.update(overrides)
-    return block
+    from hlip.training.testing import tiny_pretrain_block
+
+    return tiny_pretrain_block(
+        corpus, out, **{"max_scans": 3, "patch_dropout": 0.25, "deterministic": True, **overrides}
+    )
 
 
 def start_training(block: dict[str, Any], workdir: Path, sleep_s: float = 0.0, torchrun: int = 0,
