@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from hlip.models import VisionConfig, VisionTransformer3D, get_model_config, vision_forward_flops
+from hlip.models import VisionConfig, VisionTransformer3D, compile_model, get_model_config, vision_forward_flops
 
 PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
 
@@ -55,7 +55,7 @@ class Runner:
         self.model.set_grad_checkpointing(args.grad_checkpointing)
         fused = self.device.type == "cuda"
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=fused)
-        self.forward = torch.compile(self.model) if args.compiled else self.model
+        self.forward = compile_model(self.model) if args.compiled else self.model
         self.x = torch.randn(batch, scans, 1, *cfg.image_size, device=self.device)
         self.dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
 

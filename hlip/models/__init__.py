@@ -14,6 +14,7 @@ loss = create_loss("clip")(**out)
 
 from hlip.models.checkpoint import ImportReport, import_upstream_checkpoint, load_state_dict_file, save_safetensors
 from hlip.models.clip import HLIP, HLIPClassifier
+from hlip.models.compile import compile_model
 from hlip.models.config import ModelConfig, TextConfig, VisionConfig
 from hlip.models.factory import (
     add_model_config,
@@ -44,6 +45,7 @@ __all__ = [
     "VisionConfig",
     "VisionTransformer3D",
     "add_model_config",
+    "compile_model",
     "create_classifier",
     "create_loss",
     "create_model",

@@ -74,7 +74,9 @@ class VisionTransformer3D(nn.Module):
         self.grad_checkpointing = enable
 
     def forward(self, x: Tensor, scan_mask: Tensor | None = None) -> Tensor:
-        """Study embeddings `[B, embed_dim]` of `x: [B, N, 1, D, H, W]` (unnormalised)."""
+        """Study embeddings `[B, embed_dim]` of `x: [B, N, 1, D, H, W]` (unnormalised): float intensities in
+        [0, 1], or the loader's uint8 volumes (0..255, scaled to [0, 1] after the move to the device, so a batch
+        crosses processes and the host-to-device copy at a quarter of the float32 bytes)."""
         return self.head(self.forward_features(x, scan_mask))
 
     def forward_features(self, x: Tensor, scan_mask: Tensor | None = None) -> Tensor:
@@ -92,6 +94,8 @@ class VisionTransformer3D(nn.Module):
 
     def _tokens(self, scans: Tensor, packing: StudyPacking) -> Tensor:
         """Packed scans `[S, 1, D, H, W]` -> positioned patch tokens `[S, d, t, C]`."""
+        if scans.dtype == torch.uint8:  # the loader's volumes: converted here, on the model's device
+            scans = scans.to(torch.float32).div_(255.0)
         if self.cfg.input_norm == "zscore":
             scans = zscore(scans)
         x = self.patch_embed(scans)  # [S, d, h, w, C]

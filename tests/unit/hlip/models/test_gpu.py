@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from hlip.models import VisionTransformer3D, get_model_config
+from hlip.models import VisionTransformer3D, compile_model, get_model_config
 
 Batch = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
@@ -33,4 +33,4 @@ def test_compiled_forward_matches_eager_on_cuda(study_batch: Batch) -> None:
     x, _ = study_batch([3, 3], cfg.image_size)
     x = x.cuda()
     with torch.no_grad():
-        torch.testing.assert_close(torch.compile(model)(x), model(x), rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(compile_model(model)(x), model(x), rtol=1e-3, atol=1e-3)

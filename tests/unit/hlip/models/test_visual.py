@@ -226,3 +226,12 @@ def test_zscore_input_keeps_a_constant_scan_finite(study_batch: Batch) -> None:
 def test_unknown_input_norm_is_rejected() -> None:
     with pytest.raises(ValueError, match="input_norm"):
         make_vit(("scan",), input_norm="minmax")
+
+
+def test_uint8_scans_equal_their_float_scaling(study_batch: Batch) -> None:
+    model = make_vit(("scan", "study"))
+    x, mask = study_batch([2, 1], SIZE)
+    raw = (x * 255).round().to(torch.uint8)  # what the loader hands over
+    with torch.no_grad():
+        torch.testing.assert_close(model(raw, mask), model(raw.float() / 255, mask), rtol=0, atol=0)
+        assert not torch.allclose(model(raw, mask), model(raw.float(), mask))  # so the scaling really happened
