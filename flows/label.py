@@ -25,7 +25,7 @@ from hlip.labels.evaluate import QualityReport, evaluate_labels, load_reference
 from hlip.labels.finding_list import FindingList, load_findings
 from hlip.labels.labeler import LabelResult, label_part
 from hlip.labels.llm import EndpointUnavailableError
-from hlip.labels.outputs import numeric_metrics, stage_metrics, write_part, write_quality
+from hlip.labels.outputs import numeric_metrics, stage_metrics, timing_metrics, write_part, write_quality
 from hlip.tracking.runs import stage_run
 
 
@@ -93,6 +93,7 @@ def label_flow(params: str | None = None) -> dict[str, Any]:
         metrics = stage_metrics(results, findings, quality)
         write_stage_metrics("label", metrics)
         mlflow.log_metrics(numeric_metrics({k: v for k, v in metrics.items() if k != "findings_version"}))
+        mlflow.log_metrics(timing_metrics(results))
         rows: dict[str, Any] = {"params": str(params or params_path()), "backend": config.backend,
                                 "findings": f"{findings.name} {findings.version}"}  # fmt: skip
         for part, result in results.items():

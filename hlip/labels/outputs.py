@@ -19,7 +19,10 @@ from hlip.labels.labeler import LabelResult
 
 VALUE_NAMES = {1: "present", 0: "absent", -1: "uncertain"}
 STAT_KEYS = ("reports", "labelled", "failed", "empty_reports", "cache_hits", "requests", "retries",
-             "prompt_tokens", "completion_tokens", "cost_usd", "seconds")  # fmt: skip
+             "prompt_tokens", "completion_tokens", "cost_usd")  # fmt: skip
+#: Wall-clock stats: logged to MLflow, kept out of the DVC metrics file so `dvc metrics diff` shows only changes
+#: of the labels themselves.
+TIMING_KEYS = ("seconds",)
 
 
 def write_part(result: LabelResult, folder: Path) -> tuple[Path, Path]:
@@ -52,6 +55,11 @@ def stage_metrics(
         metrics["quality"] = {k: v for k, v in quality.as_dict()["macro"].items() if v is not None}
         metrics["quality"]["n_studies"] = quality.n_studies
     return metrics
+
+
+def timing_metrics(results: Mapping[str, LabelResult]) -> dict[str, float]:
+    """``{"<part>/seconds": ...}``: the wall-clock stats of each part, for MLflow only."""
+    return {f"{part}/{k}": float(r.stats[k]) for part, r in results.items() for k in TIMING_KEYS if k in r.stats}
 
 
 def numeric_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:

@@ -98,6 +98,7 @@ def test_rules_flow_writes_labels_failures_quality_metrics_and_mlflow_run(workdi
     assert saved["train"]["counts"]["stroke"] == {"present": 1, "absent": 3, "uncertain": 0}
     assert saved["train"]["counts"]["glioma"] == {"present": 0, "absent": 3, "uncertain": 1}
     assert saved["quality"]["f1"] == 1.0
+    assert "seconds" not in saved["train"]  # wall clock stays out of `dvc metrics diff`
 
     import mlflow
 
@@ -106,6 +107,7 @@ def test_rules_flow_writes_labels_failures_quality_metrics_and_mlflow_run(workdi
     assert run.info.status == "FINISHED"
     assert run.data.params["label.backend"] == "rules"
     assert run.data.metrics["quality/f1"] == 1.0
+    assert run.data.metrics["train/seconds"] > 0  # ... and goes to MLflow
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"quality.json", "quality.md"} <= artifacts
 
