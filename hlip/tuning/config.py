@@ -81,6 +81,10 @@ class SweepConfig:
         direction: ``maximize`` or ``minimize`` the metric.
         metric: Name of the objective's value (logged to MLflow under this name).
         timeout_s: Optional wall-clock limit per worker.
+        heartbeat_s: Seconds between a running trial's heartbeats (0: off). A trial whose worker died without a
+            word (SIGKILL, a lost node) stops beating; after `2 x heartbeat_s` the next worker to start a trial
+            marks it FAIL and enqueues it again with the same parameters.
+        max_retries: How many times such a stale trial is enqueued again.
         out: Folder of the sweep's outputs (``best_params.yaml``, plots, the SQLite study).
         sampler, pruner: See `SamplerConfig`, `PrunerConfig`.
         space: The searched parameters.
@@ -95,6 +99,8 @@ class SweepConfig:
     direction: str = "maximize"
     metric: str = "zero_shot.macro_auc"
     timeout_s: float | None = None
+    heartbeat_s: float = 60.0
+    max_retries: int = 1
     out: str = "outputs/sweep"
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
@@ -126,6 +132,8 @@ def parse_sweep_config(block: Mapping[str, Any] | None, where: str = "params.yam
     for name in ("n_trials", "n_workers"):
         if not isinstance(getattr(config, name), int) or getattr(config, name) < 1:
             raise ConfigError(f"{where}.{name}: expected an integer >= 1, got {getattr(config, name)!r}")
+    if config.heartbeat_s < 0 or config.max_retries < 0:
+        raise ConfigError(f"{where}: heartbeat_s and max_retries must be >= 0")
     names = [p.name for p in config.space]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

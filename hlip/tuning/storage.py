@@ -24,12 +24,13 @@ import logging
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
@@ -54,9 +55,31 @@ RETRIED_METHODS = (
 T = TypeVar("T")
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
+def open_storage(url: str, heartbeat_s: float = 0.0, max_retries: int = 1) -> optuna.storages.BaseStorage:
     """The study storage at `url`: SQLite files get a parent folder, WAL mode and a lock timeout; any other RDB
-    URL a `ReconnectingRDBStorage`."""
+    URL a `ReconnectingRDBStorage`.
+
+    With `heartbeat_s` > 0, running trials beat every `heartbeat_s` seconds; a trial silent for `2 x heartbeat_s`
+    (its worker was killed) is marked FAIL by the next worker that starts a trial and enqueued again, with the
+    same parameters, up to `max_retries` times (Optuna's `RetryHeartbeatStaleTrialCallback`; the retry carries the
+    system attribute `failed_trial`, the number of the trial it repeats).
+    """
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    # Heartbeats are "experimental" in Optuna since 2.8; tests/unit/hlip/tuning/test_heartbeat.py pins the behaviour.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        heartbeat: dict[str, Any] = {}
+        if heartbeat_s > 0:
+            heartbeat = {
+                "heartbeat_interval": max(1, round(heartbeat_s)),
+                "grace_period": max(2, round(2 * heartbeat_s)),
+                "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retries),
+            }
+        return _open(url, heartbeat)
+
+
+def _open(url: str, heartbeat: dict[str, Any]) -> optuna.storages.BaseStorage:
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path in ("", ":memory:") or path == url:
@@ -64,8 +87,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S) as connection:
             connection.execute("PRAGMA journal_mode=WAL")  # persistent: readers no longer block the writer
-        return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
-    return ReconnectingRDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}}, **heartbeat)
+    return ReconnectingRDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **heartbeat)
 
 
 def is_connection_loss(exc: BaseException) -> bool:

@@ -59,12 +59,12 @@ def make_pruner(config: PrunerConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """The study storage at `url` (see `hlip.tuning.storage.open_storage`: SQLite in WAL mode, or an RDB storage
-    that waits for a restarting database)."""
+def open_storage(config: SweepConfig) -> optuna.storages.BaseStorage:
+    """The configured study storage (see `hlip.tuning.storage.open_storage`: SQLite in WAL mode, or an RDB storage
+    that waits for a restarting database; heartbeats that retry the trials of killed workers)."""
     from hlip.tuning.storage import open_storage as open_
 
-    return open_(url)
+    return open_(resolve_storage(config), config.heartbeat_s, config.max_retries)
 
 
 def create_study(config: SweepConfig) -> optuna.Study:
@@ -72,7 +72,7 @@ def create_study(config: SweepConfig) -> optuna.Study:
     import optuna
 
     study = optuna.create_study(
-        storage=open_storage(resolve_storage(config)),
+        storage=open_storage(config),
         study_name=config.study_name,
         direction="maximize" if config.direction == "maximize" else "minimize",
         load_if_exists=True,
@@ -125,7 +125,7 @@ def run_worker(
 
     study = optuna.load_study(
         study_name=config.study_name,
-        storage=open_storage(resolve_storage(config)),
+        storage=open_storage(config),
         sampler=make_sampler(config.sampler, worker),
         pruner=make_pruner(config.pruner),
     )
