@@ -69,6 +69,29 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def frozen_prefixes(model: torch.nn.Module) -> tuple[str, ...]:
+    """State-dict prefixes of locked pretrained trunks (a text tower with `frozen` set, LiT style): never trained,
+    rebuilt from their pretrained source whenever the model is built, so checkpoints leave them out."""
+    return tuple(f"{name}.transformer." if name else "transformer."
+                 for name, module in model.named_modules()
+                 if getattr(module, "frozen", False) and hasattr(module, "transformer"))  # fmt: skip
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """`model.state_dict()` without the locked trunks (`frozen_prefixes`)."""
+    skip = frozen_prefixes(model)
+    return {k: v for k, v in model.state_dict().items() if not (skip and k.startswith(skip))}
+
+
+def load_trainable_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Load what `trainable_state` saved; every key but the locked trunks' must be there, and nothing else."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    skip = frozen_prefixes(model)
+    missing = [k for k in missing if not (skip and k.startswith(skip))]
+    if missing or unexpected:
+        raise RuntimeError(f"checkpoint does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
 def checkpoint_dir(out: Path) -> Path:
     """The checkpoint folder of an output folder."""
     return out / "checkpoints"

@@ -27,7 +27,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader
 
-from hlip.training.checkpoint import Position, rng_state, set_rng_state
+from hlip.training.checkpoint import Position, load_trainable_state, rng_state, set_rng_state, trainable_state
 from hlip.training.distributed import DistInfo, mean_across_ranks
 from hlip.training.hooks import Evaluator, Report, TrainingLogger
 from hlip.training.progress import StageProgress
@@ -82,7 +82,7 @@ class StageRun:
     def state_dict(self) -> dict[str, Any]:
         """Model, optimizer, schedule and scaler states."""
         return {
-            "model": self.model.state_dict(),
+            "model": trainable_state(self.model),  # a locked pretrained trunk is not saved again
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -90,7 +90,7 @@ class StageRun:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` saved."""
-        self.model.load_state_dict(state["model"])
+        load_trainable_state(self.model, state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])

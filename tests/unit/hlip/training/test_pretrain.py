@@ -123,3 +123,18 @@ def test_epochs_between_evaluations_report_nothing(block: dict[str, Any]) -> Non
     run_pretrain(config, evaluator=lambda model, step: {"auc": 0.75}, report=lambda e, v: reports.append((e, v)),
                  progress=False)  # fmt: skip
     assert reports == [(2, 0.75)]
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_contrastive_checkpoints_leave_out_only_a_locked_text_trunk(block: dict[str, Any], freeze: bool) -> None:
+    overrides = {"text": {**block["model_overrides"]["text"], "freeze": freeze}}
+    config = PretrainConfig.from_params({**block, "model_overrides": overrides})
+    result = run_pretrain(config, progress=False, device="cpu")
+    latest = latest_checkpoint(Path(config.out))
+    assert latest is not None
+    saved = torch.load(latest, weights_only=False)["model"]
+    model = load_model(result.model_dir)
+    trunk = {k for k in model.state_dict() if k.startswith("text.transformer.")}
+    assert trunk  # the exported model is whole either way
+    assert trunk.isdisjoint(saved) if freeze else trunk <= set(saved)
+    assert set(model.state_dict()) - trunk <= set(saved)  # every trained weight is in the checkpoint
