@@ -6,7 +6,7 @@ ds = StudyDataset("outputs/ingest/train", scans_policy=ScanPolicy("max_n", 8), t
 loader = make_loader(ds, batch_size=16, workers=2, tokenizer=tokenizer, seed=0)
 for epoch in range(epochs):
     loader.sampler.set_epoch(epoch)
-    for batch in loader:  # image [B, Nmax, 1, D, H, W] uint8 (the model scales it), scan_mask [B, Nmax], text [B, L], ...
+    for batch in loader:  # image [B, Nmax, 1, D, H, W] uint8 (scaled by the model), scan_mask [B, Nmax], text, ...
         ...
 ```
 
@@ -200,8 +200,8 @@ def collate_studies(items: Sequence[Item], tokenizer: Callable[[list[str]], Tens
     Returns:
         `study_key` list[str]; `image` uint8 `[B, Nmax, 1, D, H, W]` (the models scale it to [0, 1] on their
         device: a quarter of the float32 bytes through worker shared memory, pinning and the host-to-device copy);
-        `scan_mask` bool `[B, Nmax]` (True = real scan); `report` list[str] ("" where none); `labels` float32 `[B, F]`; and `text` int64
-        `[B, L]` when a tokenizer is given.
+        `scan_mask` bool `[B, Nmax]` (True = real scan); `report` list[str] ("" where none); `labels` float32
+        `[B, F]`; and `text` int64 `[B, L]` when a tokenizer is given.
     """
     if not items:
         raise ValueError("cannot collate an empty batch")

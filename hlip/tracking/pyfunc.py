@@ -183,7 +183,10 @@ class HLIPStudyModel(PythonModel):
         shapes = {v.shape for v in volumes}
         if len(shapes) != 1 or len(next(iter(shapes))) != 3:
             raise ValueError(f"scans of a study must be 3D volumes of one shape, got {sorted(shapes)}")
-        image = torch.from_numpy(np.stack(volumes).astype(np.uint8, copy=False))  # [N, D, H, W]; the model scales it
+        dtypes = {str(v.dtype) for v in volumes}
+        if dtypes != {"uint8"}:
+            raise ValueError(f"scans of a study must be uint8 volumes (what ingest writes), got {sorted(dtypes)}")
+        image = torch.from_numpy(np.stack(volumes))  # [N, D, H, W] uint8; the model scales it
         with torch.no_grad():
             z = self.model.encode_image(image[None, :, None], normalize=True)[0]  # [E]
             logits = self.logit_scale * torch.einsum("e,fke->fk", z, self.prompt_features)  # [F, 2]

@@ -72,9 +72,10 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 def frozen_prefixes(model: torch.nn.Module) -> tuple[str, ...]:
     """State-dict prefixes of locked pretrained trunks (a text tower with `frozen` set, LiT style): never trained,
     rebuilt from their pretrained source whenever the model is built, so checkpoints leave them out."""
-    return tuple(f"{name}.transformer." if name else "transformer."
-                 for name, module in model.named_modules()
-                 if getattr(module, "frozen", False) and hasattr(module, "transformer"))  # fmt: skip
+    from hlip.models.text import TextTower
+
+    locked = [name for name, module in model.named_modules() if isinstance(module, TextTower) and module.frozen]
+    return tuple(f"{name}.transformer." if name else "transformer." for name in locked)
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

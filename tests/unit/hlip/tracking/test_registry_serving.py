@@ -107,3 +107,13 @@ def test_spec_warns_when_serving_preprocessing_differs_from_training(
     spec = ServingSpec.resolve(folder, PROMPTS, IngestConfig())
     assert "differs from the one the model was trained with" in caplog.text
     assert spec.ingest.preprocess.size == (32, 64, 64)  # used as given
+
+
+def test_served_volumes_must_be_uint8() -> None:
+    import numpy as np
+
+    from hlip.tracking.pyfunc import HLIPStudyModel
+
+    served = HLIPStudyModel.__new__(HLIPStudyModel)  # the dtype check runs before the model is touched
+    with pytest.raises(ValueError, match=r"uint8 volumes .* got \['float32'\]"):
+        served.predict_volumes([np.zeros((4, 8, 8), dtype=np.float32)])
