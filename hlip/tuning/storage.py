@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
-from optuna.storages import RDBStorage
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,6 @@ def open_storage(url: str, heartbeat_s: float = 0.0, max_retries: int = 1) -> op
     same parameters, up to `max_retries` times (Optuna's `RetryHeartbeatStaleTrialCallback`; the retry carries the
     system attribute `failed_trial`, the number of the trial it repeats).
     """
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
-
     # Heartbeats are "experimental" in Optuna since 2.8; tests/unit/hlip/tuning/test_heartbeat.py pins the behaviour.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
