@@ -14,8 +14,9 @@ Side by side for each config, on the same studies:
 
     .venv/bin/python benchmarks/bench_learnability.py [--epochs 4] [--config NAME[:JSON overrides] ...]
 
-Default configs: `hlip-demo` as shipped (linear 8x16x16 patches), and the same with a one-layer conv stem
-max-pooled inside each patch.
+Default configs: `hlip-demo`'s architecture (linear 8x16x16 patches) and the same with a one-layer conv stem
+max-pooled inside each patch, each with and without the batch-normalised study embedding (`embed_norm`). Every
+warm-up head starts at the training prevalence (`HLIPClassifier.init_prior_bias`), as in the pretrain stage.
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ from hlip.training.optim import create_optimizer
 from hlip.training.schedule import warmup_cosine
 
 SHAPE = (32, 64, 64)
-DEFAULT_CONFIGS = ("hlip-demo", 'hlip-demo:{"vision": {"stem_channels": [16], "stem_pool": "max"}}')
+STEM = '"stem_channels": [16], "stem_pool": "max"'
+DEFAULT_CONFIGS = (
+    "hlip-demo",
+    'hlip-demo:{"vision": {"embed_norm": "batchnorm"}}',
+    f'hlip-demo:{{"vision": {{{STEM}}}}}',
+    f'hlip-demo:{{"vision": {{{STEM}, "embed_norm": "batchnorm"}}}}',
+)
 
 
 def make_studies(n: int, prevalence: float, args: argparse.Namespace, rng: np.random.Generator) -> tuple:
@@ -71,6 +78,7 @@ def run_config(spec: str, train: tuple, test: tuple, args: argparse.Namespace) -
     cfg = get_model_config(name, json.loads(overrides) if overrides else None)
     torch.manual_seed(args.seed)
     model = create_classifier(cfg, 1)
+    model.init_prior_bias([float(train[1].mean())])  # as the pretrain stage does
     (xtr, ytr), (xte, yte) = train, test
     probe = LogisticRegression(C=1.0, max_iter=5000).fit(embed(model.visual, xtr), ytr)
     probe_auc = roc_auc_score(yte, probe.decision_function(embed(model.visual, xte)))
@@ -95,7 +103,7 @@ def run_config(spec: str, train: tuple, test: tuple, args: argparse.Namespace) -
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
     seconds = (time.perf_counter() - start) / max(args.epochs, 1)
     model.eval()
     with torch.no_grad():
@@ -130,8 +138,10 @@ def main() -> None:
           f"{args.radius}, contrast {args.contrast}; {args.epochs} epochs at lr {args.lr}", flush=True)  # fmt: skip
     rows = []
     for spec in args.config or DEFAULT_CONFIGS:
-        rows.append(run_config(spec, train, test, args))
-        print(f"  {spec}: done", flush=True)
+        r = run_config(spec, train, test, args)
+        rows.append(r)
+        print(f"  {spec}: probe {r['probe_auc']:.3f}, trained {r['trained_auc']:.3f}, bce {r['train_bce']:.3f}",
+              flush=True)  # fmt: skip
     print("\n| config | test AUC, probe at init | test AUC, trained | train BCE | s/epoch |")
     print("|---|---:|---:|---:|---:|")
     for r in rows:

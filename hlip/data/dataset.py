@@ -39,6 +39,7 @@ __all__ = [
     "collate_studies",
     "label_matrix",
     "make_loader",
+    "positive_rates",
 ]
 
 Item = dict[str, Any]
@@ -192,6 +193,14 @@ def label_matrix(labels: pd.DataFrame, findings: Sequence[str] | None = None) ->
     if absent:
         raise ValueError(f"findings {absent} have no label in the table (present: {sorted(matrix.columns)})")
     return matrix[list(findings)].astype("float32")
+
+
+def positive_rates(labels: pd.DataFrame) -> list[float]:
+    """Share of positives among the known labels of each finding column of a `label_matrix` (uncertain -1 and
+    unknown NaN left out; 0.5 for a finding without any known label)."""
+    known = labels.isin([0, 1])
+    positives = (labels == 1).sum()
+    return [float(positives[c] / known[c].sum()) if known[c].any() else 0.5 for c in labels.columns]
 
 
 def collate_studies(items: Sequence[Item], tokenizer: Callable[[list[str]], Tensor] | None = None) -> dict[str, Any]:

@@ -23,6 +23,7 @@ Level = Literal["slice", "scan", "study"]
 LEVELS: tuple[str, ...] = get_args(Level)
 Pool = Literal["cls", "dinotxt"]
 InputNorm = Literal["none", "zscore"]
+EmbedNorm = Literal["none", "batchnorm"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class VisionConfig:
         input_norm: "none" (the loader's [0, 1] intensities) or "zscore" (each scan to zero mean and unit variance
             inside the model, so training, evaluation and serving cannot disagree): the content of a patch token
             then has the scale of the positional embedding instead of a few percent of it (docs/demo-model.md).
+        embed_norm: "none" (upstream) or "batchnorm": the study embedding standardised over the batch
+            (`embed_norm.EmbedBatchNorm`), so that a small from-scratch model can leave the label prior.
     """
 
     image_size: tuple[int, int, int] = (48, 224, 224)
@@ -72,6 +75,7 @@ class VisionConfig:
     stem_pool: str = "max"
     qkv_bias: bool = True
     input_norm: str = "none"
+    embed_norm: str = "none"
 
     def __post_init__(self) -> None:
         if len(self.image_size) != 3 or len(self.patch_size) != 3:
@@ -89,6 +93,8 @@ class VisionConfig:
             raise ValueError(f"pool must be one of {get_args(Pool)}, got {self.pool!r}")
         if self.input_norm not in get_args(InputNorm):
             raise ValueError(f"input_norm must be one of {get_args(InputNorm)}, got {self.input_norm!r}")
+        if self.embed_norm not in get_args(EmbedNorm):
+            raise ValueError(f"embed_norm must be one of {get_args(EmbedNorm)}, got {self.embed_norm!r}")
         if not 0.0 <= self.patch_dropout < 1.0 or not 0.0 <= self.drop_path < 1.0:
             raise ValueError("patch_dropout and drop_path must lie in [0, 1)")
 

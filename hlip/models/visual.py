@@ -9,7 +9,8 @@ Input is a batch of studies `x: [B, N, 1, D, H, W]` and an optional `scan_mask: 
    the tokens are regrouped (`hierarchy.TokenLayout`), prefix tokens averaged or copied.
 3. After the last block the prefix tokens are merged to the study level and normalised; the study feature
    is the CLS token (`pool="cls"`) or DINO.txt's mean prefix token concatenated with the mean patch token
-   (`pool="dinotxt"`), then projected to the shared embedding by `head`.
+   (`pool="dinotxt"`), then projected to the shared embedding by `head` (and, with `embed_norm="batchnorm"`,
+   standardised over the batch: `embed_norm.py`).
 
 With every level set to `study` the same code is a plain full-attention 3D ViT, for comparison.
 """
@@ -22,6 +23,7 @@ from torch.utils.checkpoint import checkpoint
 
 from hlip.models.block import Block, init_vit_weights
 from hlip.models.config import VisionConfig
+from hlip.models.embed_norm import EmbedBatchNorm
 from hlip.models.hierarchy import AttentionGroups, TokenLayout
 from hlip.models.packing import StudyPacking, pack_scans
 from hlip.models.patch_embed import PatchEmbed3D
@@ -63,6 +65,7 @@ class VisionTransformer3D(nn.Module):
         self.blocks = nn.ModuleList(Block(C, cfg.heads, cfg.mlp_ratio, cfg.qkv_bias, rate) for rate in rates)
         self.norm = nn.LayerNorm(C, eps=1e-6)
         self.head = nn.Linear(cfg.num_features, embed_dim, bias=False)
+        self.embed_norm: nn.Module = EmbedBatchNorm(embed_dim) if cfg.embed_norm == "batchnorm" else nn.Identity()
         self.grad_checkpointing = False
         self.apply(init_vit_weights)
         nn.init.normal_(self.cls_token, std=1e-6)
@@ -77,7 +80,7 @@ class VisionTransformer3D(nn.Module):
         """Study embeddings `[B, embed_dim]` of `x: [B, N, 1, D, H, W]` (unnormalised): float intensities in
         [0, 1], or the loader's uint8 volumes (0..255, scaled to [0, 1] after the move to the device, so a batch
         crosses processes and the host-to-device copy at a quarter of the float32 bytes)."""
-        return self.head(self.forward_features(x, scan_mask))
+        return self.embed_norm(self.head(self.forward_features(x, scan_mask)))
 
     def forward_features(self, x: Tensor, scan_mask: Tensor | None = None) -> Tensor:
         """Pooled study features `[B, num_features]` before the projection head."""

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from hlip.data.dataset import StudyDataset, label_matrix, make_loader
+from hlip.data.dataset import StudyDataset, label_matrix, make_loader, positive_rates
 from hlip.models.clip import HLIP, HLIPClassifier
 from hlip.models.config import ModelConfig, merge_overrides
 from hlip.models.export import save_model
@@ -180,6 +180,7 @@ def _run(
     elif labels is not None:
         torch.manual_seed(config.seed)
         classifier = HLIPClassifier(model_cfg, len(findings)).to(info.device)
+        classifier.init_prior_bias(positive_rates(labels))
         run_a = _stage_run(WARMUP, classifier, config, config.warmup, info, labels=labels)
         start = Position(WARMUP, 0, 0, global_step)
         if resume and position:

@@ -18,6 +18,7 @@ from hlip.data.dataset import (
     collate_studies,
     label_matrix,
     make_loader,
+    positive_rates,
 )
 from hlip.data.sampling import canonical_order, report_text, select_scans, split_sections
 from hlip.training.testing import FINDINGS, write_synthetic_part
@@ -152,3 +153,17 @@ def test_bad_inputs_are_named(tmp_path: Path, part: tuple[Path, pd.DataFrame]) -
         label_matrix(pd.DataFrame({"study_key": ["a"], "finding": ["x"], "value": [2]}))
     with pytest.raises(ValueError, match="no label"):
         label_matrix(part[1], ["stroke"])
+
+
+def test_positive_rates_count_known_labels_only() -> None:
+    long = pd.DataFrame(
+        {
+            "study_key": ["a", "a", "b", "b", "c", "c", "d"],
+            "finding": ["x", "y", "x", "y", "x", "y", "x"],
+            "value": [1, -1, 0, -1, 1, -1, 0],
+        }
+    )
+    matrix = label_matrix(long, ["x", "y"])  # d has no y label: NaN
+    assert positive_rates(matrix) == [0.5, 0.5]  # x: 2 of 4 known; y: only uncertain -> no information
+    long.loc[1, "value"] = 1
+    assert positive_rates(label_matrix(long, ["x", "y"])) == [0.5, 1.0]
