@@ -5,7 +5,7 @@ by the positional embedding and the CLS token, which are identical across studie
 is under 1% of the norm (docs/demo-model.md). A linear head on top then sees an almost constant input; BCE
 warm-up settles at the label prior and contrastive logits are all alike. Standardising each embedding dimension
 over the batch puts the study-to-study variation at unit scale from the first step. On the synthetic
-bright-sphere task (`benchmarks/bench_learnability.py`) this takes the max-pooled conv stem from 0.58 to 1.00
+bright-sphere task (`benchmarks/bench_learnability.py`) this takes the max-pooled conv stem from 0.77 to 1.00
 test AUC. Large upstream runs do not need it, so it is off unless a config asks for it (`embed_norm`).
 """
 
