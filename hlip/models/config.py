@@ -22,7 +22,7 @@ from hlip.config import from_dict, to_dict
 Level = Literal["slice", "scan", "study"]
 LEVELS: tuple[str, ...] = get_args(Level)
 Pool = Literal["cls", "dinotxt"]
-InputNorm = Literal["none", "zscore"]
+InputNorm = Literal["none", "zscore", "zscore_foreground"]
 EmbedNorm = Literal["none", "batchnorm"]
 
 
@@ -52,7 +52,9 @@ class VisionConfig:
         qkv_bias: Bias on the qkv projection.
         input_norm: "none" (the loader's [0, 1] intensities) or "zscore" (each scan to zero mean and unit variance
             inside the model, so training, evaluation and serving cannot disagree): the content of a patch token
-            then has the scale of the positional embedding instead of a few percent of it (docs/demo-model.md).
+            then has the scale of the positional embedding instead of a few percent of it (docs/demo-model.md);
+            "zscore_foreground" (nnU-Net's MR normalisation: statistics of the head voxels only, background 0;
+            `visual.zscore_foreground`).
         embed_norm: "none" (upstream) or "batchnorm": the study embedding standardised over the batch
             (`embed_norm.EmbedBatchNorm`), so that a small from-scratch model can leave the label prior.
     """

@@ -38,6 +38,25 @@ def zscore(scans: Tensor, eps: float = 1e-5) -> Tensor:
     return (scans - mean) / (std + eps)
 
 
+#: Intensity above which a voxel counts as foreground (head, body) for `zscore_foreground`, on the [0, 1] scale.
+FOREGROUND_LEVEL = 0.05
+
+
+def zscore_foreground(scans: Tensor, level: float = FOREGROUND_LEVEL, eps: float = 1e-5) -> Tensor:
+    """Each scan of `[S, 1, D, H, W]` z-scored over its foreground voxels, with the background set to 0.
+
+    nnU-Net's normalisation of MR images: the mean and spread come from the voxels above `level` (the head), so
+    they do not depend on how much air the field of view holds, and the background stays a constant 0 instead
+    of a scan-dependent negative value. A scan with no foreground becomes zeros.
+    """
+    dims = tuple(range(1, scans.dim()))
+    fg = (scans > level).to(scans.dtype)
+    count = fg.sum(dim=dims, keepdim=True).clamp(min=1.0)
+    mean = (scans * fg).sum(dim=dims, keepdim=True) / count
+    std = (((scans - mean) ** 2) * fg).sum(dim=dims, keepdim=True).div(count).sqrt()
+    return (scans - mean) / (std + eps) * fg
+
+
 class VisionTransformer3D(nn.Module):
     """Hierarchical-attention 3D ViT (timm attribute names).
 
@@ -101,6 +120,8 @@ class VisionTransformer3D(nn.Module):
             scans = scans.to(torch.float32).div_(255.0)
         if self.cfg.input_norm == "zscore":
             scans = zscore(scans)
+        elif self.cfg.input_norm == "zscore_foreground":
+            scans = zscore_foreground(scans)
         x = self.patch_embed(scans)  # [S, d, h, w, C]
         S, d, h, w, C = x.shape
         x = x + self.pos_embed((d, h, w), packing)  # [S, d, h, w, C]

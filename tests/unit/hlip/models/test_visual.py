@@ -10,7 +10,7 @@ from torch import Tensor
 
 from hlip.models.config import VisionConfig
 from hlip.models.packing import StudyPacking
-from hlip.models.visual import VisionTransformer3D
+from hlip.models.visual import VisionTransformer3D, zscore, zscore_foreground
 
 Batch = Callable[..., tuple[Tensor, Tensor]]
 SIZE = (16, 32, 32)  # per scan -> grid (2, 2, 2) with 8x16x16 patches
@@ -221,6 +221,37 @@ def test_zscore_input_keeps_a_constant_scan_finite(study_batch: Batch) -> None:
     model = make_vit(("scan", "study"), input_norm="zscore")
     with torch.no_grad():
         assert torch.isfinite(model(x, mask)).all()
+
+
+def test_foreground_zscore_ignores_how_much_air_surrounds_the_head() -> None:
+    torch.manual_seed(1)
+    head = 0.3 + 0.5 * torch.rand(1, 1, 8, 8, 8)
+    small = torch.zeros(1, 1, 8, 16, 16)
+    small[..., 4:12, 4:12] = head
+    wide = torch.zeros(1, 1, 8, 32, 32)  # the same head in a field of view with 4x the air
+    wide[..., 12:20, 12:20] = head
+    a, b = zscore_foreground(small), zscore_foreground(wide)
+    torch.testing.assert_close(a[..., 4:12, 4:12], b[..., 12:20, 12:20])
+    assert a[..., 4:12, 4:12].mean().abs() < 1e-5
+    assert abs(float(a[..., 4:12, 4:12].std(unbiased=False)) - 1.0) < 1e-3
+    assert (a[..., :4, :] == 0).all()
+    assert (b[..., :12, :] == 0).all()
+    # the whole-volume z-score depends on the field of view: the same head gets different values
+    assert not torch.allclose(zscore(small)[..., 4:12, 4:12], zscore(wide)[..., 12:20, 12:20], atol=1e-2)
+
+
+def test_foreground_zscore_of_an_empty_scan_is_zeros() -> None:
+    out = zscore_foreground(torch.zeros(2, 1, 4, 8, 8))
+    assert torch.equal(out, torch.zeros_like(out))
+
+
+def test_foreground_zscore_input_is_invariant_to_each_scans_gain(study_batch: Batch) -> None:
+    x, mask = study_batch([2, 3], SIZE)
+    x = torch.where(x > 0.5, x, torch.zeros_like(x))  # a background of exact zeros
+    gain = torch.tensor([0.6, 1.0, 0.9])[None, :, None, None, None, None]  # foreground stays above the level
+    model = make_vit(("scan", "study"), input_norm="zscore_foreground")
+    with torch.no_grad():
+        torch.testing.assert_close(model(x * gain, mask), model(x, mask), atol=1e-4, rtol=1e-4)
 
 
 def test_unknown_input_norm_is_rejected() -> None:
