@@ -14,8 +14,9 @@ Side by side for each config, on the same studies:
 
     .venv/bin/python benchmarks/bench_learnability.py [--epochs 4] [--config NAME[:JSON overrides] ...]
 
-Default configs: `hlip-demo`'s architecture (linear 8x16x16 patches) and the same with a one-layer conv stem
-max-pooled inside each patch, each with and without the batch-normalised study embedding (`embed_norm`). Every
+Default configs: `hlip-demo` as shipped (a strided conv + BatchNorm stem to 8x16x16 patches, foreground z-score),
+the session-5 demo (linear 8x16x16 patches, whole-volume z-score), and `hlip-demo` with a one-layer conv stem
+max-pooled inside each patch; each with and without the batch-normalised study embedding (`embed_norm`). Every
 warm-up head starts at the training prevalence (`HLIPClassifier.init_prior_bias`), as in the pretrain stage.
 """
 
@@ -38,11 +39,14 @@ from hlip.training.schedule import warmup_cosine
 
 SHAPE = (32, 64, 64)
 STEM = '"stem_channels": [16], "stem_pool": "max"'
+LINEAR = '"stem_channels": [], "input_norm": "zscore"'
 DEFAULT_CONFIGS = (
+    'hlip-demo:{"vision": {"embed_norm": "none"}}',
     "hlip-demo",
-    'hlip-demo:{"vision": {"embed_norm": "batchnorm"}}',
+    f'hlip-demo:{{"vision": {{{LINEAR}, "embed_norm": "none"}}}}',
+    f'hlip-demo:{{"vision": {{{LINEAR}}}}}',
+    f'hlip-demo:{{"vision": {{{STEM}, "embed_norm": "none"}}}}',
     f'hlip-demo:{{"vision": {{{STEM}}}}}',
-    f'hlip-demo:{{"vision": {{{STEM}, "embed_norm": "batchnorm"}}}}',
 )
 
 

@@ -3,7 +3,9 @@
 Two tokenisers share one interface:
 
 - linear (upstream HLIP): a `Conv3d` with kernel = stride = patch size (`proj`).
-- stem: a small convolutional stem (`stem`), max-pooled inside each patch, then a 1x1x1 projection (`proj`).
+- stem: a small convolutional stem (`stem`), max-pooled inside each patch, then a 1x1x1 projection (`proj`); or
+  strided convolution + BatchNorm + ReLU blocks down to the patch grid (`stem_pool="stride"`), the hybrid
+  tokeniser that reaches a CNN's sample efficiency on the demo corpus (docs/demo-model.md, session 6).
   A linear patch projection averages a small lesion away inside its patch, and small from-scratch models then
   learn nothing (DESIGN.md section 5); the max-pool keeps the strongest local response of every patch. With
   `stem_downsample`, every stem convolution but the last is followed by a 2x2x2 max-pool, so later convolutions
@@ -25,8 +27,10 @@ class PatchEmbed3D(nn.Module):
         in_chans: Input channels (1 for CT/MRI).
         stem_channels: Channels of the 3x3x3 stem convolutions; empty for the linear embedding.
         stem_downsample: 2x2x2 max-pool after every stem convolution but the last.
-        stem_pool: "max" (max-pool inside each patch) or "stride" (strided 3x3x3 convolutions down to the patch
-            grid, as in "Early convolutions help transformers see better"; what is left becomes a linear patchify).
+        stem_pool: "max" (max-pool inside each patch) or "stride" (strided 3x3x3 convolution + BatchNorm + ReLU
+            blocks down to the patch grid, as in "Early convolutions help transformers see better" (Xiao et al.,
+            2021); what is left becomes a linear patchify). BatchNorm uses its running statistics in `eval()`, so
+            evaluation and serving stay independent of the other scans in a batch.
         norm: LayerNorm on the tokens (timm's `norm_layer`): content at unit scale next to the positional
             embedding, whatever the intensity range of the scans.
     """
@@ -50,7 +54,11 @@ class PatchEmbed3D(nn.Module):
             for c_in, c_out in zip((in_chans, *stem_channels[:-1]), stem_channels, strict=True):
                 stride = _halving(rest)
                 rest = (rest[0] // stride[0], rest[1] // stride[1], rest[2] // stride[2])
-                convs += [nn.Conv3d(c_in, c_out, kernel_size=3, stride=stride, padding=1), nn.GELU()]
+                convs += [
+                    nn.Conv3d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False),
+                    nn.BatchNorm3d(c_out),
+                    nn.ReLU(),
+                ]
             self.stem = nn.Sequential(*convs)
             self.proj = nn.Conv3d(stem_channels[-1], dim, kernel_size=rest, stride=rest)
         elif stem_channels:

@@ -37,8 +37,8 @@ def test_registry_lists_upstream_demo_and_tiny_configs() -> None:
     assert set(get_model_config("hlip-vit-b-brainmri-full").vision.levels) == {"study"}
     demo = get_model_config("hlip-demo").vision
     assert (demo.image_size, demo.tokens_per_scan, demo.width, demo.depth) == ((32, 64, 64), 64, 128, 4)
-    assert demo.input_norm == "zscore"  # linear patches on z-scored scans (docs/demo-model.md)
-    assert not demo.stem_channels
+    assert demo.input_norm == "zscore_foreground"  # docs/demo-model.md, session 6
+    assert (demo.stem_channels, demo.stem_pool) == ((16, 32, 64), "stride")
 
 
 @pytest.mark.parametrize("name", list_models())

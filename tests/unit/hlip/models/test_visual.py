@@ -177,7 +177,7 @@ def test_stem_patch_embedding_shapes() -> None:
     ("kw", "stem_layers"),
     [
         ({"stem_channels": (4, 8), "stem_downsample": True}, ("Conv3d", "GELU", "MaxPool3d", "Conv3d", "GELU")),
-        ({"stem_channels": (4, 8, 8, 8), "stem_pool": "stride"}, ("Conv3d", "GELU") * 4),
+        ({"stem_channels": (4, 8, 8, 8), "stem_pool": "stride"}, ("Conv3d", "BatchNorm3d", "ReLU") * 4),
     ],
 )
 def test_stem_variants_reach_the_patch_grid_and_normalise_tokens(kw: dict[str, object], stem_layers: tuple) -> None:
