@@ -1,16 +1,17 @@
 """3D patch embedding: scans `[S, 1, D, H, W]` -> patch tokens `[S, d, h, w, C]`.
 
-Two tokenisers share one interface:
+Three tokenisers share one interface:
 
 - linear (upstream HLIP): a `Conv3d` with kernel = stride = patch size (`proj`).
-- stem: a small convolutional stem (`stem`), max-pooled inside each patch, then a 1x1x1 projection (`proj`); or
-  strided convolution + BatchNorm + ReLU blocks down to the patch grid (`stem_pool="stride"`), the hybrid
-  tokeniser that reaches a CNN's sample efficiency on the demo corpus (docs/demo-model.md, session 6).
-  A linear patch projection averages a small lesion away inside its patch, and small from-scratch models then
-  learn nothing (DESIGN.md section 5); the max-pool keeps the strongest local response of every patch. With
-  `stem_downsample`, every stem convolution but the last is followed by a 2x2x2 max-pool, so later convolutions
-  see a wider context (a bright lesion inside the brain vs the bright scalp at its edge) at a fraction of the
-  cost of full resolution.
+- max-pooled stem: a small convolutional stem (`stem`), max-pooled inside each patch, then a 1x1x1 projection
+  (`proj`). A linear patch projection averages a small lesion away inside its patch, and small from-scratch
+  models then learn nothing (DESIGN.md section 5); the max-pool keeps the strongest local response of every
+  patch. With `stem_downsample`, every stem convolution but the last is followed by a 2x2x2 max-pool, so later
+  convolutions see a wider context (a bright lesion inside the brain vs the bright scalp at its edge) at a
+  fraction of the cost of full resolution.
+- strided stem (`stem_pool="stride"`): strided convolution + BatchNorm + ReLU blocks down to the patch grid, then
+  a linear patchify of what is left. The hybrid tokeniser of `hlip-demo`: it brings the tower to a small CNN's
+  sample efficiency on the demo corpus (docs/demo-model.md, session 6).
 """
 
 from __future__ import annotations
