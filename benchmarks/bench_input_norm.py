@@ -13,8 +13,8 @@ Per task `FINDING:KINDS` (scan kinds from ingest, or `all`), on the ingested dem
 - score: a benchmark study's score is the max over its scans of those kinds; AUC of the finding against the
   other four classes, on the benchmark's ground truth (studies without such a scan are left out).
 
-A CNN, not the HLIP tower, because the tower stays near chance on this corpus either way (docs/demo-model.md):
-this measures the normalisation where a model can learn.
+A CNN, not the HLIP tower, because the linear-patch tower stayed near chance on this corpus under either
+normalisation (docs/demo-model.md): this measures the normalisation where a model can learn.
 
     .venv/bin/python benchmarks/bench_input_norm.py [--epochs 10] [--task glioma:flair,t2 ...]
 """
@@ -66,6 +66,8 @@ def _scans(part_dir: Path, keys: list[str], kinds: set[str] | None) -> tuple[Ten
     table = table[table["study_key"].isin(keys)]
     if kinds is not None:
         table = table[table["kind"].isin(kinds)]
+    if table.empty:
+        raise SystemExit(f"{part_dir}: no scans of kind(s) {sorted(kinds or [])} in the labelled studies")
     position = {k: i for i, k in enumerate(keys)}
     volumes = [torch.from_numpy(np.load(part_dir / str(p))) for p in table["path"]]
     return torch.stack(volumes).unsqueeze(1), np.array([position[k] for k in table["study_key"]])
@@ -84,7 +86,9 @@ class TaskData:
 
 def load_task(task: str, args: argparse.Namespace) -> TaskData:
     """Read a task `FINDING:KINDS` from the ingested corpus, its silver labels and the benchmark's ground truth."""
-    finding, kind_text = task.split(":")
+    finding, sep, kind_text = task.partition(":")
+    if not sep or finding not in DemoBenchmark.CLASSES[1:]:
+        raise SystemExit(f"task {task!r}: expected FINDING:KINDS with FINDING one of {DemoBenchmark.CLASSES[1:]}")
     kinds = None if kind_text == "all" else set(kind_text.split(","))
     silver = label_matrix(pd.read_parquet(args.labels / "train" / "labels.parquet"), [finding])[finding]
     silver = silver[silver.isin([0, 1])]
