@@ -84,16 +84,16 @@ class TaskData:
     truth: NDArray[np.int64]
 
 
-def load_task(task: str, args: argparse.Namespace) -> TaskData:
-    """Read a task `FINDING:KINDS` from the ingested corpus, its silver labels and the benchmark's ground truth."""
+def load_task(task: str, silver_all: pd.DataFrame, truth_all: pd.DataFrame, args: argparse.Namespace) -> TaskData:
+    """A task `FINDING:KINDS` from the ingested corpus, the silver label matrix and the benchmark's ground truth."""
     finding, sep, kind_text = task.partition(":")
     if not sep or finding not in DemoBenchmark.CLASSES[1:]:
         raise SystemExit(f"task {task!r}: expected FINDING:KINDS with FINDING one of {DemoBenchmark.CLASSES[1:]}")
     kinds = None if kind_text == "all" else set(kind_text.split(","))
-    silver = label_matrix(pd.read_parquet(args.labels / "train" / "labels.parquet"), [finding])[finding]
+    silver = silver_all[finding]
     silver = silver[silver.isin([0, 1])]
     x_train, owner = _scans(args.ingest / "train", list(silver.index), kinds)
-    truth = DemoBenchmark(args.ingest / "benchmark", args.ground_truth).labels()[finding]
+    truth = truth_all[finding]
     x_bench, bench_owner = _scans(args.ingest / "benchmark", list(truth.index), kinds)
     y_train = torch.tensor(silver.to_numpy()[owner], dtype=torch.float32)
     return TaskData(x_train, y_train, x_bench, bench_owner, truth.to_numpy())
@@ -142,8 +142,10 @@ def main() -> None:
     names = " | ".join(f"{n} AUC (mean +- sd over {args.seeds} seeds)" for n in NORMS)
     print(f"| task | train scans (positive) | {names} | s per run |")
     print(f"|---|---:|{'---:|' * len(NORMS)}---:|")
+    silver_all = label_matrix(pd.read_parquet(args.labels / "train" / "labels.parquet"))  # read once for all tasks
+    truth_all = DemoBenchmark(args.ingest / "benchmark", args.ground_truth).labels()
     for task in args.task or DEFAULT_TASKS:
-        data = load_task(task, args)
+        data = load_task(task, silver_all, truth_all, args)
         cells, seconds = [], []
         for norm in NORMS:
             runs = np.array([run(data, norm, seed, args) for seed in range(args.seeds)])
