@@ -104,6 +104,19 @@ class PromptSet:
             for key in _match(names, self.findings, self.aliases, f"prompt set {self.name} (findings)")
         ]
 
+    def to_doc(self) -> dict[str, Any]:
+        """The set as its YAML document: `parse_prompt_set(s.to_doc()) == s`."""
+        doc: dict[str, Any] = {"name": self.name, "version": self.version, "description": self.description,
+                               "templates": list(self.templates)}  # fmt: skip
+        if self.classes:
+            doc["classes"] = {k: list(v) for k, v in self.classes.items()}
+        if self.findings:
+            doc["findings"] = {k: {"positive": list(v.positive), "negative": list(v.negative)}
+                               for k, v in self.findings.items()}  # fmt: skip
+        if self.aliases:
+            doc["aliases"] = dict(self.aliases)
+        return doc
+
     def render(self, phrasings: Sequence[str]) -> list[str]:
         """Every template applied to every phrasing: `len(phrasings) * len(templates)` sentences."""
         return [template.replace("{}", phrase) for phrase in phrasings for template in self.templates]

@@ -11,7 +11,8 @@ out = model.predict(pd.DataFrame({"study_path": ["/pacs/export/study1"]}))
 Artifacts of the logged model (everything needed offline, nothing fetched from a hub):
 - `model/`: the exported folder of `hlip.models.export.save_model` (`model.safetensors` + `config.json`);
 - `text_model/`: the text tower's configuration and tokenizer files (its weights are in `model.safetensors`);
-- `prompts.yaml`: per finding a positive and a negative prompt (or several) and the templates;
+- `prompts.yaml`: the served prompt set in evaluation's format (`hlip.evaluation.prompts`): templates and, per
+  finding, positive and negative phrasings;
 - `ingest.yaml`: the `IngestConfig` of training, so a DICOM study goes through the same ingest code.
 
 A row with `study_path` (a folder, or an `s3://` prefix) runs the project's own `hlip.data.ingest.ingest` on it
@@ -20,7 +21,8 @@ canonical order); a row with `scan_paths` reads already ingested uint8 `.npy` vo
 order. Scans are chosen with the training scan policy (deterministic evaluation choice), scaled to [0, 1] and
 encoded as one study. The code of the `hlip` package travels with the model (`code/`, demo generator left out).
 Zero-shot probability of a finding: softmax over (negative, positive) of `logit_scale * cos(study, prompt)`,
-where each prompt embedding is the normalised mean of its templated texts (computed once in `load_context`).
+where each prompt embedding is the normalised mean of its templated texts (computed once in `load_context`):
+evaluation's own `ensemble_embedding` and `pair_scores`, so a served probability equals the evaluated one.
 A row that cannot be read gets NaN probabilities, an empty embedding and the reason in `error`: one bad study
 never fails the batch.
 """
@@ -49,9 +51,10 @@ from hlip.config import from_dict, to_dict
 from hlip.data.config import IngestConfig
 from hlip.data.preprocess import PreprocessConfig
 from hlip.data.sampling import ScanPolicy, canonical_order, select_scans
+from hlip.evaluation.prompts import PromptError, PromptSet, load_prompt_set, parse_prompt_set
+from hlip.evaluation.zero_shot import ensemble_embedding, pair_scores
 
 if TYPE_CHECKING:
-    import torch
     from mlflow.models.model import ModelInfo
     from mlflow.models.signature import ModelSignature
 
@@ -73,61 +76,30 @@ RUNTIME_PACKAGES = ("mlflow", "torch", "numpy", "pandas", "pyarrow", "pydicom", 
                     "safetensors", "tokenizers", "pyyaml", "scipy")  # fmt: skip
 
 
-@dataclass(frozen=True)
-class FindingPrompts:
-    """Prompts of one finding: texts for "absent" and "present", each expanded with every template."""
-
-    negative: tuple[str, ...]
-    positive: tuple[str, ...]
-    templates: tuple[str, ...] = ("{}",)
-
-    def texts(self, present: bool) -> list[str]:
-        """All templated texts of one side."""
-        return [t.format(p) for p in (self.positive if present else self.negative) for t in self.templates]
-
-
-def load_prompts(prompts: Mapping[str, Any] | str | Path) -> dict[str, FindingPrompts]:
-    """Read a prompt set: a mapping, a YAML file, or the name of a shipped set (`hlip/evaluation/prompts/`).
-
-    Layout: ``templates: ["{}", "brain MRI showing {}."]`` (optional, default ``["{}"]``) and
-    ``findings: {stroke: {positive: "acute infarct", negative: "no acute infarct", templates: [...]}}``; a
-    positive/negative may be a list of synonyms; per-finding templates override the shared ones. Without a
-    `findings` key every other top-level mapping is a finding.
+def load_prompts(prompts: PromptSet | Mapping[str, Any] | str | Path) -> PromptSet:
+    """The served prompt set, in evaluation's format (`hlip.evaluation.prompts`): a shipped set's name, a YAML
+    path, a parsed set or its mapping. Serving and evaluation then read, ensemble and score prompts with the same
+    code.
 
     Raises:
-        ValueError: No finding, or a finding without both sides, or a template without ``{}``.
+        PromptError: A malformed set, no `findings`, or a finding without a negative phrasing (a served finding
+            is a probability: softmax over its negative and positive prompts).
     """
-    if isinstance(prompts, str | Path) and not Path(prompts).suffix:  # a shipped set's name, as evaluation takes
-        from hlip.evaluation.prompts import PROMPT_DIR
-
-        prompts = PROMPT_DIR / f"{prompts}.yaml"
-    where = str(prompts) if isinstance(prompts, str | Path) else "prompts"
-    data = yaml.safe_load(Path(prompts).read_text()) if isinstance(prompts, str | Path) else dict(prompts)
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{where}: a prompt set must be a mapping")
-    shared = _strings(data.get("templates", ["{}"]), f"{where}: templates")
-    findings = data.get("findings")
-    if findings is None:
-        findings = {k: v for k, v in data.items() if isinstance(v, Mapping)}
-    if not isinstance(findings, Mapping) or not findings:
-        raise ValueError(f"{where}: no finding with positive and negative prompts")
-    out = {}
-    for name, spec in findings.items():
-        if not isinstance(spec, Mapping) or "positive" not in spec or "negative" not in spec:
-            raise ValueError(f"{where}: finding {name!r} needs both a 'positive' and a 'negative' prompt")
-        templates = _strings(spec.get("templates", shared), f"{where}: {name}.templates")
-        if any("{}" not in t for t in templates):
-            raise ValueError(f"{where}: every template of {name!r} needs a '{{}}' placeholder")
-        negative = _strings(spec["negative"], f"{where}: {name}.negative")
-        out[str(name)] = FindingPrompts(negative, _strings(spec["positive"], f"{where}: {name}.positive"), templates)
-    return out
-
-
-def _strings(value: Any, where: str) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, Sequence) or not items or not all(isinstance(s, str) and s.strip() for s in items):
-        raise ValueError(f"{where}: expected a non-empty string or list of strings, got {value!r}")
-    return tuple(items)
+    if isinstance(prompts, PromptSet):
+        prompt_set = prompts
+    elif isinstance(prompts, Mapping):
+        prompt_set = parse_prompt_set(prompts, where="served prompt set", default_name="served")
+    else:
+        prompt_set = load_prompt_set(prompts)
+    if not prompt_set.findings:
+        raise PromptError(f"prompt set {prompt_set.name}: serving needs 'findings' (negative/positive prompts)")
+    unpaired = [name for name, f in prompt_set.findings.items() if not f.negative]
+    if unpaired:
+        raise PromptError(
+            f"prompt set {prompt_set.name}: served findings are probabilities over (negative, positive); "
+            f"{unpaired} have no negative phrasing"
+        )
+    return prompt_set
 
 
 class HLIPStudyModel(PythonModel):
@@ -139,11 +111,12 @@ class HLIPStudyModel(PythonModel):
 
         art = context.artifacts
         self.model = load_served_model(Path(art[MODEL]), Path(art[TEXT_MODEL]))
-        self.findings = load_prompts(art[PROMPTS])
+        self.prompts = load_prompts(art[PROMPTS])
+        self.findings = list(self.prompts.findings)
         self.ingest_config = IngestConfig.from_dict(yaml.safe_load(Path(art[INGEST]).read_text()))
         self.scan_policy = from_dict(ScanPolicy, (context.model_config or {}).get("scan_policy"), where="scan_policy")
         with torch.no_grad():
-            self.prompt_features = embed_prompts(self.model, self.findings)  # [F, 2, E]
+            self.negative, self.positive = embed_prompts(self.model, self.prompts)  # [F, E] each
             self.logit_scale = float(self.model.logit_scale.exp().clamp(max=100.0))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -188,11 +161,10 @@ class HLIPStudyModel(PythonModel):
             raise ValueError(f"scans of a study must be uint8 volumes (what ingest writes), got {sorted(dtypes)}")
         image = torch.from_numpy(np.stack(volumes))  # [N, D, H, W] uint8; the model scales it
         with torch.no_grad():
-            z = self.model.encode_image(image[None, :, None], normalize=True)[0]  # [E]
-            logits = self.logit_scale * torch.einsum("e,fke->fk", z, self.prompt_features)  # [F, 2]
-            present = logits.softmax(dim=-1)[:, 1]  # [F]
-        probs = {name: float(p) for name, p in zip(self.findings, present.tolist(), strict=True)}
-        return probs, [float(v) for v in z.tolist()]
+            z = self.model.encode_image(image[None, :, None], normalize=True).float().numpy()  # [1, E]
+        present = pair_scores(z, self.negative, self.positive, self.logit_scale)[0]  # [F], as evaluation scores
+        probs = {name: float(p) for name, p in zip(self.findings, present, strict=True)}
+        return probs, [float(v) for v in z[0]]
 
 
 def select(paths: Sequence[str], policy: ScanPolicy) -> list[str]:
@@ -239,20 +211,23 @@ def load_served_model(model_dir: Path, text_dir: Path) -> HLIP:
     return model.eval()
 
 
-def embed_prompts(model: HLIP, findings: Mapping[str, FindingPrompts]) -> torch.Tensor:
-    """Template-ensembled prompt embeddings `[F, 2, E]` (negative, positive), each normalised."""
+def embed_prompts(model: HLIP, prompts: PromptSet) -> tuple[np.ndarray, np.ndarray]:
+    """Template-ensembled negative and positive prompt embeddings `[F, E]` of every finding (normalised), with
+    evaluation's `ensemble_embedding`."""
     import torch
-    import torch.nn.functional as F
 
+    from hlip.evaluation.embeddings import embed_texts
     from hlip.models.text import Tokenizer
 
     tokenizer = Tokenizer.from_config(model.cfg.text)
-    sides = []
-    for prompts in findings.values():
-        for present in (False, True):
-            feats = model.encode_text(tokenizer(prompts.texts(present)), normalize=True)  # [T, E]
-            sides.append(F.normalize(feats.mean(dim=0), dim=-1))  # [E]
-    return torch.stack(sides).reshape(len(findings), 2, -1)  # [F, 2, E]
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        return embed_texts(model, tokenizer, torch.device("cpu"), texts)
+
+    findings = list(prompts.findings.values())
+    negative = np.stack([ensemble_embedding(encode, prompts, f.negative) for f in findings])
+    positive = np.stack([ensemble_embedding(encode, prompts, f.positive) for f in findings])
+    return negative, positive
 
 
 def signature(findings: Sequence[str]) -> ModelSignature:
@@ -287,7 +262,7 @@ class ServingSpec:
         model_dir: Exported model folder.
         model: Its architecture.
         metadata: Its export metadata.
-        findings: Prompt set; its findings are the output columns, in order.
+        prompts: Prompt set; its findings are the output columns, in order.
         ingest: Ingest settings of training.
         scan_policy: Scans per study.
     """
@@ -295,9 +270,14 @@ class ServingSpec:
     model_dir: Path
     model: ModelConfig
     metadata: dict[str, Any]
-    findings: dict[str, FindingPrompts]
+    prompts: PromptSet
     ingest: IngestConfig
     scan_policy: ScanPolicy
+
+    @property
+    def findings(self) -> list[str]:
+        """The served findings (output columns), in the prompt set's order."""
+        return list(self.prompts.findings)
 
     @classmethod
     def resolve(
@@ -337,7 +317,7 @@ def log_study_model(spec: ServingSpec, *, name: str = "model") -> ModelInfo:
     with tempfile.TemporaryDirectory(prefix="hlip-pyfunc-") as tmp:
         staged = Path(tmp)
         text_dir = _copy_text_files(resolve_model_dir(spec.model.text.model_dir), staged / TEXT_MODEL)
-        (staged / PROMPTS).write_text(yaml.safe_dump(_prompt_doc(spec.findings), sort_keys=False))
+        (staged / PROMPTS).write_text(yaml.safe_dump(spec.prompts.to_doc(), sort_keys=False))
         (staged / INGEST).write_text(yaml.safe_dump(to_dict(spec.ingest), sort_keys=False))
         (staged / ENTRY).write_text(ENTRY_CODE)
         example = pd.DataFrame({"study_path": ["/path/to/one/dicom/study"]})
@@ -378,8 +358,3 @@ def _copy_text_files(source: Path, dest: Path) -> Path:
         if f.is_file() and not f.name.endswith(WEIGHT_SUFFIXES) and not f.name.startswith("."):
             shutil.copy2(f, dest / f.name)
     return dest
-
-
-def _prompt_doc(findings: Mapping[str, FindingPrompts]) -> dict[str, Any]:
-    return {"findings": {name: {"negative": list(p.negative), "positive": list(p.positive),
-                                "templates": list(p.templates)} for name, p in findings.items()}}  # fmt: skip

@@ -13,6 +13,7 @@ import pytest
 
 DEID_KEY = "test-serving-key-0123456789"
 PROMPTS: dict[str, Any] = {
+    "version": 1,
     "templates": ["{}", "the brain mri shows {}."],
     "findings": {
         "stroke": {"positive": ["acute infarct", "restricted diffusion"], "negative": "no acute infarct"},

@@ -77,11 +77,17 @@ def test_champion_serves_a_dicom_study_in_a_fresh_process(
 ) -> None:
     import mlflow
     import pandas as pd
+    import torch
 
     from hlip.data import manifest
     from hlip.data.deid import HashKey
     from hlip.data.ingest import ingest
     from hlip.data.sampling import canonical_order
+    from hlip.evaluation.embeddings import embed_texts
+    from hlip.evaluation.prompts import parse_prompt_set
+    from hlip.evaluation.zero_shot import zero_shot_scores
+    from hlip.models.export import load_model
+    from hlip.models.factory import create_tokenizer
 
     study, localizer_only, identifiers = phi_study
     version, decision = register_once(exported_model, write_metrics(0.7), prompts, ingest_config)
@@ -115,6 +121,16 @@ def test_champion_serves_a_dicom_study_in_a_fresh_process(
     assert len(row["embedding"]) == 16  # hlip-tiny embed_dim
     assert np.linalg.norm(row["embedding"]) == pytest.approx(1.0, abs=1e-4)
     np.testing.assert_allclose(row["embedding"], here["embedding"].iloc[0], atol=1e-5)
+    # evaluation's zero-shot scoring of the served embedding gives the served probabilities: no serving drift
+    model = load_model(exported_model)
+    tokenizer = create_tokenizer(model.cfg)
+    evaluated = zero_shot_scores(
+        np.asarray([row["embedding"]], np.float32), parse_prompt_set(prompts), list(prompts["findings"]),
+        "multilabel", lambda texts: embed_texts(model, tokenizer, torch.device("cpu"), texts),
+        float(model.logit_scale.detach().exp().clamp(max=100.0)),
+    )  # fmt: skip
+    assert evaluated.rule == "pair"
+    np.testing.assert_allclose([row[f] for f in prompts["findings"]], evaluated.scores[0], atol=1e-5)
     # a study with no usable scan and a missing folder give an error row each, not a failed batch
     assert "no usable scan" in served.iloc[1]["error"]
     assert "localizer" in served.iloc[1]["quarantine"]

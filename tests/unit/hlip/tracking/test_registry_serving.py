@@ -7,40 +7,46 @@ from pathlib import Path
 import pytest
 
 from hlip.data.sampling import ScanPolicy
-from hlip.tracking.pyfunc import FindingPrompts, load_prompts, select, signature
+from hlip.evaluation.prompts import FindingPrompts as EvalFindingPrompts
+from hlip.evaluation.prompts import PromptError, load_prompt_set, parse_prompt_set
+from hlip.tracking.pyfunc import load_prompts, select, signature
 
 
-def test_prompts_from_yaml_with_shared_and_own_templates(tmp_path: Path) -> None:
+def test_served_prompts_are_evaluations_prompt_sets(tmp_path: Path) -> None:
+    shipped = load_prompts("brain_mri_demo")
+    assert shipped == load_prompt_set("brain_mri_demo")
+    assert list(shipped.findings)[:4] == ["stroke", "glioma", "meningioma", "metastasis"]
     path = tmp_path / "prompts.yaml"
     path.write_text(
-        "templates: ['{}', 'mri: {}.']\n"
-        "findings:\n"
-        "  stroke: {positive: [acute infarct, restricted diffusion], negative: no infarct}\n"
-        "  glioma: {positive: mass, negative: no mass, templates: ['{} seen']}\n"
+        "version: 3\ntemplates: ['{}', 'mri: {}.']\npatterns: {positive: '{} is present', negative: 'no {}'}\n"
+        "findings:\n  stroke: {positive: [acute infarct, restricted diffusion], negative: no infarct}\n"
+        "  glioma: mass\n"
     )
     prompts = load_prompts(path)
-    assert list(prompts) == ["stroke", "glioma"]
-    assert prompts["stroke"].texts(True) == ["acute infarct", "mri: acute infarct.", "restricted diffusion",
-                                             "mri: restricted diffusion."]  # fmt: skip
-    assert prompts["glioma"].texts(False) == ["no mass seen"]
+    assert list(prompts.findings) == ["stroke", "glioma"]
+    assert prompts.findings["glioma"] == EvalFindingPrompts(("mass is present",), ("no mass",))
+    assert prompts.render(prompts.findings["stroke"].positive) == [
+        "acute infarct", "mri: acute infarct.", "restricted diffusion", "mri: restricted diffusion."]  # fmt: skip
 
 
-def test_prompts_without_findings_key_take_every_mapping() -> None:
-    prompts = load_prompts({"stroke": {"positive": "infarct", "negative": "normal"}, "name": "demo"})
-    assert prompts == {"stroke": FindingPrompts(("normal",), ("infarct",), ("{}",))}
+def test_prompt_set_document_round_trips() -> None:
+    shipped = load_prompt_set("brain_mri_demo")
+    assert parse_prompt_set(shipped.to_doc()) == shipped
+    assert load_prompts(shipped.to_doc()) == shipped
 
 
 @pytest.mark.parametrize(
     ("data", "match"),
     [
-        ({}, "no finding"),
-        ({"findings": {"stroke": {"positive": "x"}}}, "'negative'"),
-        ({"findings": {"stroke": {"positive": "x", "negative": ""}}}, "non-empty"),
-        ({"templates": ["no placeholder"], "findings": {"s": {"positive": "x", "negative": "y"}}}, "placeholder"),
+        ({"version": 1}, "neither"),
+        ({"findings": {"stroke": {"positive": "x", "negative": "y"}}}, "'version'"),
+        ({"version": 1, "classes": {"normal": "normal brain"}}, "serving needs 'findings'"),
+        ({"version": 1, "findings": {"stroke": {"positive": "x"}}}, r"\['stroke'\] have no negative"),
+        ({"version": 1, "templates": ["no slot"], "findings": {"s": {"positive": "x", "negative": "y"}}}, "'{}'"),
     ],
 )
 def test_bad_prompt_sets_are_rejected(data: dict[str, object], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(PromptError, match=match):
         load_prompts(data)
 
 
@@ -71,7 +77,7 @@ def _export(folder: Path, metadata: dict[str, object]) -> Path:
     return folder
 
 
-PROMPTS = {"stroke": {"positive": "infarct", "negative": "normal"}}
+PROMPTS = {"version": 1, "findings": {"stroke": {"positive": "infarct", "negative": "normal"}}}
 
 
 def test_spec_defaults_come_from_the_pretrain_metadata(tmp_path: Path) -> None:
