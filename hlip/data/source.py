@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-S3_ENDPOINT_ENV = ("HLIP_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL")
-DEFAULT_REGION = "us-east-1"
+from hlip.s3 import DATA_ENDPOINT_VARS, endpoint_of, s3_client
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ class S3Source(Source):
     def client(self) -> Any:
         """The boto3 S3 client, created on first use in this process."""
         if self._client is None:
-            self._client = make_s3_client()
+            self._client = s3_client()
         return self._client
 
     def list_files(self) -> Iterator[SourceFile]:
@@ -163,28 +162,6 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def make_s3_client() -> Any:
-    """A boto3 S3 client configured from the environment only.
-
-    The endpoint comes from `HLIP_S3_ENDPOINT_URL` or `AWS_ENDPOINT_URL` (unset: AWS itself), credentials and
-    profile from the usual AWS variables or `~/.aws`, the region from `AWS_REGION`/`AWS_DEFAULT_REGION` (default
-    us-east-1: SigV4 signing needs one even for servers that ignore it).
-    """
-    import boto3
-    from botocore.config import Config
-
-    endpoint = next((os.environ[k] for k in S3_ENDPOINT_ENV if os.environ.get(k)), None)
-    session = boto3.session.Session(profile_name=os.environ.get("AWS_PROFILE") or None)
-    region = session.region_name or os.environ.get("AWS_REGION") or DEFAULT_REGION
-    config = Config(
-        s3={"addressing_style": "path"},
-        signature_version="s3v4",
-        retries={"max_attempts": 3, "mode": "standard"},  # transient blips; flows retry on top
-        connect_timeout=5,
-    )
-    return session.client("s3", endpoint_url=endpoint, region_name=region, config=config)
-
-
 def open_source(uri: str | os.PathLike[str]) -> Source:
     """Open a local folder or an `s3://bucket/prefix` as a `Source`."""
     text = os.fspath(uri)
@@ -197,7 +174,7 @@ def read_uri(uri: str | os.PathLike[str]) -> bytes:
     if text.startswith("s3://"):
         bucket, key = parse_s3_uri(text)
         with s3_errors(text):
-            body = make_s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+            body = s3_client().get_object(Bucket=bucket, Key=key)["Body"]
         try:
             return bytes(body.read())
         finally:
@@ -217,11 +194,11 @@ def s3_errors(uri: str) -> Iterator[None]:
     """Turn botocore failures on `uri` into one `SourceError` that says what is wrong."""
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-    endpoint = next((os.environ[k] for k in S3_ENDPOINT_ENV if os.environ.get(k)), "AWS S3")
+    endpoint = endpoint_of(os.environ) or "AWS S3"
     try:
         yield
     except EndpointConnectionError as exc:
-        raise SourceError(f"cannot reach the S3 endpoint {endpoint} for {uri}: check {S3_ENDPOINT_ENV[0]}") from exc
+        raise SourceError(f"cannot reach the S3 endpoint {endpoint} for {uri}: check {DATA_ENDPOINT_VARS[0]}") from exc
     except NoCredentialsError as exc:
         raise SourceError(
             f"no S3 credentials for {uri}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-#: Where the endpoint of an S3-compatible store is configured, first match wins (MLflow's own variable first).
-ENDPOINT_VARS = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+from hlip.s3 import MLFLOW_ENDPOINT_VARS, s3_client
 
 
 class BucketError(RuntimeError):
@@ -25,28 +24,9 @@ def bucket_of(uri: str) -> str | None:
     return uri[len("s3://") :].partition("/")[0] or None
 
 
-def s3_client(env: Mapping[str, str]) -> Any:
-    """A boto3 S3 client configured from `env` (endpoint, keys, region), failing fast rather than retrying.
-
-    Missing entries fall back to boto3's own resolution (instance roles, ``~/.aws``), as the server would.
-    """
-    import boto3
-    from botocore.config import Config
-
-    endpoint = next((env[k] for k in ENDPOINT_VARS if env.get(k)), None)
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
-        region_name=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION"),
-        config=Config(
-            s3={"addressing_style": "path" if endpoint else "auto"},
-            retries={"max_attempts": 2, "mode": "standard"},
-            connect_timeout=3,
-            read_timeout=10,
-        ),
-    )
+def check_client(env: Mapping[str, str]) -> Any:
+    """An S3 client as MLflow's artifact store would build it from `env`, failing fast rather than retrying."""
+    return s3_client(env, endpoint_vars=MLFLOW_ENDPOINT_VARS, retries=2, connect_timeout=3, read_timeout=10)
 
 
 def bucket_problem(client: Any, bucket: str) -> str | None:

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from hlip.stack.buckets import bucket_problem, s3_client
+from hlip.stack.buckets import bucket_problem, check_client
 from hlip.stack.mlflow_server import ADMIN_USER, MLflowServer
 from hlip.stack.postgres import PostgreSQL
 from hlip.stack.prefect_server import PrefectServer, PrefectWorker
@@ -276,7 +276,7 @@ class LocalStack:
         The preflight for anything that writes to the stack's S3: a missing bucket is refused on upload, never
         created (`make stack-up` creates them again).
         """
-        client = s3_client(self.s3_env())
+        client = check_client(self.s3_env())
         return [problem for bucket in BUCKETS.values() if (problem := bucket_problem(client, bucket))]
 
     def running_pids(self) -> list[int]:

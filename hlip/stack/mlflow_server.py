@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from hlip.stack.buckets import bucket_of, require_bucket, s3_client
+from hlip.stack.buckets import bucket_of, check_client, require_bucket
 from hlip.stack.process import LOOPBACK, ManagedServer, free_port, port_open
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class MLflowServer(ManagedServer):
         """
         bucket = bucket_of(self.artifacts_destination)
         if bucket is not None:
-            require_bucket(s3_client({**os.environ, **self.env}), bucket, "MLflow artifacts destination")
+            require_bucket(check_client({**os.environ, **self.env}), bucket, "MLflow artifacts destination")
 
     @property
     def url(self) -> str:

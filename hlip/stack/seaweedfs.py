@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hlip.s3 import s3_client
 from hlip.stack.process import LOOPBACK, ManagedServer, free_port, port_open
 
 REGION = "us-east-1"
@@ -117,17 +118,7 @@ class SeaweedFS(ManagedServer):
 
     def client(self) -> Any:
         """A boto3 S3 client for this server (path-style addressing, explicit region)."""
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=self.credentials.access_key,
-            aws_secret_access_key=self.credentials.secret_key,
-            region_name=REGION,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"}),
-        )
+        return s3_client(self.client_env())
 
     def ensure_buckets(self) -> list[str]:
         """Create the start-up buckets that are missing (deleted since the start); return their names."""

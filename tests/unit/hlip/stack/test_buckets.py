@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from hlip.stack.buckets import BucketError, bucket_of, bucket_problem, require_bucket, s3_client
+from hlip.stack.buckets import BucketError, bucket_of, bucket_problem, check_client, require_bucket
 from hlip.stack.mlflow_server import MLflowServer
 from hlip.stack.process import free_port
 
@@ -54,7 +54,7 @@ def test_unreachable_endpoint_is_reported_fast_without_the_secret() -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     t0 = time.monotonic()
     with pytest.raises(BucketError) as info:
-        require_bucket(s3_client(_env(endpoint)), "hlip-mlflow", "MLflow artifacts destination")
+        require_bucket(check_client(_env(endpoint)), "hlip-mlflow", "MLflow artifacts destination")
     assert time.monotonic() - t0 < 10
     message = str(info.value)
     assert message == f"MLflow artifacts destination: bucket s3://hlip-mlflow at {endpoint} cannot be checked: " \
