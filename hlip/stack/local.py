@@ -27,7 +27,7 @@ from hlip.stack.mlflow_server import ADMIN_USER, MLflowServer
 from hlip.stack.postgres import PostgreSQL
 from hlip.stack.prefect_server import PrefectServer, PrefectWorker
 from hlip.stack.process import LOOPBACK, ManagedServer, PidFile, free_port, port_open
-from hlip.stack.seaweedfs import REGION, S3Credentials, SeaweedFS
+from hlip.stack.seaweedfs import REGION, S3Credentials, SeaweedFS, remove_tmp_sockets
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +247,8 @@ class LocalStack:
     def _stop(self, name: str) -> bool:
         t0 = time.monotonic()
         was_running = self.pidfile(name).stop()
+        if name == "seaweedfs":
+            remove_tmp_sockets(self.seaweedfs.root)  # stopped from another process than the one that started it
         if was_running:
             log.info("%s stopped in %.1f s", name, time.monotonic() - t0)
         proc = self.components[name].proc

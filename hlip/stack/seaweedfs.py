@@ -22,6 +22,30 @@ from hlip.s3 import s3_client
 from hlip.stack.process import LOOPBACK, ManagedServer, free_port, port_open
 
 REGION = "us-east-1"
+#: gRPC unix sockets `weed mini` creates at fixed /tmp paths whatever $TMPDIR says (the port is in the name). Their
+#: ports are chosen explicitly so the server's own files are known, recorded in `SOCKETS_FILE` and removed at stop.
+#: weed removes some at exit (master, volume, filer) but not all (admin, s3).
+TMP_SOCKETS = {
+    f"{name}_grpc": f"/tmp/seaweedfs-{name}-grpc-{{}}.sock" for name in ("master", "volume", "filer", "admin", "s3")
+}
+SOCKETS_FILE = "tmp-sockets.json"
+
+
+def remove_tmp_sockets(root: Path) -> list[Path]:
+    """Remove the /tmp sockets recorded for the server of `root` (call it once the server stopped); return them.
+
+    Only the recorded paths are touched, and only while they are sockets.
+    """
+    record = root / SOCKETS_FILE
+    if not record.is_file():
+        return []
+    removed = []
+    for name in json.loads(record.read_text()):
+        path = Path(name)
+        if path.is_socket():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -74,7 +98,8 @@ class SeaweedFS(ManagedServer):
         config = root / "s3-identities.json"
         config.write_text(json.dumps(self._identities()))
         config.chmod(0o600)
-        ports = {name: free_port() for name in ("master", "volume", "filer", "admin")}
+        ports = {name: free_port() for name in ("master", "volume", "filer", "admin", *TMP_SOCKETS)}
+        (root / SOCKETS_FILE).write_text(json.dumps([path.format(ports[k]) for k, path in TMP_SOCKETS.items()]))
         argv = [
             weed_binary(),
             "mini",
@@ -85,6 +110,7 @@ class SeaweedFS(ManagedServer):
             f"-volume.port={ports['volume']}",
             f"-filer.port={ports['filer']}",
             f"-admin.port={ports['admin']}",
+            *(f"-{name.replace('_', '.port.')}={ports[name]}" for name in TMP_SOCKETS),
             f"-s3.port={self.s3_port}",
             f"-s3.localSocket={root / 's3.sock'}",
             f"-filer.localSocket={root / 'filer.sock'}",
@@ -97,9 +123,14 @@ class SeaweedFS(ManagedServer):
         ]
         if buckets:
             argv.append(f"-bucket={','.join(buckets)}")
-        # Go puts its remaining gRPC unix sockets in $TMPDIR: keep them inside our folder.
+        # Go puts other temporary files in $TMPDIR: keep them inside our folder (TMP_SOCKETS ignore it).
         env = {"TMPDIR": str(root)}
         super().__init__("seaweedfs", argv, root / "weed.log", ready=self._ready, env=env)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the server and remove its /tmp sockets."""
+        super().stop(timeout)
+        remove_tmp_sockets(self.root)
 
     @property
     def endpoint_url(self) -> str:

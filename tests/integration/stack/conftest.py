@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from hlip.stack.local import COMPONENTS, LocalStack, StackPorts
 from hlip.stack.process import port_open, process_group
+from hlip.stack.seaweedfs import SOCKETS_FILE
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -34,6 +36,8 @@ def stack() -> Iterator[LocalStack]:
         ports = (local.ports.postgres, local.ports.s3, local.ports.mlflow, local.ports.prefect)
         assert not any(port_open(p) for p in ports)
         assert bystander.poll() is None, "stack-down stopped a process it did not start"
+        sockets = json.loads((local.seaweedfs.root / SOCKETS_FILE).read_text())
+        assert not [p for p in sockets if Path(p).exists()], "stack-down left SeaweedFS sockets in /tmp"
         assert local.down() == []
     finally:
         local.down()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from hlip.stack import SeaweedFS
 from hlip.stack.process import port_open
+from hlip.stack.seaweedfs import SOCKETS_FILE
 
 pytestmark = pytest.mark.integration
 
@@ -69,10 +72,17 @@ def test_wrong_credentials_are_refused_and_secret_never_shown(s3: SeaweedFS) -> 
     assert s3.credentials.secret_key not in repr(s3.credentials)
 
 
-def test_stop_frees_the_port(tmp_path: Path) -> None:
+def test_stop_frees_the_port_and_removes_the_tmp_sockets(tmp_path: Path) -> None:
     server = SeaweedFS(tmp_path / "sw")
     server.start()
     assert port_open(server.s3_port)
+    sockets = [Path(p) for p in json.loads((tmp_path / "sw" / SOCKETS_FILE).read_text())]
+    assert len(sockets) == 5
+    deadline = time.monotonic() + 20  # the admin server starts last
+    while not all(p.is_socket() for p in sockets) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(p.is_socket() for p in sockets)  # weed mini writes them whatever $TMPDIR says
     server.stop()
     assert not port_open(server.s3_port)
     assert server.pid is None
+    assert not any(p.exists() for p in sockets)
