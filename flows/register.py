@@ -20,7 +20,13 @@ from flows.common import params_path, publish_summary, stage_params, write_stage
 from hlip.config import to_dict
 from hlip.data.config import split_ingest_block
 from hlip.tracking.promotion import PromotionDecision, promote, write_decision
-from hlip.tracking.registry import RegisterConfig, read_metrics, read_run_ids, register_study_model
+from hlip.tracking.registry import (
+    RegisterConfig,
+    read_benchmark_fingerprint,
+    read_metrics,
+    read_run_ids,
+    register_study_model,
+)
 from hlip.tracking.runs import lineage_tags, stage_run
 
 if TYPE_CHECKING:
@@ -55,10 +61,15 @@ def log_model(spec: ServingSpec, run_id: str) -> str:
 
 @task(**RETRY)
 def register(
-    model_uri: str, spec: ServingSpec, name: str, metrics: dict[str, float], run_ids: dict[str, str]
+    model_uri: str,
+    spec: ServingSpec,
+    name: str,
+    metrics: dict[str, float],
+    run_ids: dict[str, str],
+    benchmark: str | None = None,
 ) -> tuple[str, str]:
     """Register a new version with tags and model card; returns (version, card)."""
-    version, card = register_study_model(model_uri, spec, name, metrics, lineage_tags(), run_ids)
+    version, card = register_study_model(model_uri, spec, name, metrics, lineage_tags(), run_ids, benchmark)
     return str(version.version), card
 
 
@@ -87,8 +98,9 @@ def register_flow(params: str | None = None) -> dict[str, Any]:
         run_id = run.info.run_id
         mlflow.log_metrics(metrics)
         model_uri = log_model(spec, run_id)
-        version, card = register(model_uri, spec, config.name, metrics, {**read_run_ids(config.run_ids),
-                                                                         "register": run_id})  # fmt: skip
+        run_ids = {**read_run_ids(config.run_ids), "register": run_id}
+        benchmark = read_benchmark_fingerprint(config.metrics)
+        version, card = register(model_uri, spec, config.name, metrics, run_ids, benchmark)
         decision = gate(config, version)
         out.mkdir(parents=True, exist_ok=True)
         (out / "model_card.md").write_text(card)

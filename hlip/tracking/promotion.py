@@ -12,7 +12,9 @@ recorded either way, as `promotion.*` tags on the version and as a JSON file:
 ```
 
 Metric values are read from the versions' `metric.<name>` tags (set at registration), so a decision needs nothing
-but the registry.
+but the registry. Values measured on different benchmarks are not compared: when both versions carry a
+`benchmark.fingerprint` tag (the evaluated studies and labels, `hlip.evaluation.fingerprint`) and they differ, the
+champion stays and the reason says so (evaluate the champion on the new benchmark, or move the alias by hand).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 METRIC_TAG = "metric."
+BENCHMARK_TAG = "benchmark.fingerprint"
 TAG_PREFIX = "promotion."
 
 
@@ -107,10 +110,20 @@ def promote(
     client.set_registered_model_alias(name, CHALLENGER, version)
     champion_version = _alias_version(client, name, CHAMPION)
     champion = None if champion_version is None else _metric_of(client, name, champion_version, metric)
+    benchmarks = [_tag(client, name, v, BENCHMARK_TAG) for v in (version, champion_version)]
     if champion_version is None:
         promoted, reason = True, f"no champion yet: v{version} ({challenger:.4f}) becomes champion"
     elif champion_version == version:
         promoted, reason = True, f"v{version} is already the champion"
+    elif None not in benchmarks and benchmarks[0] != benchmarks[1]:
+        promoted, reason = (
+            False,
+            (
+                f"champion v{champion_version} was scored on benchmark {benchmarks[1]}, the challenger on "
+                f"{benchmarks[0]}: {metric} values of different benchmarks are not compared; evaluate the champion "
+                "on this benchmark, or move the alias by hand"
+            ),
+        )
     else:
         label = f"champion v{champion_version}"
         promoted, reason = decide(challenger, champion, margin, greater_is_better, label)
@@ -143,8 +156,12 @@ def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         return None
 
 
+def _tag(client: MlflowClient, name: str, version: str | None, tag: str) -> str | None:
+    return None if version is None else client.get_model_version(name, version).tags.get(tag)
+
+
 def _metric_of(client: MlflowClient, name: str, version: str, metric: str) -> float | None:
-    value = client.get_model_version(name, version).tags.get(f"{METRIC_TAG}{metric}")
+    value = _tag(client, name, version, f"{METRIC_TAG}{metric}")
     try:
         return None if value is None else float(value)
     except ValueError:

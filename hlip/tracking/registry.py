@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from hlip.config import from_dict
 from hlip.tracking.model_card import CardFacts, render_model_card
-from hlip.tracking.promotion import METRIC_TAG
+from hlip.tracking.promotion import BENCHMARK_TAG, METRIC_TAG
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -115,11 +115,22 @@ def read_run_ids(files: Iterable[str | Path]) -> dict[str, str]:
     return found
 
 
+def read_benchmark_fingerprint(path: str | Path) -> str | None:
+    """The `benchmark_fingerprint` an evaluation's metrics file records (None when it has none)."""
+    value = json.loads(Path(path).read_text()).get("benchmark_fingerprint")
+    return value if isinstance(value, str) and value else None
+
+
 def version_tags(
-    metrics: Mapping[str, float], lineage: Mapping[str, str], run_ids: Mapping[str, str]
+    metrics: Mapping[str, float],
+    lineage: Mapping[str, str],
+    run_ids: Mapping[str, str],
+    benchmark: str | None = None,
 ) -> dict[str, str]:
-    """The tags of a new version: lineage, `metric.<key>` and `run.<stage>`."""
+    """The tags of a new version: lineage, `metric.<key>`, `run.<stage>` and the benchmark's fingerprint."""
     tags = dict(lineage)
+    if benchmark:
+        tags[BENCHMARK_TAG] = benchmark
     tags.update({f"{METRIC_TAG}{k}": repr(float(v)) for k, v in metrics.items()})
     tags.update({f"{RUN_TAG}{stage}": run_id for stage, run_id in run_ids.items()})
     return tags
@@ -146,9 +157,11 @@ def register_study_model(
     metrics: Mapping[str, float],
     lineage: Mapping[str, str],
     run_ids: Mapping[str, str],
+    benchmark: str | None = None,
 ) -> tuple[ModelVersion, str]:
-    """Register a logged study model with its tags, then set its model card; returns the version and the card."""
-    version = register_version(model_uri, name, version_tags(metrics, lineage, run_ids))
+    """Register a logged study model with its tags (`benchmark`: the evaluated benchmark's fingerprint), then set
+    its model card; returns the version and the card."""
+    version = register_version(model_uri, name, version_tags(metrics, lineage, run_ids, benchmark))
     card = render_model_card(card_facts(spec, name, str(version.version), metrics, lineage, run_ids))
     set_model_card(name, version.version, card)
     return version, card

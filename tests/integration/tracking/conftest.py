@@ -69,7 +69,7 @@ def write_metrics(tmp_path: Path) -> Callable[..., Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         metrics = {"zero_shot.macro_auc": auc, "zero_shot.macro_auc_ci_low": auc - 0.05,
                    "zero_shot.macro_auc_ci_high": min(auc + 0.05, 1.0), "zero_shot.balanced_accuracy": auc - 0.1,
-                   "n_studies": 40}  # fmt: skip
+                   "n_studies": 40, "benchmark_fingerprint": "demo-0123abcd"}  # fmt: skip
         path.write_text(json.dumps(metrics))
         return path
 

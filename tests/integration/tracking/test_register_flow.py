@@ -65,6 +65,7 @@ def test_register_flow_registers_gates_and_writes_outputs(
     client = MlflowClient()
     version = client.get_model_version("hlip-demo", second["version"])
     assert version.tags["run.pretrain"] == "b" * 32
+    assert version.tags["benchmark.fingerprint"] == "demo-0123abcd"  # what the gate compares champions on
     assert version.tags["run.register"] == metrics["mlflow_run_id"]
     assert version.description.startswith("# hlip-demo v2")
     run_artifacts = {a.path for a in client.list_artifacts(metrics["mlflow_run_id"])}

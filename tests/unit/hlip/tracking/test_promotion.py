@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from hlip.tracking.promotion import CHALLENGER, CHAMPION, decide, promote, write_decision
+from hlip.tracking.promotion import BENCHMARK_TAG, CHALLENGER, CHAMPION, decide, promote, write_decision
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -54,10 +54,26 @@ def registry(store: MlflowClient) -> tuple[MlflowClient, str]:
     return store, name
 
 
-def _version(registry: tuple[MlflowClient, str], auc: float | None) -> str:
+def _version(registry: tuple[MlflowClient, str], auc: float | None, benchmark: str | None = None) -> str:
     client, name = registry
     tags = {} if auc is None else {"metric.auc": repr(auc)}
+    if benchmark:
+        tags[BENCHMARK_TAG] = benchmark
     return str(client.create_model_version(name, source="file:///tmp/nothing", tags=tags).version)
+
+
+def test_values_of_different_benchmarks_are_not_compared(registry: tuple[MlflowClient, str]) -> None:
+    client, m = registry
+    v1 = _version(registry, 0.60, benchmark="bench-a")
+    assert promote(m, v1, "auc", client=client).promoted
+    other = promote(m, _version(registry, 0.90, benchmark="bench-b"), "auc", client=client)
+    assert not other.promoted  # a far higher value, but on another benchmark
+    assert "scored on benchmark bench-a, the challenger on bench-b" in other.reason
+    assert str(client.get_model_version_by_alias(m, CHAMPION).version) == v1
+    same = promote(m, _version(registry, 0.65, benchmark="bench-a"), "auc", client=client)
+    assert same.promoted
+    untagged = promote(m, _version(registry, 0.70), "auc", client=client)  # older versions have no fingerprint
+    assert untagged.promoted
 
 
 def test_promote_records_decisions_and_moves_aliases(registry: tuple[MlflowClient, str], tmp_path: Path) -> None:
