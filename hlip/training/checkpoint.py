@@ -173,13 +173,13 @@ def mark_complete(out: Path, config_hash: str) -> None:
     (folder / COMPLETE).write_text(f"{config_hash} {training_code_digest()}\n")
 
 
-def resumable(out: Path, config_hash: str) -> tuple[Path, dict[str, Any]] | None:
-    """The newest checkpoint (path, loaded state) of an *interrupted* run of this config and code, or None (start
-    afresh).
+def resumable(out: Path, config_hash: str, data_digest: str | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint (path, loaded state) of an *interrupted* run of this config, code and training data
+    (`data_digest`, when given), or None (start afresh).
 
-    Checkpoints of a finished run, of another training config or of other code are stale: they are removed (they
-    are this stage's own outputs), with a log line saying why, so a changed param or a code fix retrains instead
-    of silently reusing old weights.
+    Checkpoints of a finished run, of another training config, of other code or of other data are stale: they are
+    removed (they are this stage's own outputs), with a log line saying why, so a changed param, a code fix or new
+    studies retrain instead of silently reusing old weights or continuing an old data order.
     """
     path = latest_checkpoint(out)
     folder = checkpoint_dir(out)
@@ -194,6 +194,8 @@ def resumable(out: Path, config_hash: str) -> tuple[Path, dict[str, Any]] | None
         reason = f"they were written under another training config ({state.get('config_hash')} != {config_hash})"
     elif state.get("code_digest") != training_code_digest():
         reason = "the training or model code changed since they were written"
+    elif data_digest is not None and state.get("data_digest") != data_digest:
+        reason = "the training data (studies, scans, reports or labels) changed since they were written"
     if reason is None:
         return path, state
     log.warning("starting afresh: removing the checkpoints in %s because %s", folder, reason)

@@ -14,6 +14,7 @@ the exported model (`out/model`), the warm-up head (`out/warmup`) and `out/summa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -102,6 +103,19 @@ def load_labels(config: PretrainConfig) -> pd.DataFrame:
     return label_matrix(table, findings)
 
 
+def training_data_digest(config: PretrainConfig) -> str:
+    """sha256 (16 hex digits) of the training part's manifests (studies with their content fingerprints, scans,
+    reports) and of the label table when stage A uses it: new, removed or changed studies or labels change it."""
+    digest = hashlib.sha256()
+    files = [config.data.part_dir / f"{name}.parquet" for name in ("studies", "scans", "reports")]
+    if warmup_enabled(config):
+        files.append(config.data.labels_file)
+    for file in files:
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes() if file.is_file() else b"missing")
+    return digest.hexdigest()[:16]
+
+
 def run_pretrain(
     config: PretrainConfig,
     *,
@@ -149,7 +163,8 @@ def _run(
     out = Path(config.out)
     model_cfg = resolve_model_config(config)
     config_hash = config.training_hash()
-    resume = _resume_state(out, config_hash, info)
+    data_digest = training_data_digest(config)
+    resume = _resume_state(out, config_hash, data_digest, info)
     position = position_of(resume) if resume else None
     if resume:
         log.info("resuming from %s at %s", out / "checkpoints", position)
@@ -157,7 +172,8 @@ def _run(
     labels = load_labels(config) if warmup_enabled(config) else None
     findings = tuple(str(c) for c in labels.columns) if labels is not None else ()
     common: dict[str, Any] = {"config_hash": config_hash, "code_digest": training_code_digest(),
-                              "world_size": info.world_size, "findings": list(findings)}  # fmt: skip
+                              "data_digest": data_digest, "world_size": info.world_size,
+                              "findings": list(findings)}  # fmt: skip
 
     def saver(run: StageRun) -> Any:
         def save(pos: Position) -> None:
@@ -169,7 +185,7 @@ def _run(
         return save
 
     summary: dict[str, Any] = {"model": config.model, "world_size": info.world_size, "findings": list(findings),
-                               "config_hash": config_hash, "stages": {}}  # fmt: skip
+                               "config_hash": config_hash, "data_digest": data_digest, "stages": {}}  # fmt: skip
     global_step = position.global_step if position else 0
     visual_state: dict[str, Tensor] | None = None
     stage_a: dict[str, Any] = {"enabled": labels is not None}
@@ -241,9 +257,9 @@ def _setup_determinism(config: PretrainConfig, info: DistInfo) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def _resume_state(out: Path, config_hash: str, info: DistInfo) -> dict[str, Any] | None:
+def _resume_state(out: Path, config_hash: str, data_digest: str, info: DistInfo) -> dict[str, Any] | None:
     if info.is_main:
-        found = resumable(out, config_hash)  # removes stale checkpoints
+        found = resumable(out, config_hash, data_digest)  # removes stale checkpoints
         barrier(info)
         if found is None:
             return None

@@ -93,6 +93,31 @@ def test_an_interrupted_run_of_the_same_config_resumes(block: dict[str, Any]) ->
     assert resumed.metrics[0][0] == 4  # continues at the step after the checkpoint (3 steps per epoch)
 
 
+def test_an_interrupted_run_on_changed_data_starts_afresh(block: dict[str, Any], tmp_path: Path) -> None:
+    import shutil
+
+    import pandas as pd
+
+    ingest = Path(shutil.copytree(block["data"]["ingest_dir"], tmp_path / "ingest"))
+    config = PretrainConfig.from_params({**block, "data": {**block["data"], "ingest_dir": str(ingest)},
+                                         "warmup": {"enabled": False}})  # fmt: skip
+
+    class StopHereError(Exception):
+        pass
+
+    def report(epoch: int, value: float) -> None:
+        raise StopHereError(f"epoch {epoch}")
+
+    with pytest.raises(StopHereError):
+        run_pretrain(config, report=report, progress=False)  # interrupted after epoch 1's checkpoint
+    reports = pd.read_parquet(ingest / "train" / "reports.parquet")
+    reports.loc[0, "text"] = "Addendum: new finding. " + str(reports.loc[0, "text"])  # a report corrected since
+    reports.to_parquet(ingest / "train" / "reports.parquet")
+    restarted = Recorder()
+    run_pretrain(config, logger=restarted, progress=False)
+    assert restarted.metrics[0][0] == 1  # not step 4: the old checkpoints belong to other data
+
+
 def test_report_exception_propagates_after_the_checkpoint(block: dict[str, Any]) -> None:
     config = PretrainConfig.from_params({**block, "warmup": {"enabled": False}})
 
