@@ -47,7 +47,7 @@ def corpus(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 2,
     tiny: Annotated[bool, typer.Option("--tiny", help="A corpus of a few small studies, for smoke tests.")] = False,
 ) -> None:
-    """Write the demo corpus (default: ~300 training + 100 benchmark studies) and print a summary."""
+    """Write the demo corpus (default: 1,100 training + 200 benchmark studies) and print a summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from hlip.data.demo import DemoCorpusConfig, generate_corpus

@@ -32,8 +32,8 @@ class DemoCorpusConfig:
     """
 
     seed: int = 20261122
-    n_train_studies: int = 300
-    n_benchmark_studies: int = 100
+    n_train_studies: int = 1100
+    n_benchmark_studies: int = 200
     train_class_shares: tuple[float, ...] = (0.30, 0.175, 0.175, 0.175, 0.175)
     follow_up_share: float = 0.12
     bad_file_share: float = 0.012

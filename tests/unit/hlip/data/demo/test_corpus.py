@@ -257,11 +257,11 @@ def test_refuses_folders_it_did_not_write(tmp_path: Path, tiny_corpus: Corpus, t
 
 @pytest.mark.slow
 def test_default_corpus_fits_its_budget(tmp_path: Path) -> None:
-    """The embedded corpus: a few hundred studies, at most ~30k files and ~400 MB, every kind and defect."""
+    """The embedded corpus: 1,300 studies, at most ~95k files and ~1.35 GB, every kind and defect."""
     summary = generate_corpus(tmp_path / "data", DemoCorpusConfig(), workers=2)
-    assert summary.studies == {"train": 300, "benchmark": 100}
-    assert summary.files <= 30_000
-    assert summary.bytes <= 420e6
+    assert summary.studies == {"train": 1100, "benchmark": 200}
+    assert summary.files <= 95_000
+    assert summary.bytes <= 1.35e9
     assert set(summary.series_kinds) == set(SERIES_KINDS)
     assert set(summary.bad_files) == set(DEFECT_KINDS)
     assert 0.005 < sum(summary.bad_files.values()) / summary.files < 0.03
