@@ -4,7 +4,7 @@
 from hlip.s3 import s3_client
 
 client = s3_client()                                   # os.environ: endpoint, keys, profile, region
-client = s3_client(stack_env, endpoint_vars=MLFLOW_ENDPOINT_VARS, retries=2)   # what MLflow would use
+client = s3_client(stack_env, endpoint_vars=MLFLOW_ENDPOINT_ENV, retries=2)   # what MLflow would use
 ```
 
 - Endpoint: the first set variable of `endpoint_vars` (unset: AWS itself). With an endpoint (SeaweedFS, MinIO,
@@ -22,13 +22,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: Endpoint variables of the data sources (`hlip.data.source`); the first one set wins.
-DATA_ENDPOINT_VARS = ("HLIP_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+DATA_ENDPOINT_ENV = ("HLIP_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 #: Endpoint variables MLflow's artifact store reads, MLflow's own first (`hlip.stack.buckets`).
-MLFLOW_ENDPOINT_VARS = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+MLFLOW_ENDPOINT_ENV = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 DEFAULT_REGION = "us-east-1"
 
 
-def endpoint_of(env: Mapping[str, str], names: Sequence[str] = DATA_ENDPOINT_VARS) -> str | None:
+def endpoint_of(env: Mapping[str, str], names: Sequence[str] = DATA_ENDPOINT_ENV) -> str | None:
     """The first non-empty endpoint variable of `names` in `env`, None for AWS itself."""
     return next((env[k] for k in names if env.get(k)), None)
 
@@ -36,7 +36,7 @@ def endpoint_of(env: Mapping[str, str], names: Sequence[str] = DATA_ENDPOINT_VAR
 def s3_client(
     env: Mapping[str, str] | None = None,
     *,
-    endpoint_vars: Sequence[str] = DATA_ENDPOINT_VARS,
+    endpoint_vars: Sequence[str] = DATA_ENDPOINT_ENV,
     retries: int = 3,
     connect_timeout: float = 5.0,
     read_timeout: float = 60.0,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from hlip.s3 import DATA_ENDPOINT_VARS, endpoint_of, s3_client
+from hlip.s3 import DATA_ENDPOINT_ENV, endpoint_of, s3_client
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ def s3_errors(uri: str) -> Iterator[None]:
     try:
         yield
     except EndpointConnectionError as exc:
-        raise SourceError(f"cannot reach the S3 endpoint {endpoint} for {uri}: check {DATA_ENDPOINT_VARS[0]}") from exc
+        raise SourceError(f"cannot reach the S3 endpoint {endpoint} for {uri}: check {DATA_ENDPOINT_ENV[0]}") from exc
     except NoCredentialsError as exc:
         raise SourceError(
             f"no S3 credentials for {uri}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"

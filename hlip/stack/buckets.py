@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hlip.s3 import MLFLOW_ENDPOINT_VARS, s3_client
+from hlip.s3 import MLFLOW_ENDPOINT_ENV, s3_client
 
 
 class BucketError(RuntimeError):
@@ -26,7 +26,7 @@ def bucket_of(uri: str) -> str | None:
 
 def check_client(env: Mapping[str, str]) -> Any:
     """An S3 client as MLflow's artifact store would build it from `env`, failing fast rather than retrying."""
-    return s3_client(env, endpoint_vars=MLFLOW_ENDPOINT_VARS, retries=2, connect_timeout=3, read_timeout=10)
+    return s3_client(env, endpoint_vars=MLFLOW_ENDPOINT_ENV, retries=2, connect_timeout=3, read_timeout=10)
 
 
 def bucket_problem(client: Any, bucket: str) -> str | None:
