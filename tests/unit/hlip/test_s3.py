@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hlip.s3 import DEFAULT_REGION, MLFLOW_ENDPOINT_VARS, s3_client
+from hlip.s3 import DEFAULT_REGION, MLFLOW_ENDPOINT_ENV, s3_client
 
 KEYS = {"AWS_ACCESS_KEY_ID": "HLIPUNIT", "AWS_SECRET_ACCESS_KEY": "unit-secret"}
 
@@ -32,7 +32,7 @@ def test_endpoint_variables_are_read_in_order() -> None:
     env = {**KEYS, "HLIP_S3_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ENDPOINT_URL": "http://127.0.0.1:2",
            "MLFLOW_S3_ENDPOINT_URL": "http://127.0.0.1:3"}  # fmt: skip
     assert s3_client(env).meta.endpoint_url == "http://127.0.0.1:1"
-    assert s3_client(env, endpoint_vars=MLFLOW_ENDPOINT_VARS).meta.endpoint_url == "http://127.0.0.1:3"
+    assert s3_client(env, endpoint_vars=MLFLOW_ENDPOINT_ENV).meta.endpoint_url == "http://127.0.0.1:3"
     env["HLIP_S3_ENDPOINT_URL"] = ""  # an empty variable is unset
     assert s3_client(env).meta.endpoint_url == "http://127.0.0.1:2"
 
