@@ -99,7 +99,7 @@ class SeaweedFS(ManagedServer):
         config.write_text(json.dumps(self._identities()))
         config.chmod(0o600)
         ports = {name: free_port() for name in ("master", "volume", "filer", "admin", *TMP_SOCKETS)}
-        (root / SOCKETS_FILE).write_text(json.dumps([path.format(ports[k]) for k, path in TMP_SOCKETS.items()]))
+        self.tmp_sockets = [path.format(ports[k]) for k, path in TMP_SOCKETS.items()]
         argv = [
             weed_binary(),
             "mini",
@@ -126,6 +126,15 @@ class SeaweedFS(ManagedServer):
         # Go puts other temporary files in $TMPDIR: keep them inside our folder (TMP_SOCKETS ignore it).
         env = {"TMPDIR": str(root)}
         super().__init__("seaweedfs", argv, root / "weed.log", ready=self._ready, env=env)
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Record this server's /tmp sockets (for `stop` or a later `make stack-down`), then start it.
+
+        Recorded here, not at construction: the `LocalStack` of a stack-down process builds its own SeaweedFS
+        object, with other free ports, and must find the running server's record untouched.
+        """
+        (self.root / SOCKETS_FILE).write_text(json.dumps(self.tmp_sockets))
+        super().start(timeout)
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server and remove its /tmp sockets."""
