@@ -75,14 +75,16 @@ def test_wrong_credentials_are_refused_and_secret_never_shown(s3: SeaweedFS) -> 
 def test_stop_frees_the_port_and_removes_the_tmp_sockets(tmp_path: Path) -> None:
     server = SeaweedFS(tmp_path / "sw")
     server.start()
-    assert port_open(server.s3_port)
-    sockets = [Path(p) for p in json.loads((tmp_path / "sw" / SOCKETS_FILE).read_text())]
-    assert len(sockets) == 5
-    deadline = time.monotonic() + 20  # the admin server starts last
-    while not all(p.is_socket() for p in sockets) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert all(p.is_socket() for p in sockets)  # weed mini writes them whatever $TMPDIR says
-    server.stop()
+    try:  # a failed assertion must not leave the server running
+        assert port_open(server.s3_port)
+        sockets = [Path(p) for p in json.loads((tmp_path / "sw" / SOCKETS_FILE).read_text())]
+        assert len(sockets) == 5
+        deadline = time.monotonic() + 20  # the admin server starts last
+        while not all(p.is_socket() for p in sockets) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert all(p.is_socket() for p in sockets)  # weed mini writes them whatever $TMPDIR says
+    finally:
+        server.stop()
     assert not port_open(server.s3_port)
     assert server.pid is None
     assert not any(p.exists() for p in sockets)
