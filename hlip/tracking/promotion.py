@@ -104,13 +104,15 @@ def promote(
 
     client = client or MlflowClient()
     version = str(version)
-    challenger = _metric_of(client, name, version, metric)
+    challenger_tags = _tags(client, name, version)
+    challenger = _metric(challenger_tags, metric)
     if challenger is None:
         raise ValueError(f"model {name} v{version} has no tag {METRIC_TAG}{metric}: cannot run the promotion gate")
     client.set_registered_model_alias(name, CHALLENGER, version)
     champion_version = _alias_version(client, name, CHAMPION)
-    champion = None if champion_version is None else _metric_of(client, name, champion_version, metric)
-    benchmarks = [_tag(client, name, v, BENCHMARK_TAG) for v in (version, champion_version)]
+    champion_tags = {} if champion_version is None else _tags(client, name, champion_version)
+    champion = _metric(champion_tags, metric)
+    benchmarks = [challenger_tags.get(BENCHMARK_TAG), champion_tags.get(BENCHMARK_TAG)]
     if champion_version is None:
         promoted, reason = True, f"no champion yet: v{version} ({challenger:.4f}) becomes champion"
     elif champion_version == version:
@@ -156,12 +158,13 @@ def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         return None
 
 
-def _tag(client: MlflowClient, name: str, version: str | None, tag: str) -> str | None:
-    return None if version is None else client.get_model_version(name, version).tags.get(tag)
+def _tags(client: MlflowClient, name: str, version: str) -> dict[str, str]:
+    """A version's tags, read once per decision (one registry call)."""
+    return dict(client.get_model_version(name, version).tags)
 
 
-def _metric_of(client: MlflowClient, name: str, version: str, metric: str) -> float | None:
-    value = _tag(client, name, version, f"{METRIC_TAG}{metric}")
+def _metric(tags: dict[str, str], metric: str) -> float | None:
+    value = tags.get(f"{METRIC_TAG}{metric}")
     try:
         return None if value is None else float(value)
     except ValueError:
