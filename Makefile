@@ -55,7 +55,7 @@ stack-down: ## Stop exactly what stack-up started (data and secrets under output
 	@scripts/stack-down.sh
 
 stack-status: ## Health table of the local stack's components
-	@$(BIN)/python -m hlip.stack status --root $${HLIP_STACK_DIR:-outputs/stack}
+	@$(BIN)/python -m local_stack status --root $${HLIP_STACK_DIR:-outputs/stack}
 
 .PHONY: serve mlflow-ui
 serve: setup ## Serve the Prefect deployments of infra/prefect.yaml (nightly pipeline, data watch, GPU pretrain); needs PREFECT_API_URL (make stack-up)

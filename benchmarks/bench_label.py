@@ -4,7 +4,7 @@ Usage:
     .venv/bin/python benchmarks/bench_label.py [--reports outputs/ingest/train/reports.parquet]
         [--findings brain_mri] [--latency 0 0.05] [--in-flight 1 8] [--reference data/ground_truth/train_labels.csv]
 
-The llm rows run against the keyword chat server of `hlip.labels.testing` on 127.0.0.1 (no model behind it), with
+The llm rows run against the keyword chat server of `testkit.chat_server` on 127.0.0.1 (no model behind it), with
 an optional per-request latency standing in for generation time, so they measure the client (HTTP, JSON
 validation, concurrency), not a model; the cache is off. The keyword baseline marks a finding present when any of
 its terms occurs anywhere in the report (no negation, no sections). With a reference CSV (the demo's ground
@@ -26,7 +26,7 @@ from hlip.labels.labeler import read_reports
 from hlip.labels.llm import LLMConfig, LLMLabeler
 from hlip.labels.rules import RulesLabeler
 from hlip.labels.table import label_rows, make_label_table
-from hlip.labels.testing import ServerBehaviour, keyword_chat_server
+from testkit.chat_server import ServerBehaviour, keyword_chat_server
 
 
 def keyword_baseline(reports: dict[str, str], findings: FindingList) -> pd.DataFrame:

@@ -5,7 +5,7 @@ point of the `pretrain` stage: uint8 volumes read from disk by the real `StudyDa
 processes with pinned memory, stage A (BCE warm-up on report labels) then stage B (CLIP between studies and
 tokenised reports), AdamW, warm-up + cosine schedule, gradient clipping, checkpoints at every epoch end.
 
-Input: a synthetic ingest part at the model's scan size (`hlip.training.testing.write_training_folder`: 1 to
+Input: a synthetic ingest part at the model's scan size (`testkit.training_data.write_training_folder`: 1 to
 `--scans` scans per study, a bright cube per finding, reports naming the findings). The text tower has the
 architecture and tokenizer of `--text-config` (default: the packaged MiniLM) with random weights: throughput
 does not depend on them, and the weights need not travel to the GPU machine.
@@ -36,7 +36,7 @@ from hlip.models import get_model_config
 from hlip.models.text import resolve_model_dir
 from hlip.training.config import PretrainConfig
 from hlip.training.pretrain import run_pretrain
-from hlip.training.testing import write_training_folder
+from testkit.training_data import write_training_folder
 
 TEXT_FILES = ("config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 VARIANTS = ("bf16", "fp32", "bf16-full")

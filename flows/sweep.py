@@ -32,7 +32,7 @@ from hlip.tuning.best import BEST_PARAMS_FILE
 def make_runner(config: SweepConfig, params: dict[str, Any]) -> TrialRunner:
     """The objective named by `sweep.objective`."""
     if config.objective == "quadratic":
-        from hlip.tuning.toy import quadratic
+        from testkit.toy_objective import quadratic
 
         return quadratic
     from hlip.tuning.pretrain_runner import make_pretrain_runner

@@ -23,7 +23,7 @@ from typing import Any
 
 #: Endpoint variables of the data sources (`hlip.data.source`); the first one set wins.
 DATA_ENDPOINT_ENV = ("HLIP_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
-#: Endpoint variables MLflow's artifact store reads, MLflow's own first (`hlip.stack.buckets`).
+#: Endpoint variables MLflow's artifact store reads, MLflow's own first (`local_stack.buckets`).
 MLFLOW_ENDPOINT_ENV = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 DEFAULT_REGION = "us-east-1"
 

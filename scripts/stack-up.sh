@@ -4,4 +4,4 @@
 # does: a misspelt bucket is an error). Then: source outputs/stack/stack.env
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec .venv/bin/python -m hlip.stack up --root "${HLIP_STACK_DIR:-outputs/stack}" "$@"
+exec .venv/bin/python -m local_stack up --root "${HLIP_STACK_DIR:-outputs/stack}" "$@"

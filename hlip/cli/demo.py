@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from hlip.data.demo import CorpusSummary
+    from demo_corpus import CorpusSummary
 
 app = typer.Typer(
     help="The demo corpus: a synthetic, uncurated brain-MRI PACS export with reports.", no_args_is_help=True
@@ -50,7 +50,7 @@ def corpus(
     """Write the demo corpus (default: 1,100 training + 200 benchmark studies) and print a summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from hlip.data.demo import DemoCorpusConfig, generate_corpus
+    from demo_corpus import DemoCorpusConfig, generate_corpus
 
     config = DemoCorpusConfig.tiny() if tiny else DemoCorpusConfig()
     if seed is not None:
@@ -77,7 +77,7 @@ def preview(
     out: Annotated[Path, typer.Option("--out", help="Where the PNGs go.")] = Path("outputs/preview"),
 ) -> None:
     """Draw one PNG per series kind (mid-slice) and a contact sheet per finding class, read back from the DICOM."""
-    from hlip.data.demo import render_preview
+    from demo_corpus import render_preview
 
     if not (corpus / "ground_truth" / "series.csv").is_file():
         typer.secho(f"error: {corpus} is not a demo corpus (no ground_truth/series.csv)", fg=typer.colors.RED, err=True)

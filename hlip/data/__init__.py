@@ -1,2 +1,2 @@
 """Data: DICOM ingestion (source, dicom, series, volume, deid, scrub, preprocess, manifest, quarantine, report,
-study, ingest) and the demo corpus generator (`hlip.data.demo`). Nothing heavy is imported here."""
+study, ingest), the study contract and the training dataset. Nothing heavy is imported here."""

@@ -6,7 +6,7 @@ each epoch) and raises `optuna.TrialPruned` when the pruner decides the trial is
 needs no Optuna import: it calls `report` and lets the exception unwind its training loop.
 
 Workers are separate processes (spawned), so a runner must be picklable: a module-level function or an instance
-of a module-level class (see `hlip.tuning.toy.quadratic` and `hlip.tuning.pretrain_runner.PretrainRunner`).
+of a module-level class (see `testkit.toy_objective.quadratic` and `hlip.tuning.pretrain_runner.PretrainRunner`).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
 def test_regenerated_demo_corpus_matches_data_dvc(tmp_path: Path) -> None:
-    from hlip.data.demo import DemoCorpusConfig, generate_corpus
+    from demo_corpus import DemoCorpusConfig, generate_corpus
 
     committed = dvc_out_md5(REPO / "data.dvc")
     assert committed, "data.dvc records no md5"

@@ -47,7 +47,7 @@ def _label(rel: str) -> str:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from hlip.data.demo import DemoCorpusConfig, generate_corpus
+    from demo_corpus import DemoCorpusConfig, generate_corpus
 
     root = tmp_path_factory.mktemp("demo")
     generate_corpus(root, DemoCorpusConfig.tiny(n_train_studies=6, n_benchmark_studies=0))

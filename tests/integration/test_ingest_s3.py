@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from hlip.data.source import SourceError
-from hlip.stack import SeaweedFS
+from local_stack import SeaweedFS
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from hlip.data.demo import DemoCorpusConfig, generate_corpus
+    from demo_corpus import DemoCorpusConfig, generate_corpus
 
     out = tmp_path_factory.mktemp("corpus") / "data"
     generate_corpus(out, DemoCorpusConfig.tiny(seed=5, n_train_studies=4, n_benchmark_studies=0), workers=1)
@@ -85,7 +85,7 @@ def test_missing_bucket_and_unreachable_endpoint_are_named(
     """One error naming the bucket or the endpoint, without retrying for long (a generous bound: the client's
     retries on a refused connection take about a second), and without the secret key."""
     from hlip.data.ingest import ingest
-    from hlip.stack import free_port
+    from local_stack import free_port
 
     for name, value in s3.client_env().items():
         monkeypatch.setenv(name, value)

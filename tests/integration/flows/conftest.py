@@ -22,7 +22,7 @@ def prefect_harness() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from hlip.data.demo import DemoCorpusConfig, generate_corpus
+    from demo_corpus import DemoCorpusConfig, generate_corpus
 
     out = tmp_path_factory.mktemp("corpus") / "data"
     generate_corpus(out, DemoCorpusConfig.tiny(seed=11, n_train_studies=8, n_benchmark_studies=4), workers=1)

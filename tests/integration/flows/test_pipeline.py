@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def pipeline_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Enough benchmark studies (2 per class) for a validation split and per-class AUCs."""
-    from hlip.data.demo import DemoCorpusConfig, generate_corpus
+    from demo_corpus import DemoCorpusConfig, generate_corpus
 
     out = tmp_path_factory.mktemp("pipeline_corpus") / "data"
     generate_corpus(out, DemoCorpusConfig.tiny(seed=5, n_train_studies=10, n_benchmark_studies=10), workers=1)

@@ -24,14 +24,14 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def synthetic_part(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`ingest/train` (tiny synthetic studies), `labels/train/labels.parquet` and a tiny BERT under one folder."""
-    from hlip.training.testing import write_training_folder
+    from testkit.training_data import write_training_folder
 
     return write_training_folder(tmp_path_factory.mktemp("pretrain_part"), n_studies=14, max_scans=2)
 
 
 def tiny_block(part: Path, out: Path) -> dict[str, Any]:
     """hlip-tiny, two epochs per stage, a checkpoint after every optimizer step."""
-    from hlip.training.testing import tiny_pretrain_block
+    from testkit.training_data import tiny_pretrain_block
 
     return tiny_pretrain_block(part, out)
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hlip.stack.postgres import PostgreSQL
+from local_stack.postgres import PostgreSQL
 
 pytestmark = pytest.mark.integration
 

@@ -32,7 +32,7 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`ingest/train` + its labels (training), `benchmark/` + `benchmark_labels.csv` (the demo benchmark's layout,
     its study keys hashed from UIDs with `DEID_SECRET`), and a tiny BERT, under one folder."""
     from hlip.data.deid import HashKey
-    from hlip.training.testing import write_synthetic_part, write_training_folder
+    from testkit.training_data import write_synthetic_part, write_training_folder
 
     root = write_training_folder(tmp_path_factory.mktemp("sweep_pretrain"), n_studies=12, max_scans=2)
 

@@ -9,7 +9,7 @@ import pytest
 
 from hlip.labels.finding_list import FindingList, load_findings
 from hlip.labels.llm import LLMConfig
-from hlip.labels.testing import RunningServer, keyword_chat_server
+from testkit.chat_server import RunningServer, keyword_chat_server
 
 KEYWORDS = {"stroke": ["infarct"], "glioma": ["glioma", "glioblastoma"], "meningioma": ["meningioma"]}
 API_KEY = "sk-test-DO-NOT-LEAK-4f9a2c"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from hlip.data.deid import HashKey
-from hlip.labels.testing import keyword_chat_server
+from testkit.chat_server import keyword_chat_server
 
 pytestmark = pytest.mark.integration
 

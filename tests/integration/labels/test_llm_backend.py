@@ -13,7 +13,7 @@ import pytest
 from hlip.labels.finding_list import FindingList
 from hlip.labels.llm import EndpointUnavailableError, LLMConfig, LLMLabeler
 from hlip.labels.table import check_label_table, to_matrix
-from hlip.labels.testing import RunningServer, ServerBehaviour
+from testkit.chat_server import RunningServer, ServerBehaviour
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hlip.stack.local import COMPONENTS, LocalStack, StackPorts
-from hlip.stack.process import port_open, process_group
-from hlip.stack.seaweedfs import SOCKETS_FILE
+from local_stack.local import COMPONENTS, LocalStack, StackPorts
+from local_stack.process import port_open, process_group
+from local_stack.seaweedfs import SOCKETS_FILE
 
 REPO = Path(__file__).resolve().parents[3]
 

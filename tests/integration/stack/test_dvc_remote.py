@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hlip.stack.local import LocalStack
+from local_stack.local import LocalStack
 
 pytestmark = pytest.mark.integration
 DVC = str(Path(sys.executable).parent / "dvc")

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from hlip.stack.local import COMPONENTS, LocalStack
-from hlip.stack.process import listening_addresses, process_group
+from local_stack.local import COMPONENTS, LocalStack
+from local_stack.process import listening_addresses, process_group
 
 pytestmark = pytest.mark.integration
 

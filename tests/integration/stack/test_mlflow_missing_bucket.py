@@ -1,7 +1,7 @@
 """A missing MLflow artifact bucket: the server refuses to start, naming it at once; a bucket deleted under a running
 server is never re-created by an upload, and the run that tried is reported failed.
 
-The stack's SeaweedFS runs with ``-s3.autoCreateBucket=false`` (hlip/stack/seaweedfs.py): like AWS S3 and MinIO it
+The stack's SeaweedFS runs with ``-s3.autoCreateBucket=false`` (local_stack/seaweedfs.py): like AWS S3 and MinIO it
 answers NoSuchBucket rather than creating the bucket on upload, so a typo cannot start a new bucket.
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from hlip.stack import SeaweedFS
-from hlip.stack.buckets import BucketError
-from hlip.stack.mlflow_server import MLflowServer
+from local_stack import SeaweedFS
+from local_stack.buckets import BucketError
+from local_stack.mlflow_server import MLflowServer
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,7 @@ def test_upload_to_a_bucket_deleted_under_a_running_server_fails_and_does_not_re
     monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "4")  # the stack's client settings (hlip/stack/local.py)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "4")  # the stack's client settings (local_stack/local.py)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     payload = tmp_path / "summary.json"
     payload.write_text('{"auc": 0.5}')

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hlip.stack.local import BUCKETS, LocalStack
-from hlip.stack.mlflow_server import auth_available
-from hlip.stack.process import free_port
+from local_stack.local import BUCKETS, LocalStack
+from local_stack.mlflow_server import auth_available
+from local_stack.process import free_port
 
 pytestmark = pytest.mark.integration
 needs_auth = pytest.mark.skipif(not auth_available(), reason="MLflow's basic-auth app needs Flask-WTF (mlflow[auth])")

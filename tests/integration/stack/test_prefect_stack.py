@@ -10,7 +10,7 @@ import urllib.request
 import psycopg
 import pytest
 
-from hlip.stack.local import WORK_POOL, LocalStack
+from local_stack.local import WORK_POOL, LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from hlip.stack import SeaweedFS
-from hlip.stack.local import BUCKETS, LocalStack
+from local_stack import SeaweedFS
+from local_stack.local import BUCKETS, LocalStack
 
 pytestmark = pytest.mark.integration
 

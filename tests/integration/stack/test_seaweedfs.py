@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hlip.stack import SeaweedFS
-from hlip.stack.process import port_open
-from hlip.stack.seaweedfs import SOCKETS_FILE
+from local_stack import SeaweedFS
+from local_stack.process import port_open
+from local_stack.seaweedfs import SOCKETS_FILE
 
 pytestmark = pytest.mark.integration
 

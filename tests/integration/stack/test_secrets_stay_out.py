@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hlip.stack.local import LocalStack
+from local_stack.local import LocalStack
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]

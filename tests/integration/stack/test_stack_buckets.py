@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hlip.stack.__main__ import main
-from hlip.stack.local import BUCKETS, LocalStack
+from local_stack.__main__ import main
+from local_stack.local import BUCKETS, LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ INGEST = {"workers": 1, "preprocess": {"size": [16, 32, 32], "spacing": [8.0, 7.
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo corpus of two training studies (fake identifiers in headers and folders, a localizer each)."""
-    from hlip.data.demo import DemoCorpusConfig, generate_corpus
+    from demo_corpus import DemoCorpusConfig, generate_corpus
 
     out = tmp_path_factory.mktemp("corpus") / "data"
     generate_corpus(out, DemoCorpusConfig.tiny(seed=3, n_train_studies=2, n_benchmark_studies=2), workers=1)
@@ -40,7 +40,7 @@ def exported_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from hlip.models import create_model
     from hlip.models.export import save_model
-    from hlip.models.testing import write_tiny_bert
+    from testkit.tiny_bert import write_tiny_bert
 
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("model")

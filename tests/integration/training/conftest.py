@@ -18,14 +18,14 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`ingest/train` (synthetic studies), `labels/train/labels.parquet` and `bert/` under one folder."""
-    from hlip.training.testing import write_training_folder
+    from testkit.training_data import write_training_folder
 
     return write_training_folder(tmp_path_factory.mktemp("training"), n_studies=26, max_scans=3)
 
 
 def tiny_block(corpus: Path, out: Path, **overrides: Any) -> dict[str, Any]:
     """A `pretrain` block for hlip-tiny on the synthetic corpus, deterministic, one thread."""
-    from hlip.training.testing import tiny_pretrain_block
+    from testkit.training_data import tiny_pretrain_block
 
     return tiny_pretrain_block(
         corpus, out, **{"max_scans": 3, "patch_dropout": 0.25, "deterministic": True, **overrides}

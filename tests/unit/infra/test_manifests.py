@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hlip.stack.local import BUCKETS, DATABASES, SERVICE_PORTS
+from local_stack.local import BUCKETS, DATABASES, SERVICE_PORTS
 
 REPO = Path(__file__).resolve().parents[3]
 INFRA = REPO / "infra"

@@ -21,7 +21,7 @@ from hlip.data.dataset import (
     positive_rates,
 )
 from hlip.data.sampling import canonical_order, report_text, select_scans, split_sections
-from hlip.training.testing import FINDINGS, write_synthetic_part
+from testkit.training_data import FINDINGS, write_synthetic_part
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from hlip.models import create_model
     from hlip.models.export import save_model
-    from hlip.models.testing import write_tiny_bert
+    from testkit.tiny_bert import write_tiny_bert
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hlip.data.demo.vocabulary import FINDINGS as DEMO_FINDINGS
+from demo_corpus.vocabulary import FINDINGS as DEMO_FINDINGS
 from hlip.labels.finding_list import FindingListError, available_finding_lists, load_findings
 
 CT_RATE = [

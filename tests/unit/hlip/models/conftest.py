@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hlip.models.testing import write_tiny_bert
+from testkit.tiny_bert import write_tiny_bert
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import torch
 
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from hlip.training.testing import write_training_folder
+    from testkit.training_data import write_training_folder
 
     return write_training_folder(tmp_path_factory.mktemp("training"), n_studies=14, max_scans=2)
 

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from hlip.tuning import SweepConfig, parse_sweep_config
 from hlip.tuning.study import create_study, open_storage, run_worker
-from hlip.tuning.toy import quadratic
+from testkit.toy_objective import quadratic
 
 # A worker whose objective announces its trial and then hangs until it is killed.
 HANGING_WORKER = """

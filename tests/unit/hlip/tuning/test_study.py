@@ -11,8 +11,8 @@ import yaml
 
 from hlip.tuning import SweepConfig, best_params_record, run_sweep, split_trials, trial_counts, write_best_params
 from hlip.tuning.objective import Report, make_report
-from hlip.tuning.toy import QUADRATIC_STEPS, quadratic
 from hlip.tuning.tracking import TrialTracking, log_study_summary, param_importances
+from testkit.toy_objective import QUADRATIC_STEPS, quadratic
 
 Factory = Callable[..., SweepConfig]
 
