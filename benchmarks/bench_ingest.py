@@ -2,6 +2,11 @@
 
 Usage:
     .venv/bin/python benchmarks/bench_ingest.py CORPUS [--workers 1 2] [--keep OUT]
+    .venv/bin/python benchmarks/bench_ingest.py --incremental 1000 4000
+
+`--incremental N...` times only the rerun's incremental check (which studies are unchanged) on synthetic previous
+tables of N studies with 4 scans each (empty volume files on disk): the per-study linear search it replaced beside
+the index built once per run, in one run, with the same decisions asserted equal.
 
 CORPUS is a folder of raw DICOM files, or a demo corpus root (its `train/dicom` and `train/reports.csv` are used).
 dcm2niix converts every series it finds to NIfTI (no compression) in the same run; it does no de-identification,
@@ -23,10 +28,13 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 from hlip.data.config import IngestConfig
 from hlip.data.deid import HashKey
-from hlip.data.ingest import ingest
+from hlip.data.ingest import _index_previous, _unchanged, ingest
+from hlip.data.source import open_source
+from hlip.data.study import StudyTask
 
 
 def _corpus(path: Path) -> tuple[Path, Path | None]:
@@ -63,10 +71,16 @@ def _run_dcm2niix(dicom: Path, out: Path) -> dict[str, float] | None:
 def main() -> None:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("corpus", type=Path)
+    parser.add_argument("corpus", type=Path, nargs="?")
+    parser.add_argument("--incremental", type=int, nargs="+", default=None, metavar="STUDIES")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--keep", type=Path, default=None, help="keep outputs here instead of a temporary folder")
     args = parser.parse_args()
+    if args.incremental:
+        incremental_table(args.incremental)
+        return
+    if args.corpus is None:
+        parser.error("CORPUS is required unless --incremental is given")
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("pydicom").setLevel(logging.ERROR)
     dicom, reports = _corpus(args.corpus)
@@ -138,6 +152,45 @@ def _run_ingest_again(dicom: Path, reports: Path | None, workers: int, out: Path
     summary = ingest(dicom, out, reports=reports, config=config, key=HashKey("benchmark"))
     return {"seconds": time.perf_counter() - start, "studies": summary["studies"], "outputs": summary["scans"],
             "cores": workers}  # fmt: skip
+
+
+def _linear_unchanged(previous: dict[str, list[dict[str, Any]]], task: StudyTask, out: Path) -> bool:
+    """The incremental check before the index: both previous tables scanned once per study."""
+    old = next((s for s in previous["studies"] if s["study_key"] == task.study_key), None)
+    if old is None or old["fingerprint"] != task.fingerprint:
+        return False
+    paths = [s["path"] for s in previous["scans"] if s["study_key"] == task.study_key]
+    return all((out / p).exists() for p in paths)
+
+
+def incremental_table(sizes: list[int], scans_per_study: int = 4) -> None:
+    """Print the time of the rerun's unchanged-study check, linear search vs index, at each size."""
+    print(f"{'studies':>8s} {'scans':>7s} {'linear search s':>16s} {'index s':>8s} {'speed-up':>9s}")
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix="bench_incremental_") as tmp:
+            out = Path(tmp)
+            keys = [f"{i:016x}" for i in range(n)]
+            studies = [{"study_key": k, "fingerprint": f"fp{k}"} for k in keys]
+            scans = [{"study_key": k, "path": f"volumes/{k}/{j}.npy"} for k in keys for j in range(scans_per_study)]
+            for k in keys:
+                (out / "volumes" / k).mkdir(parents=True)
+                for j in range(scans_per_study):
+                    (out / "volumes" / k / f"{j}.npy").touch()
+            previous = {"studies": studies, "scans": scans}
+            src = open_source(out)
+            # every 50th study changed: the +2% case of a nightly rerun
+            tasks = [
+                StudyTask(src, k, (), (), tmp, f"fp{k}" + ("x" if i % 50 == 0 else "")) for i, k in enumerate(keys)
+            ]
+            start = time.perf_counter()
+            before = {t.study_key for t in tasks if _linear_unchanged(previous, t, out)}
+            linear = time.perf_counter() - start
+            start = time.perf_counter()
+            index = _index_previous(previous)
+            after = {t.study_key for t in tasks if _unchanged(index, t, out)}
+            indexed = time.perf_counter() - start
+            assert before == after, "the index changed a decision"
+        print(f"{n:8d} {len(scans):7d} {linear:16.3f} {indexed:8.3f} {linear / indexed:8.0f}x")
 
 
 if __name__ == "__main__":

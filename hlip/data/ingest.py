@@ -107,7 +107,8 @@ def ingest(
         records = _file_records(listing, cached, fresh, label)
         report_rows = parse_reports(read_uri(reports)) if reports is not None else []
         tasks, orphans = _study_tasks(src, out, records, report_rows, key, config)
-        kept = {k for k, t in tasks.items() if _unchanged(previous, t, out) and not reread & {f.path for f in t.files}}
+        index = _index_previous(previous)  # once: a per-study scan of the previous tables made reruns quadratic
+        kept = {k for k, t in tasks.items() if _unchanged(index, t, out) and not reread & {f.path for f in t.files}}
         todo = [t for k, t in sorted(tasks.items()) if k not in kept]
         log.info("%d files, %d studies: %d to ingest, %d unchanged", len(listing), len(tasks), len(todo), len(kept))
         results = _run_studies(pool.get(len(todo) > 1), todo, config, key, progress)
@@ -317,12 +318,23 @@ def _fingerprint(files: Iterable[SourceFile], reports: Iterable[ReportRow], key:
     return h.hexdigest()[:24]
 
 
-def _unchanged(previous: dict[str, list[dict[str, Any]]], task: StudyTask, out: Path) -> bool:
-    old = next((s for s in previous["studies"] if s["study_key"] == task.study_key), None)
-    if old is None or old["fingerprint"] != task.fingerprint:
+def _index_previous(previous: dict[str, list[dict[str, Any]]]) -> dict[str, tuple[str, list[str]]]:
+    """The previous run by study: study key -> (fingerprint, its scans' volume paths), in one pass over each table."""
+    paths: dict[str, list[str]] = defaultdict(list)
+    for scan in previous["scans"]:
+        paths[scan["study_key"]].append(scan["path"])
+    index: dict[str, tuple[str, list[str]]] = {}
+    for study in previous["studies"]:  # setdefault: the first row of a key wins, as a linear search would find it
+        index.setdefault(study["study_key"], (study["fingerprint"], paths.get(study["study_key"], [])))
+    return index
+
+
+def _unchanged(index: dict[str, tuple[str, list[str]]], task: StudyTask, out: Path) -> bool:
+    """Whether the previous run processed this study with the same fingerprint and all its volumes still exist."""
+    old = index.get(task.study_key)
+    if old is None or old[0] != task.fingerprint:
         return False
-    paths = [s["path"] for s in previous["scans"] if s["study_key"] == task.study_key]
-    return all((out / p).exists() for p in paths)
+    return all((out / p).exists() for p in old[1])
 
 
 def _run_studies(
