@@ -90,6 +90,7 @@ def locate(
     """Print the raw source path behind a hashed path label (on this terminal only; never logged or stored)."""
     from hlip.data.deid import HashKey
     from hlip.data.ingest import locate as find
+    from hlip.data.source import safe_name
 
     config = _load_config(params)
     found = find(source, label, config, HashKey.from_env(config.deid.key_env))
@@ -97,4 +98,4 @@ def locate(
         typer.echo(f"no file under {source} has label {label} (same HLIP_DEID_KEY and params as the ingest?)", err=True)
         raise typer.Exit(1)
     for path in found:
-        typer.echo(path)
+        typer.echo(safe_name(path))  # a name that is not valid UTF-8 prints escaped

@@ -151,8 +151,13 @@ class HashKey:
         return (HashKey, (self._secret, self.source))
 
     def digest(self, namespace: str, value: str) -> bytes:
-        """HMAC-SHA256 of `value` within `namespace` (the same UID hashes differently as a study and a series)."""
-        return hmac.new(self._secret, f"{namespace}\x00{value}".encode(), hashlib.sha256).digest()
+        """HMAC-SHA256 of `value` within `namespace` (the same UID hashes differently as a study and a series).
+
+        The value is hashed as the bytes it came from: a file name that is not valid UTF-8 reaches Python with
+        surrogate escapes, which plain UTF-8 cannot encode (valid text hashes exactly as with `str.encode()`).
+        """
+        data = f"{namespace}\x00{value}".encode("utf-8", "surrogateescape")
+        return hmac.new(self._secret, data, hashlib.sha256).digest()
 
     def hash(self, namespace: str, value: str, length: int = 20) -> str:
         """A hex keyed hash, `length` characters long (20 hex = 80 bits: no collisions at PACS scale)."""

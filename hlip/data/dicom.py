@@ -149,6 +149,8 @@ def _read_header(source: Source, path: str, size: int | None) -> Dataset:
         return _parse(lambda force: pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=force), total)
     except RejectedError:
         raise
+    except PermissionError as exc:
+        raise RejectedError(Reason.UNREADABLE, "no permission to read the file") from exc
     except (EOFError, OSError) as exc:
         raise RejectedError(Reason.TRUNCATED, f"header ends early ({type(exc).__name__})") from exc
     except Exception as exc:  # any parser failure is a property of the file, not of the run
@@ -280,6 +282,8 @@ def read_pixels(source: Source, instance: Instance) -> np.ndarray:
                 array = ds.pixel_array
     except RejectedError:
         raise
+    except PermissionError as exc:
+        raise RejectedError(Reason.UNREADABLE, "no permission to read the file") from exc
     except Exception as exc:
         raise _pixel_problem(exc, instance) from exc
     array = np.asarray(array)

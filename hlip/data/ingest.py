@@ -31,7 +31,7 @@ from hlip.data.deid import HashKey
 from hlip.data.dicom import read_instance
 from hlip.data.quarantine import Level, QuarantineEntry, Reason, RejectedError
 from hlip.data.report import ReportRow, index_reports, parse_reports
-from hlip.data.source import Source, SourceFile, open_source, read_uri
+from hlip.data.source import Source, SourceFile, open_source, read_uri, safe_name
 from hlip.data.study import StudyResult, StudyTask, process_study
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,17 @@ def index_files(source: Source, files: Sequence[SourceFile], key: HashKey, hash_
     rows = []
     for f in files:
         row: dict[str, Any] = {"path": f.path, "size": f.size, "version": f.version}
+        if f.problem:  # found by the listing but not ingestible (unreadable, link, FIFO, bad name): accounted for
+            row.update(header_reason=f.problem, header_message=f.detail)
+            rows.append(row)
+            continue
         try:
             inst = read_instance(source, f.path, f.size)
         except RejectedError as exc:
             row.update(header_reason=exc.reason.value, header_message=exc.message)
+        except Exception as exc:  # the per-file guard: anything unforeseen costs this file, never the run
+            log.warning("header pass failed on a file: %s", type(exc).__name__)
+            row.update(header_reason=Reason.INTERNAL_ERROR.value, header_message=f"header pass: {type(exc).__name__}")
         else:
             accession = str(inst.header.get("AccessionNumber", "") or "").strip()
             row.update(
@@ -95,11 +102,11 @@ def ingest(
     out = Path(out_dir)
     (out / "volumes").mkdir(parents=True, exist_ok=True)
     previous = _previous_run(out, key, config)
-    listing = list(src.list_files())
+    listing = list(src.list_entries())  # every entry, the ones that cannot be ingested too (with their problem)
     versions = manifest.read_versions(out)
     cached = {(r["path"], r["size"], versions[r["path"]]): r for r in previous["files"] if r["path"] in versions}
     label = _labeller(key, config)
-    todo_files = [f for f in listing if (label(f.path), f.size, f.version) not in cached]
+    todo_files = [f for f in listing if f.problem or (label(f.path), f.size, f.version) not in cached]
     reread = {f.path for f in todo_files}
     pool = _LazyPool(config.workers, config.dask_scheduler)
     try:
@@ -130,7 +137,7 @@ def ingest(
 
 def _labeller(key: HashKey, config: IngestConfig) -> Callable[[str], str]:
     if not config.deid.hash_paths:
-        return lambda path: path
+        return safe_name  # a name that is not valid UTF-8 is written escaped (valid names are unchanged)
     return lambda path: key.hash("path", path, config.deid.hash_length)
 
 
@@ -142,7 +149,7 @@ def locate(source: str | os.PathLike[str] | Source, label: str, config: IngestCo
     """
     src = source if isinstance(source, Source) else open_source(source)
     label_of = _labeller(key, config)
-    return [f.path for f in src.list_files() if label_of(f.path) == label]
+    return [f.path for f in src.list_entries() if label_of(f.path) == label]
 
 
 def _previous_run(out: Path, key: HashKey, config: IngestConfig) -> dict[str, list[dict[str, Any]]]:

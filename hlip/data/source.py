@@ -8,8 +8,10 @@ from the environment, never from params or git.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,11 +30,25 @@ class SourceFile:
         path: Path relative to the source root, POSIX separators.
         size: Size in bytes.
         version: Changes whenever the content may have changed (mtime in ns locally, the ETag on S3).
+        problem: Empty for a readable regular file; else the quarantine reason code of an entry the listing found
+            but cannot ingest (see `ENTRY_PROBLEMS`), so that it is accounted for instead of silently missing.
+        detail: What is wrong with such an entry, for a human (never the raw name).
     """
 
     path: str
     size: int
     version: str
+    problem: str = ""
+    detail: str = ""
+
+
+# Reason codes of entries the listing finds but cannot ingest (the same strings as `quarantine.Reason`).
+UNREADABLE = "unreadable"
+BROKEN_LINK = "broken_link"
+LINK_LOOP = "link_loop"
+NOT_REGULAR_FILE = "not_regular_file"
+INVALID_NAME = "invalid_name"
+ENTRY_PROBLEMS = (UNREADABLE, BROKEN_LINK, LINK_LOOP, NOT_REGULAR_FILE, INVALID_NAME)
 
 
 class Source(ABC):
@@ -42,7 +58,14 @@ class Source(ABC):
 
     @abstractmethod
     def list_files(self) -> Iterator[SourceFile]:
-        """Yield every file under the root, in a stable (sorted) order."""
+        """Yield every readable regular file under the root, in a stable (sorted) order."""
+
+    def list_entries(self) -> Iterator[SourceFile]:
+        """Yield every entry under the root: the files of `list_files`, and entries that cannot be ingested (a
+        folder or file that cannot be read, a broken or looping link, a FIFO/device/socket, a name that is not
+        valid UTF-8) with their `problem` set. Ingest lists with this, so nothing under the root goes unaccounted.
+        """
+        return self.list_files()
 
     @abstractmethod
     def read_bytes(self, path: str, length: int | None = None) -> bytes:
@@ -69,17 +92,50 @@ class LocalSource(Source):
 
     def list_files(self) -> Iterator[SourceFile]:
         """Walk the tree without following symbolic links (a link loop must not hang the run)."""
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+        return (f for f in self.list_entries() if not f.problem)
+
+    def list_entries(self) -> Iterator[SourceFile]:
+        """Walk the tree (links to files are read, links to folders are not followed) and classify every entry."""
+        unlisted: list[OSError] = []
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False, onerror=unlisted.append):
+            yield from self._folder_problems(unlisted)
             dirnames.sort()
-            for name in sorted(filenames):
+            for name in dirnames:
                 full = Path(dirpath) / name
-                try:
-                    st = full.stat()
-                except OSError:
-                    continue  # a dangling link: not a file we can account for as input
-                if not full.is_file():
-                    continue
-                yield SourceFile(full.relative_to(self.root).as_posix(), st.st_size, str(st.st_mtime_ns))
+                if full.is_symlink():  # os.walk does not descend into it: account for the link itself
+                    yield self._entry(full, NOT_REGULAR_FILE, "link to a folder (not followed: links can loop)")
+            for name in sorted(filenames):
+                yield self._classify(Path(dirpath) / name)
+        yield from self._folder_problems(unlisted)
+
+    def _folder_problems(self, unlisted: list[OSError]) -> Iterator[SourceFile]:
+        while unlisted:
+            exc = unlisted.pop(0)
+            where = Path(os.fsdecode(exc.filename)) if exc.filename is not None else self.root
+            if where != self.root:
+                yield self._entry(where, UNREADABLE, f"folder cannot be listed ({type(exc).__name__})")
+
+    def _classify(self, full: Path) -> SourceFile:
+        try:
+            st = full.stat()
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return self._entry(full, LINK_LOOP, "symbolic link loop")
+            if full.is_symlink() and exc.errno == errno.ENOENT:
+                return self._entry(full, BROKEN_LINK, "symbolic link to nothing")
+            return self._entry(full, UNREADABLE, f"cannot stat the entry ({type(exc).__name__})")
+        if not stat.S_ISREG(st.st_mode):
+            kind = "FIFO" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "device"
+            return self._entry(full, NOT_REGULAR_FILE, f"{kind}, not a regular file")
+        rel = _relative(full, self.root)
+        if not _valid_utf8(rel):
+            return SourceFile(rel, st.st_size, str(st.st_mtime_ns), INVALID_NAME, "name is not valid UTF-8")
+        if not os.access(full, os.R_OK):
+            return SourceFile(rel, st.st_size, str(st.st_mtime_ns), UNREADABLE, "no read permission")
+        return SourceFile(rel, st.st_size, str(st.st_mtime_ns))
+
+    def _entry(self, full: Path, problem: str, detail: str) -> SourceFile:
+        return SourceFile(_relative(full, self.root), 0, "", problem, detail)
 
     def read_bytes(self, path: str, length: int | None = None) -> bytes:
         """Read from the file (never opened for writing: raw data is read-only to us)."""
@@ -149,6 +205,24 @@ class S3Source(Source):
 
     def __repr__(self) -> str:
         return f"S3Source({self.uri!r})"
+
+
+def _relative(full: Path, root: Path) -> str:
+    return full.relative_to(root).as_posix()
+
+
+def _valid_utf8(name: str) -> bool:
+    """False for a name that came from the file system with undecodable bytes (held as surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def safe_name(name: str) -> str:
+    """A printable, UTF-8-encodable form of a path (undecodable bytes as backslash escapes), for messages."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

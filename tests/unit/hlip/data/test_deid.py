@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +32,17 @@ def test_keyed_hashes_are_stable_per_secret_and_namespace(monkeypatch: pytest.Mo
     assert demo.key_id == HashKey(DEMO_KEY).key_id
     monkeypatch.setenv("HLIP_DEID_KEY", "from-env")
     assert HashKey.from_env().key_id == HashKey("from-env").key_id
+
+
+def test_a_name_that_is_not_utf8_hashes_as_its_raw_bytes() -> None:
+    key = HashKey("secret")
+    name = os.fsdecode(b"caf\xe9.dcm")  # how Python hands over a Latin-1 file name: with a surrogate escape
+    assert key.hash("path", name) == key.hash("path", os.fsdecode(b"caf\xe9.dcm"))
+    assert key.hash("path", name) != key.hash("path", "caf\u00e9.dcm")  # not confused with the UTF-8 spelling
+    assert (
+        key.hash("path", "café.dcm")
+        == hmac.new(b"secret", "path\x00café.dcm".encode(), hashlib.sha256).hexdigest()[:20]
+    )
 
 
 def test_basic_profile_removes_every_identifier(tmp_path: Path, write_series: Callable[..., list[Path]]) -> None:

@@ -266,3 +266,28 @@ def test_a_dask_cluster_gives_the_same_tables_as_the_process_pool(corpus: Path, 
     summary = _run(corpus, tmp_path / "dask", config=dask)
     assert summary["studies_processed"] == 2
     assert _tree_digest(tmp_path / "pool") == _tree_digest(tmp_path / "dask")
+
+
+def test_entries_that_cannot_be_ingested_are_quarantined_never_lost(
+    tmp_path: Path, write_series: Callable[..., list[Path]]
+) -> None:
+    root = tmp_path / "raw"
+    write_series(root / "good", n=6)
+    (root / "dangling").symlink_to(root / "nowhere")
+    (root / "loop_a").symlink_to(root / "loop_b")
+    (root / "loop_b").symlink_to(root / "loop_a")
+    os.mkfifo(root / "pipe")
+    with open(os.fsencode(root) + b"/Quixote_\xe9.dcm", "wb") as fh:  # a patient name in Latin-1: not UTF-8
+        fh.write(b"x")
+    out = tmp_path / "out"
+    hashed = CONFIG.from_dict({**_plain(CONFIG), "deid": {"hash_paths": True}})
+    summary = ingest(root, out, config=hashed, key=KEY)
+    t = _tables(out)
+    assert summary["files_listed"] == len(t["files"]) == 11
+    reasons = sorted(t["quarantine"].loc[t["quarantine"].level == "file", "reason"])
+    assert reasons == ["broken_link", "invalid_name", "link_loop", "link_loop", "not_regular_file"]
+    assert (t["files"].disposition == "used").sum() == 6
+    blob = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    blob += b"".join(pd.read_parquet(p).to_csv().encode() for p in out.glob("*.parquet"))
+    for raw in (b"Quixote_", b"dangling", b"loop_a", b"pipe"):
+        assert raw not in blob

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from hlip.data.source import LocalSource, S3Source, open_source, parse_s3_uri
+from hlip.data.source import (
+    BROKEN_LINK,
+    INVALID_NAME,
+    LINK_LOOP,
+    NOT_REGULAR_FILE,
+    UNREADABLE,
+    LocalSource,
+    S3Source,
+    open_source,
+    parse_s3_uri,
+    safe_name,
+)
 
 
 def test_local_source_lists_nested_files_sorted_with_versions(tmp_path: Path) -> None:
@@ -39,3 +53,76 @@ def test_s3_uri_parsing_and_pickling_without_client() -> None:
     clone = pickle.loads(pickle.dumps(src))
     assert clone._client is None
     assert clone.uri == "s3://bucket/raw/"
+
+
+def _odd_tree(root: Path) -> None:
+    """A good file beside every kind of entry the listing cannot ingest."""
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "good.dcm").write_bytes(b"data")
+    (root / "dangling").symlink_to(root / "nowhere")
+    (root / "loop_a").symlink_to(root / "loop_b")
+    (root / "loop_b").symlink_to(root / "loop_a")
+    (root / "link_to_good").symlink_to(root / "sub" / "good.dcm")
+    (root / "folder_link").symlink_to(root / "sub")
+    os.mkfifo(root / "pipe")
+    with open(os.fsencode(root) + b"/caf\xe9.dcm", "wb") as fh:  # Latin-1 name: not valid UTF-8
+        fh.write(b"latin")
+
+
+def test_listing_accounts_for_links_fifos_and_bad_names(tmp_path: Path) -> None:
+    _odd_tree(tmp_path)
+    src = LocalSource(tmp_path)
+    entries = {safe_name(e.path): e for e in src.list_entries()}
+    problems = {name: e.problem for name, e in entries.items()}
+    assert problems == {
+        "caf\\xe9.dcm": INVALID_NAME,
+        "dangling": BROKEN_LINK,
+        "folder_link": NOT_REGULAR_FILE,
+        "link_to_good": "",
+        "loop_a": LINK_LOOP,
+        "loop_b": LINK_LOOP,
+        "pipe": NOT_REGULAR_FILE,
+        "sub/good.dcm": "",
+    }
+    assert all(e.detail for e in entries.values() if e.problem)
+    assert sorted(f.path for f in src.list_files()) == ["link_to_good", "sub/good.dcm"]
+
+
+def _list_as_nobody(root: Path) -> dict[str, str]:
+    """List `root` in a child process that dropped root's privileges (root reads every file regardless)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+
+    def work() -> None:
+        os.setgid(65534)
+        os.setuid(65534)
+        child.send({e.path: e.problem for e in LocalSource(root).list_entries()})
+
+    proc = ctx.Process(target=work)
+    proc.start()
+    result: dict[str, str] = parent.recv()
+    proc.join(30)
+    return result
+
+
+def test_unreadable_folder_and_file_are_listed_as_unreadable() -> None:
+    root = Path(tempfile.mkdtemp(prefix="hlip-perm-"))
+    try:
+        (root / "closed").mkdir()
+        (root / "closed" / "inside.dcm").write_bytes(b"x")
+        (root / "secret.dcm").write_bytes(b"x")
+        (root / "open.dcm").write_bytes(b"x")
+        root.chmod(0o755)
+        (root / "closed").chmod(0o000)
+        (root / "secret.dcm").chmod(0o000)
+        (root / "open.dcm").chmod(0o644)
+        if os.geteuid() == 0:
+            found = _list_as_nobody(root)
+        else:
+            found = {e.path: e.problem for e in LocalSource(root).list_entries()}
+        assert found == {"closed": UNREADABLE, "open.dcm": "", "secret.dcm": UNREADABLE}
+    finally:
+        (root / "closed").chmod(0o755)
+        shutil.rmtree(root)
