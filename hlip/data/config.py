@@ -7,17 +7,20 @@ loudly instead of being ignored.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from hlip.config import from_dict, to_dict
 from hlip.data.preprocess import PreprocessConfig
 from hlip.data.series import SeriesConfig
 from hlip.data.volume import VolumeConfig
+from hlip.lineage.closure import closure_digest
+
+# The module whose import closure decides what ingest writes. The stage's own closure (flows.ingest) adds the MLflow
+# recording, which changes no output: hashing it would re-ingest the whole corpus after a tracking refactor.
+INGEST_ENTRY = "hlip.data.ingest"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,44 +76,15 @@ class IngestConfig:
     def fingerprint(self) -> str:
         """A digest of everything that changes outputs: these settings (not `workers`) and the ingest code.
 
-        A change of either re-ingests every study; incremental reruns only skip work that would come out the same.
+        The code is the import closure of the ingest library (`INGEST_ENTRY`, with the package data it reads),
+        computed by the same function that checks `dvc.yaml`'s ingest dependencies. A change of either re-ingests
+        every study; incremental reruns only skip work that would come out the same.
         """
         data = to_dict(self)
         for how_not_what in ("workers", "header_chunk", "dask_scheduler"):
             data.pop(how_not_what)
-        text = json.dumps(data, sort_keys=True) + code_digest()
+        text = json.dumps(data, sort_keys=True) + closure_digest(INGEST_ENTRY)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-# The modules whose code decides what ingest writes. `dvc.yaml`'s ingest stage lists the same files, and a test checks
-# that every `hlip.data` module the ingest imports is here; training-side modules (dataset, sampling) are not, so
-# changing them never re-ingests the corpus.
-INGEST_MODULES = (
-    "__init__",
-    "config",
-    "deid",
-    "dicom",
-    "ingest",
-    "manifest",
-    "preprocess",
-    "quarantine",
-    "report",
-    "scrub",
-    "series",
-    "source",
-    "study",
-    "volume",
-)
-
-
-@functools.cache
-def code_digest() -> str:
-    """Digest of the source of the ingest code (`INGEST_MODULES` and `hlip/config.py`)."""
-    here = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in [*(here / f"{name}.py" for name in sorted(INGEST_MODULES)), here.parent / "config.py"]:
-        digest.update(path.name.encode() + b"\x00" + path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def split_ingest_block(block: Mapping[str, Any]) -> tuple[dict[str, dict[str, str]], str, IngestConfig]:

@@ -7,8 +7,6 @@ training hash: resuming under a config that would train differently is refused w
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 import os
 import random
@@ -151,19 +149,15 @@ def position_of(state: Mapping[str, Any]) -> Position:
 
 
 COMPLETE = "COMPLETE"
+TRAINING_ENTRY = "hlip.training.pretrain"
 
 
-@functools.cache
 def training_code_digest() -> str:
-    """Digest of the code a checkpoint's numbers depend on (training loop, models and their configs, dataset)."""
-    root = Path(__file__).resolve().parents[1]  # hlip/
-    files = sorted([*(root / "training").glob("*.py"), *(root / "models").rglob("*.py"),
-                    *(root / "models" / "configs").glob("*.json"), root / "data" / "dataset.py",
-                    root / "data" / "sampling.py"])  # fmt: skip
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(str(path.relative_to(root)).encode() + b"\x00" + path.read_bytes())
-    return digest.hexdigest()[:16]
+    """Digest of the code a checkpoint's numbers depend on: the import closure of the training entry (loop,
+    models and their configs, dataset, labels), computed by the function that checks `dvc.yaml`'s deps."""
+    from hlip.lineage.closure import closure_digest
+
+    return closure_digest(TRAINING_ENTRY)[:16]
 
 
 def mark_complete(out: Path, config_hash: str) -> None:

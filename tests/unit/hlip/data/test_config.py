@@ -45,26 +45,16 @@ def test_fingerprint_changes_with_the_ingest_code(monkeypatch: pytest.MonkeyPatc
     from hlip.data import config as config_module
 
     before = IngestConfig().fingerprint()
-    monkeypatch.setattr(config_module, "code_digest", lambda: "another-version-of-the-code")
+    monkeypatch.setattr(config_module, "closure_digest", lambda entry: "another-version-of-the-code")
     assert IngestConfig().fingerprint() != before
 
 
-def test_ingest_code_digest_covers_every_module_ingest_imports_and_dvc_lists_them() -> None:
-    """The ingest fingerprint and the DVC stage both hash exactly the modules the ingest code runs."""
-    import subprocess
-    import sys
+def test_ingest_code_is_the_closure_of_the_ingest_library_not_of_training() -> None:
     from pathlib import Path
 
-    import yaml
+    from hlip.data.config import INGEST_ENTRY
+    from hlip.lineage.closure import import_closure
 
-    from hlip.data.config import INGEST_MODULES
-
-    code = "import sys, hlip.data.ingest; print(' '.join(m for m in sys.modules if m.startswith('hlip.data')))"
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    used = {name.removeprefix("hlip.data.") for name in loaded if name != "hlip.data"} | {"__init__"}
-    assert used <= set(INGEST_MODULES), f"ingest imports modules missing from INGEST_MODULES: {used - set(INGEST_MODULES)}"
-
-    repo = Path(__file__).resolve().parents[4]
-    deps = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["ingest"]["deps"]
-    listed = {Path(d).stem for d in deps if str(d).startswith("hlip/data/")}
-    assert listed == set(INGEST_MODULES)
+    files = set(import_closure(INGEST_ENTRY).files)
+    assert {Path("hlip/data/ingest.py"), Path("hlip/data/preprocess.py"), Path("hlip/config.py")} <= files
+    assert Path("hlip/data/dataset.py") not in files  # a training-side change never re-ingests the corpus
