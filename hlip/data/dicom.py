@@ -18,13 +18,23 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import UID
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from hlip.data.quarantine import Reason, RejectedError
 from hlip.data.source import Source
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 HEAD_BYTES = 128 * 1024  # enough for almost every header; remote reads fetch the rest only when needed
+# Values longer than this are not read while parsing a header: an element that claims 4 GiB must be caught by the
+# length check against the file size, not by an allocation of its claimed length.
+DEFER_BYTES = 1024 * 1024
+# Sanity limits checked on the header before anything is built or decoded (a file beyond them is quarantined as
+# implausible_header): frames per file (large enhanced MR/CT files hold a few thousand), decoded bytes per file,
+# and how much larger than the file its decoded pixels may be (lossless codecs reach 3-20x, constant images more).
+MAX_FRAMES = 65_536
+MAX_DECODED_BYTES = 4 * 1024**3
+MAX_EXPANSION = 5_000
+_BITS_ALLOCATED = (1, 8, 16, 32, 64)
 _PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
 
 
@@ -118,6 +128,7 @@ def read_instance(source: Source, path: str, size: int | None = None) -> Instanc
     missing = [k for k, v in uids.items() if not v]
     if missing:
         raise RejectedError(Reason.MISSING_UID, f"no {', '.join(missing)}: cannot place the file in a study/series")
+    check_header_limits(ds, size if size is not None else _local_size(source, path))
     return Instance(
         path=path,
         sop_uid=uids["SOPInstanceUID"],
@@ -140,7 +151,9 @@ def _read_header(source: Source, path: str, size: int | None) -> Dataset:
     try:
         if local is not None:
             size = local.stat().st_size if size is None else size
-            return _parse(lambda force: pydicom.dcmread(local, stop_before_pixels=True, force=force), size)
+            return _parse(
+                lambda force: pydicom.dcmread(local, stop_before_pixels=True, force=force, defer_size=DEFER_BYTES), size
+            )
         head = source.read_bytes(path, HEAD_BYTES)
         if len(head) >= HEAD_BYTES and not any(t in head for t in _PIXEL_TAGS):
             head = source.read_bytes(path)  # the header is longer than the head we fetched
@@ -191,9 +204,51 @@ def _check_complete(ds: Dataset, size: int | None) -> Dataset:
     return ds
 
 
+def _local_size(source: Source, path: str) -> int | None:
+    local = source.local_path(path)
+    try:
+        return local.stat().st_size if local is not None else None
+    except OSError:
+        return None
+
+
+def check_header_limits(ds: Dataset, size: int | None) -> None:
+    """Reject a header whose image attributes are absurd, before any per-frame object or pixel buffer is made.
+
+    Args:
+        ds: The header.
+        size: The file's size in bytes, when known.
+
+    Raises:
+        RejectedError: `implausible_header`, saying which value is out of bounds.
+    """
+    frames = _int(ds.get("NumberOfFrames"), 1)
+    if not 0 <= frames <= MAX_FRAMES:  # 0 is read as 1 frame, as before
+        raise RejectedError(Reason.IMPLAUSIBLE_HEADER, f"NumberOfFrames {frames} outside 0..{MAX_FRAMES}")
+    if "Rows" not in ds and "Columns" not in ds:
+        return  # not an image (SR, dose report): classification decides about it
+    rows, columns, samples = _int(ds.get("Rows")), _int(ds.get("Columns")), _int(ds.get("SamplesPerPixel"), 1)
+    bits = _int(ds.get("BitsAllocated"), 16)
+    if rows < 1 or columns < 1 or samples not in (1, 3, 4) or bits not in _BITS_ALLOCATED:
+        message = f"Rows {rows}, Columns {columns}, SamplesPerPixel {samples}, BitsAllocated {bits}"
+        raise RejectedError(Reason.IMPLAUSIBLE_HEADER, message)
+    decoded = rows * columns * samples * max(bits, 8) // 8 * frames  # bits 1: bounded above as bytes
+    if decoded > MAX_DECODED_BYTES:
+        raise RejectedError(Reason.IMPLAUSIBLE_HEADER, f"{decoded} decoded bytes > {MAX_DECODED_BYTES}")
+    if size is not None and decoded > max(size, 1) * MAX_EXPANSION:
+        raise RejectedError(Reason.IMPLAUSIBLE_HEADER, f"{decoded} decoded bytes from a file of {size} bytes")
+
+
 def frame_infos(ds: Dataset) -> tuple[FrameInfo, ...]:
-    """Per-frame geometry, from functional groups for enhanced files, else from the top-level attributes."""
+    """Per-frame geometry, from functional groups for enhanced files, else from the top-level attributes.
+
+    Raises:
+        RejectedError: `implausible_header` for a frame count beyond `MAX_FRAMES` (never one object per frame of
+            an absurd count).
+    """
     n_frames = _int(ds.get("NumberOfFrames"), 1)
+    if n_frames > MAX_FRAMES:
+        raise RejectedError(Reason.IMPLAUSIBLE_HEADER, f"NumberOfFrames {n_frames} > {MAX_FRAMES}")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     shared = ds.get("SharedFunctionalGroupsSequence")
     shared_item = shared[0] if shared else Dataset()
@@ -275,9 +330,11 @@ def read_pixels(source: Source, instance: Instance) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with source.open(instance.path) as fh:
-                ds = pydicom.dcmread(fh, force=True)
+                # deferred: a pixel element that claims more bytes than the file holds is never allocated
+                ds = pydicom.dcmread(fh, force=True, defer_size=DEFER_BYTES)
                 if not any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
                     raise RejectedError(Reason.MISSING_PIXEL_DATA, "image instance without Pixel Data")
+                _check_pixel_length(ds, _stream_size(fh))
                 _ensure_transfer_syntax(ds)
                 array = ds.pixel_array
     except RejectedError:
@@ -293,6 +350,22 @@ def read_pixels(source: Source, instance: Instance) -> np.ndarray:
     if array.ndim != 3 or array.shape[0] != n_frames:
         raise RejectedError(Reason.PIXEL_DECODE_ERROR, f"decoded shape {array.shape} does not fit {n_frames} frames")
     return array
+
+
+def _stream_size(fh: Any) -> int:
+    here = fh.tell()
+    end = int(fh.seek(0, io.SEEK_END))
+    fh.seek(here)
+    return end
+
+
+def _check_pixel_length(ds: Dataset, size: int) -> None:
+    if getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") == DeflatedExplicitVRLittleEndian:
+        return  # offsets count in the inflated stream, which is already in memory: nothing to allocate
+    for raw in ds._dict.values():
+        length, tell = getattr(raw, "length", 0), getattr(raw, "value_tell", None)
+        if tell is not None and length != 0xFFFFFFFF and tell + length > size:
+            raise RejectedError(Reason.TRUNCATED, f"an element claims {length} bytes past the end of the file")
 
 
 def _ensure_transfer_syntax(ds: Dataset) -> None:

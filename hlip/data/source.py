@@ -49,6 +49,7 @@ LINK_LOOP = "link_loop"
 NOT_REGULAR_FILE = "not_regular_file"
 INVALID_NAME = "invalid_name"
 ENTRY_PROBLEMS = (UNREADABLE, BROKEN_LINK, LINK_LOOP, NOT_REGULAR_FILE, INVALID_NAME)
+CHUNK_BYTES = 1024 * 1024
 
 
 class Source(ABC):
@@ -74,6 +75,12 @@ class Source(ABC):
     def local_path(self, path: str) -> Path | None:
         """The file's local path when it has one (lets pydicom seek instead of downloading), else None."""
         return None
+
+    def iter_bytes(self, path: str, chunk: int = CHUNK_BYTES) -> Iterator[bytes]:
+        """The file's bytes in chunks of at most `chunk` (hashing a 1 GiB file never holds 1 GiB)."""
+        with self.open(path) as fh:
+            while block := fh.read(chunk):
+                yield block
 
     def open(self, path: str) -> BinaryIO:
         """A binary file object over the whole file."""
@@ -200,6 +207,14 @@ class S3Source(Source):
         body = self.client.get_object(**kwargs)["Body"]
         try:
             return bytes(body.read())
+        finally:
+            body.close()
+
+    def iter_bytes(self, path: str, chunk: int = CHUNK_BYTES) -> Iterator[bytes]:
+        """Stream the object's body in chunks."""
+        body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + path)["Body"]
+        try:
+            yield from body.iter_chunks(chunk)
         finally:
             body.close()
 

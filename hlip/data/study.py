@@ -157,6 +157,8 @@ def _read_headers(st: _Study) -> list[Instance]:
             instances.append(read_instance(st.task.source, f.path, f.size))
         except RejectedError as exc:
             st.reject_file(f.path, exc.reason, exc.message)
+        except Exception as exc:  # the per-file guard: an unforeseen failure costs this file, not the study
+            st.reject_file(f.path, Reason.INTERNAL_ERROR, f"header: {type(exc).__name__}")
     return instances
 
 
@@ -190,7 +192,10 @@ def _num(version: str | None) -> int:
 
 
 def _digest(source: Source, path: str) -> str:
-    return hashlib.sha256(source.read_bytes(path)).hexdigest()
+    h = hashlib.sha256()
+    for block in source.iter_bytes(path):  # streamed: a duplicate check never holds a whole file
+        h.update(block)
+    return h.hexdigest()
 
 
 def _process_series(st: _Study, series_uid: str, members: list[Instance]) -> int:
@@ -283,6 +288,9 @@ def _load_pixels(st: _Study, stack: Stack, by_path: dict[str, Instance], series_
             st.pixels[path] = read_pixels(st.task.source, by_path[path])
         except RejectedError as exc:
             st.reject_file(path, exc.reason, exc.message, series_key)
+            failed.add(path)
+        except Exception as exc:  # the per-file guard (MemoryError included): this file, not the series
+            st.reject_file(path, Reason.INTERNAL_ERROR, f"pixels: {type(exc).__name__}", series_key)
             failed.add(path)
     return failed
 

@@ -9,6 +9,8 @@ import numpy as np
 import pydicom
 import pydicom.data
 import pytest
+from pydicom.encaps import encapsulate
+from pydicom.uid import MPEG2MPML
 
 from hlip.data.dicom import read_instance, read_pixels
 from hlip.data.quarantine import Reason, RejectedError
@@ -56,15 +58,20 @@ def test_missing_pixel_data_and_missing_uids(tmp_path: Path, write_series: Write
     assert _reject(src, "nouid") == Reason.MISSING_UID
 
 
-def test_dicomdir_and_undecodable_transfer_syntax() -> None:
+def test_dicomdir_and_undecodable_transfer_syntax(tmp_path: Path, write_series: Writer) -> None:
     root = Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent  # type: ignore[arg-type]
-    src = LocalSource(root)
-    assert _reject(src, "dicomdirtests/DICOMDIR") == Reason.DICOMDIR
-    inst = read_instance(src, "MR_small_jpeg_ls_lossless.dcm")  # JPEG-LS: no decoder without pylibjpeg/GDCM
+    assert _reject(LocalSource(root), "dicomdirtests/DICOMDIR") == Reason.DICOMDIR
+    # MPEG-2 video: encapsulated, and no installed plugin decodes it
+    ds = pydicom.dcmread(write_series(tmp_path / "s", n=1)[0])
+    ds.PixelData = encapsulate([b"\x00\x00\x01\xb3" + bytes(60)])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = MPEG2MPML
+    ds.save_as(tmp_path / "mpeg", enforce_file_format=True)
+    src = LocalSource(tmp_path)
     with pytest.raises(RejectedError) as info:
-        read_pixels(src, inst)
+        read_pixels(src, read_instance(src, "mpeg"))
     assert info.value.reason == Reason.UNSUPPORTED_TRANSFER_SYNTAX
-    assert "JPEG-LS" in info.value.message
+    assert "MPEG2" in info.value.message
 
 
 @pytest.mark.parametrize("syntax", [RLELossless, DeflatedExplicitVRLittleEndian])
