@@ -21,6 +21,7 @@ from demo_corpus.plan import CorpusPlan, StudyPlan, plan_corpus
 from demo_corpus.table import report_rows, write_tables
 from demo_corpus.vocabulary import PARTS
 from demo_corpus.writer import StudyFiles, write_study
+from hlip.progress import ProgressReporter
 
 logger = logging.getLogger(__name__)
 
@@ -96,19 +97,23 @@ def _write_one(args: tuple[Path, StudyPlan, int]) -> StudyFiles:
 def _write_all(out_dir: Path, plan: CorpusPlan, workers: int, progress: Progress | None) -> list[StudyFiles]:
     jobs = [(out_dir, s, plan.config.template_resolution_mm) for s in plan.studies]
     results: list[StudyFiles] = []
-    if workers <= 1:
-        for i, job in enumerate(jobs):
-            results.append(_write_one(job))
-            if progress:
-                progress(i + 1, len(jobs))
-        return results
-    # spawn, not fork: the caller may run threads (progress bars, logging handlers) that fork would copy mid-lock
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for i, result in enumerate(pool.map(_write_one, jobs, chunksize=1)):
-            results.append(result)
-            if progress:
-                progress(i + 1, len(jobs))
+    # progress on stderr / the log only: the corpus bytes stay a function of the config alone
+    with ProgressReporter("demo corpus: writing studies", len(jobs), unit="studies") as bar:
+        if workers <= 1:
+            for i, job in enumerate(jobs):
+                results.append(_write_one(job))
+                bar.advance()
+                if progress:
+                    progress(i + 1, len(jobs))
+            return results
+        # spawn, not fork: the caller may run threads (progress bars, logging handlers) that fork would copy mid-lock
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            for i, result in enumerate(pool.map(_write_one, jobs, chunksize=1)):
+                results.append(result)
+                bar.advance()
+                if progress:
+                    progress(i + 1, len(jobs))
     return results
 
 

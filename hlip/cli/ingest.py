@@ -37,7 +37,6 @@ def ingest(
 ) -> None:
     """Ingest raw DICOM studies: group, de-identify, classify, build and preprocess volumes, write manifests."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from hlip.data.ingest import ingest as run_ingest
@@ -46,21 +45,11 @@ def ingest(
     logging.getLogger("pydicom").setLevel(logging.ERROR)  # pydicom warns per odd element; quarantine says it all
     config = _load_config(params, workers)
     console = Console(stderr=True)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                name = "reading headers" if stage == "headers" else "ingesting studies"
-                tasks[stage] = bar.add_task(name, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        try:
-            summary = run_ingest(source, out, reports=reports, config=config, progress=progress)
-        except SourceError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
+    try:  # ingest reports its own progress (a bar on a terminal, a line every 30 s in a log)
+        summary = run_ingest(source, out, reports=reports, config=config)
+    except SourceError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
     _print_summary(console, summary, Table)
 
 

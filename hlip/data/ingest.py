@@ -33,6 +33,7 @@ from hlip.data.quarantine import Level, QuarantineEntry, Reason, RejectedError
 from hlip.data.report import ReportRow, index_reports, parse_reports
 from hlip.data.source import Source, SourceFile, open_source, read_uri, safe_name
 from hlip.data.study import StudyResult, StudyTask, process_study
+from hlip.progress import ProgressReporter
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -251,11 +252,13 @@ def _header_pass(
     size = max(1, min(config.header_chunk, -(-len(files) // max(1, config.workers * 4))))
     rows: list[dict[str, Any]] = []
     done = 0
-    for chunk_rows in _map(pool, _index_chunk, _chunks(files, size), src, key, config.deid.hash_length):
-        rows.extend(chunk_rows)
-        done += len(chunk_rows)
-        if progress:
-            progress("headers", done, len(files))
+    with ProgressReporter("ingest: reading headers", len(files), unit="files") as bar:
+        for chunk_rows in _map(pool, _index_chunk, _chunks(files, size), src, key, config.deid.hash_length):
+            rows.extend(chunk_rows)
+            done += len(chunk_rows)
+            bar.update(done)
+            if progress:
+                progress("headers", done, len(files))
     return rows
 
 
@@ -350,10 +353,12 @@ def _run_studies(
     results = []
     if progress:
         progress("studies", 0, len(todo))
-    for i, result in enumerate(_map(pool, process_study, todo, config, key)):
-        results.append(result)
-        if progress:
-            progress("studies", i + 1, len(todo))
+    with ProgressReporter("ingest: studies", len(todo), unit="studies") as bar:
+        for i, result in enumerate(_map(pool, process_study, todo, config, key)):
+            results.append(result)
+            bar.advance()
+            if progress:
+                progress("studies", i + 1, len(todo))
     return results
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hlip.evaluation.fingerprint import benchmark_fingerprint
+from hlip.progress import ProgressReporter
 
 if TYPE_CHECKING:
     import torch
@@ -136,7 +137,8 @@ def compute_embeddings(handle: ModelHandle, benchmark: Benchmark, batch_size: in
 
 def encode_studies(handle: ModelHandle, benchmark: Benchmark, ids: Sequence[str], batch_size: int) -> np.ndarray:
     """Study embeddings `[N, E]` (normalised) of a benchmark's studies, loaded batch by batch."""
-    return embed_volume_batches(handle.model, handle.device, _batches(benchmark, ids, batch_size))
+    with ProgressReporter(f"evaluate {benchmark.name}: embedding studies", len(ids), unit="studies") as bar:
+        return embed_volume_batches(handle.model, handle.device, bar.track(_batches(benchmark, ids, batch_size), len))
 
 
 def embed_volume_batches(model: HLIP, device: torch.device, batches: Iterable[Sequence[np.ndarray]]) -> np.ndarray:

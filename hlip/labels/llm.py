@@ -28,6 +28,7 @@ from hlip.labels.cache import LabelCache, cache_key
 from hlip.labels.finding_list import FindingList
 from hlip.labels.prompt import InvalidOutputError, Prompt, load_prompt, parse_labels
 from hlip.labels.table import label_rows, make_failure_table, make_label_table
+from hlip.progress import ProgressReporter
 
 log = logging.getLogger(__name__)
 BACKEND = "llm"
@@ -164,8 +165,9 @@ class LLMLabeler:
         with (
             httpx.Client(timeout=self.config.timeout_s, limits=limits, headers=self._headers()) as client,
             ThreadPoolExecutor(max_workers=self.config.max_in_flight, thread_name_prefix="llm-label") as pool,
+            ProgressReporter("label: reports (llm)", len(keys), unit="reports") as bar,
         ):
-            outcomes = list(pool.map(lambda k: self._label_one(client, reports[k], stats), keys))
+            outcomes = list(bar.track(pool.map(lambda k: self._label_one(client, reports[k], stats), keys)))
         rows, failures = [], []
         for key, outcome in zip(keys, outcomes, strict=True):
             if outcome.labels is None:

@@ -25,6 +25,7 @@ import yaml
 
 from hlip.labels.finding_list import FindingList
 from hlip.labels.table import ABSENT, PRESENT, UNCERTAIN, Mention, decide, label_rows, make_label_table
+from hlip.progress import ProgressReporter
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -133,9 +134,9 @@ class RulesLabeler:
         """Label reports ``{study_key: text}``; returns the label table (one row per study and finding)."""
         keys = list(reports)
         rows = []
-        with _quiet():
+        with _quiet(), ProgressReporter("label: reports (rules)", len(keys), unit="reports") as bar:
             docs = self.nlp.pipe((reports[k] for k in keys), batch_size=self.config.batch_size)
-            for key, doc in zip(keys, docs, strict=True):
+            for key, doc in bar.track(zip(keys, docs, strict=True)):
                 by_finding: dict[str, list[Mention]] = {}
                 for mention in doc_mentions(doc, self.config.excluded_sections):
                     by_finding.setdefault(mention.finding, []).append(mention)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from hlip.progress import ProgressReporter
 from hlip.validation.checks import Check, CheckResult
 
 if TYPE_CHECKING:
@@ -38,18 +39,20 @@ def run_checks(
     source = context.data_sources.add_pandas("manifests")
     batches: dict[str, Any] = {}
     results = []
-    for check in checks:
-        frame = tables.get(check.table)
-        if frame is None:
-            results.append(CheckResult(check, success=False, observed=f"table '{check.table}' is missing"))
-            continue
-        if check.table not in batches:
-            asset = source.add_dataframe_asset(name=check.table)
-            definition = asset.add_batch_definition_whole_dataframe("all")
-            batches[check.table] = definition.get_batch(batch_parameters={"dataframe": frame})
-        expectation = getattr(gx.expectations, check.expectation)(**check.kwargs)
-        outcome = batches[check.table].validate(expectation, result_format="SUMMARY")
-        results.append(_result(check, outcome.success, outcome.result, frame, key_columns.get(check.table)))
+    checks = list(checks)
+    with ProgressReporter("validate: checks", len(checks), unit="checks") as bar:
+        for check in bar.track(checks):
+            frame = tables.get(check.table)
+            if frame is None:
+                results.append(CheckResult(check, success=False, observed=f"table '{check.table}' is missing"))
+                continue
+            if check.table not in batches:
+                asset = source.add_dataframe_asset(name=check.table)
+                definition = asset.add_batch_definition_whole_dataframe("all")
+                batches[check.table] = definition.get_batch(batch_parameters={"dataframe": frame})
+            expectation = getattr(gx.expectations, check.expectation)(**check.kwargs)
+            outcome = batches[check.table].validate(expectation, result_format="SUMMARY")
+            results.append(_result(check, outcome.success, outcome.result, frame, key_columns.get(check.table)))
     return results
 
 
