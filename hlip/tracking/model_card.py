@@ -1,21 +1,28 @@
 """Model card of a registered version: Markdown in the spirit of a MONAI bundle's `metadata.json` + README.
 
 It says what goes in (modality, scans per study, voxel grid and spacing, intensity scaling), what comes out, what
-the model is for and not for, which data and labeller trained it, its benchmark metrics with confidence
-intervals, and the lineage (code, data, parameters, MLflow runs). It is logged as a run artifact and set as the
+the model is for and not for, which data and labeller trained it (the modalities and scan kinds actually present
+in its training manifests, counted by `training_composition`, not the configured list), the evaluation it passed
+(benchmark, studies, protocol) with its metrics and confidence intervals, and the lineage (code, data, parameters,
+MLflow runs). It is logged as a run artifact and set as the
 model version's description, so the registry UI shows it next to the version.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hlip.data.config import IngestConfig
     from hlip.data.sampling import ScanPolicy
     from hlip.models.config import ModelConfig
+
+log = logging.getLogger(__name__)
 
 CI_LOW, CI_HIGH = "_ci_low", "_ci_high"
 
@@ -36,6 +43,9 @@ class CardFacts:
         run_ids: MLflow run id per stage (pretrain, evaluate, register).
         labeller: How the training labels were made (e.g. "rules (medspacy ConText)").
         notes: Free-form facts from the model's export metadata worth showing.
+        trained_on: What the training manifests hold (`training_composition`): `studies`, `scans`, and scan
+            counts per `modalities` and `scan_kinds`; empty when the manifests were not available.
+        evaluation: The evaluation the version passed: `benchmark`, `fingerprint`, `studies`, `protocol`, ...
     """
 
     name: str
@@ -49,6 +59,39 @@ class CardFacts:
     run_ids: Mapping[str, str] = field(default_factory=dict)
     labeller: str = "unknown"
     notes: Mapping[str, Any] = field(default_factory=dict)
+    trained_on: Mapping[str, Any] = field(default_factory=dict)
+    evaluation: Mapping[str, Any] = field(default_factory=dict)
+
+
+def training_composition(part_dir: str | Path) -> dict[str, Any]:
+    """What a training part's ingest manifests hold: studies, scans, and scan counts per modality and per kind.
+
+    Returns:
+        `{"studies": n, "scans": n, "modalities": {"MR": n, ...}, "scan_kinds": {"t1": n, ...}}`, or `{}` when the
+        part has no manifests here (e.g. a model registered on another machine than it was trained on).
+    """
+    from hlip.data import manifest
+
+    part = Path(part_dir)
+    try:
+        scans, studies = manifest.read_table(part, "scans"), manifest.read_table(part, "studies")
+    except (OSError, ValueError) as exc:
+        log.warning("training manifests not readable (%s): the card states no training composition", type(exc).__name__)
+        return {}
+    if not studies:  # a missing table reads as empty: nothing to state
+        return {}
+    modalities = Counter(str(s.get("modality") or "unknown") for s in scans)
+    kinds = Counter(str(s.get("kind") or "unknown") for s in scans)
+    return {"studies": len(studies), "scans": len(scans), "modalities": dict(modalities.most_common()),
+            "scan_kinds": dict(kinds.most_common())}  # fmt: skip
+
+
+def training_part(metadata: Mapping[str, Any]) -> Path | None:
+    """The training part folder named in an export's metadata (`pretrain.data.ingest_dir` / `part`), if any."""
+    data = (metadata.get("pretrain") or {}).get("data") or {}
+    if not data.get("ingest_dir") or not data.get("part"):
+        return None
+    return Path(str(data["ingest_dir"])) / str(data["part"])
 
 
 def metric_rows(metrics: Mapping[str, float]) -> list[tuple[str, float, float | None, float | None]]:
@@ -72,6 +115,7 @@ def render_model_card(facts: CardFacts) -> str:
                 _output_spec(facts),
                 _intended_use(),
                 _training_data(facts),
+                _evaluation(facts.evaluation),
                 _metrics(facts.metrics),
                 _lineage(facts),
             ]
@@ -87,7 +131,7 @@ def _overview(f: CardFacts) -> str:
         "reports (CLIP-style), used zero-shot with a positive/negative prompt pair per finding.\n\n"
         + _table(
             {
-                "modality": ", ".join(f.ingest.series.modalities),
+                "modality": _trained_modalities(f),
                 "architecture": f"{len(v.levels)} blocks "
                 f"({', '.join(v.levels)}), width {v.width}, patches {_x(v.patch_size)}",
                 "embedding size": f.model.embed_dim,
@@ -135,10 +179,34 @@ def _intended_use() -> str:
     )
 
 
+def _trained_modalities(f: CardFacts) -> str:
+    modalities = f.trained_on.get("modalities")
+    if modalities:
+        return ", ".join(modalities)
+    return f"not recorded (ingest accepts {', '.join(f.ingest.series.modalities)})"
+
+
 def _training_data(f: CardFacts) -> str:
-    rows = {"data version (data.dvc md5)": f.lineage.get("data.dvc_md5", "unknown"), "labeller": f.labeller}
+    rows: dict[str, Any] = {"data version (data.dvc md5)": f.lineage.get("data.dvc_md5", "unknown")}
+    if f.trained_on:
+        rows["studies / scans"] = f"{f.trained_on.get('studies', '?')} / {f.trained_on.get('scans', '?')}"
+        rows["modalities (scans)"] = _counts(f.trained_on.get("modalities") or {})
+        rows["scan kinds (scans)"] = _counts(f.trained_on.get("scan_kinds") or {})
+    else:
+        rows["composition"] = "not recorded (the training manifests were not available at registration)"
+    rows["labeller"] = f.labeller
     rows.update({str(k): v for k, v in f.notes.items()})
     return "## Training data\n\n" + _table(rows)
+
+
+def _evaluation(evaluation: Mapping[str, Any]) -> str:
+    if not evaluation:
+        return "## Evaluation\n\nNo evaluation recorded."
+    return "## Evaluation\n\n" + _table({str(k).replace("_", " "): v for k, v in evaluation.items()})
+
+
+def _counts(counts: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
 
 
 def _metrics(metrics: Mapping[str, float]) -> str:

@@ -64,3 +64,39 @@ def test_card_hides_local_text_folders_and_says_when_no_metrics() -> None:
     assert "/home/someone" not in card
     assert "`biomedbert`" in card
     assert "No metrics recorded." in card
+
+
+def test_card_states_the_modalities_and_kinds_present_in_training_not_the_configured_list(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from hlip.data import manifest
+    from hlip.tracking.model_card import training_composition, training_part
+
+    part = tmp_path / "ingest" / "train"
+    part.mkdir(parents=True)
+    scans = [{"study_key": f"s{i // 3}", "scan_key": f"k{i}", "modality": "MR", "kind": k}
+             for i, k in enumerate(["t1", "t2", "flair", "t1", "dwi", "flair"])]  # fmt: skip
+    manifest.write_table(part, "scans", scans)
+    manifest.write_table(part, "studies", [{"study_key": "s0"}, {"study_key": "s1"}])
+    meta = {"pretrain": {"data": {"ingest_dir": str(tmp_path / "ingest"), "part": "train"}}}
+    assert training_part(meta) == part
+    assert training_part({}) is None
+    composition = training_composition(part)
+    assert composition == {"studies": 2, "scans": 6, "modalities": {"MR": 6},
+                           "scan_kinds": {"t1": 2, "flair": 2, "t2": 1, "dwi": 1}}  # fmt: skip
+    card = _card(trained_on=composition, evaluation={"benchmark": "demo", "studies": 140, "protocol": "validation"})
+    assert "| modality | MR |" in card  # ingest is configured for MR and CT; only MR was trained on
+    assert "CT" not in card.split("## Input")[0]
+    assert "| modalities (scans) | MR 6 |" in card
+    assert "| scan kinds (scans) | t1 2, flair 2, t2 1, dwi 1 |" in card
+    assert "| studies / scans | 2 / 6 |" in card
+    assert "## Evaluation" in card
+    assert "| benchmark | demo |" in card
+    assert "| studies | 140 |" in card
+
+
+def test_card_says_when_the_training_composition_is_unknown(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from hlip.tracking.model_card import training_composition
+
+    assert training_composition(tmp_path / "missing") == {}
+    card = _card()
+    assert "not recorded (ingest accepts MR, CT)" in card
+    assert "No evaluation recorded." in card
