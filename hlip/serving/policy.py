@@ -1,7 +1,8 @@
 """The serving policy of a deployment: which study roots a request may name, and how big a study may be.
 
 Set at deployment, never by a request. Roots come from ``$HLIP_SERVE_ROOTS`` (comma-separated local folders and
-`s3://bucket/prefix` URIs) or, when that is unset, from the model config's ``serving.roots``; with neither, a
+`s3://bucket/prefix` URIs) and from the model config's ``serving.roots`` (given when the model is loaded, e.g.
+`mlflow.pyfunc.load_model(uri, model_config={"serving": {"roots": [...]}})`): both are allowed; with neither, a
 request may not name any path (studies must be sent as bytes). Each limit comes from its environment variable,
 else the model config's ``serving`` block, else the default here.
 
@@ -97,7 +98,8 @@ class ServingPolicy:
     def from_config(
         cls, config: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
     ) -> ServingPolicy:
-        """The policy of a deployment: environment first, then the model config's `serving` block, then defaults.
+        """The policy of a deployment: roots from both the environment and the model config's `serving` block;
+        each limit from the environment, else the block, else the default.
 
         Args:
             config: The model config's `serving` block (`roots`, `work_dir` and the limits by name).
@@ -111,10 +113,9 @@ class ServingPolicy:
         roots = block.pop("roots", None) or []
         work_dir = env.get(WORK_DIR_ENV) or block.pop("work_dir", None)
         block.pop("work_dir", None)
-        if env.get(ROOTS_ENV) is not None:
-            roots = [r.strip() for r in env[ROOTS_ENV].split(",") if r.strip()]
         if isinstance(roots, str):
             roots = [roots]
+        roots = [*roots, *(r.strip() for r in env.get(ROOTS_ENV, "").split(",") if r.strip())]
         limits = dict(block)
         for f in dataclasses.fields(ServingLimits):
             raw = env.get(LIMIT_ENV_PREFIX + f.name.upper())

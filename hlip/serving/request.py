@@ -247,6 +247,18 @@ def check_study(source: str | Path, limits: ServingLimits) -> int:
     return voxels
 
 
+def public_message(exc: Exception, *paths: str | Path) -> str:
+    """The message of an error met while reading or scoring an accepted study, safe to send back: an OS error
+    becomes its kind and reason only (its message names the file), and any of `paths` (the work folder, the
+    study's folder) left in another message is replaced by `<study>`."""
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: the study could not be read ({exc.strerror or 'I/O error'})"
+    message = str(exc)
+    for path in sorted((str(p) for p in paths if str(p)), key=len, reverse=True):
+        message = message.replace(path, "<study>")
+    return message
+
+
 def json_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """The answer with every NaN or infinity replaced by None (JSON null): MLflow's scoring server writes floats
     with Python's `json`, which would emit the invalid token `NaN`."""

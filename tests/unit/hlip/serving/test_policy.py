@@ -15,13 +15,13 @@ def test_default_policy_allows_no_path() -> None:
     assert policy.limits == ServingLimits()
 
 
-def test_environment_roots_replace_the_model_config_and_are_normalised(tmp_path: Path) -> None:
+def test_roots_of_the_environment_and_the_model_config_are_allowed_and_normalised(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
     env = {"HLIP_SERVE_ROOTS": f"{tmp_path / 'link'}, s3://bucket/a/b", "HLIP_SERVE_MAX_FILES": "7"}
     policy = ServingPolicy.from_config({"roots": ["/elsewhere"], "max_voxels": 99}, env=env)
-    assert policy.roots == (str((tmp_path / "real").resolve()), "s3://bucket/a/b/")
-    assert policy.local_roots == [(tmp_path / "real").resolve()]
+    assert policy.roots == ("/elsewhere", str((tmp_path / "real").resolve()), "s3://bucket/a/b/")
+    assert policy.local_roots == [Path("/elsewhere"), (tmp_path / "real").resolve()]
     assert policy.s3_roots == ["s3://bucket/a/b/"]
     assert (policy.limits.max_files, policy.limits.max_voxels) == (7, 99)
 

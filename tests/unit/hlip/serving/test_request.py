@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from hlip.serving.policy import RequestError, ServingLimits, ServingPolicy
-from hlip.serving.request import check_study, json_safe, open_request, work_folder
+from hlip.serving.request import check_study, json_safe, open_request, public_message, work_folder
 
 from .conftest import dicom_bytes, zip_of
 
@@ -179,3 +179,14 @@ def test_answers_are_json_safe() -> None:
     assert "NaN" not in text
     assert json.loads(text) == [{"p": None, "e": [], "error": "x"}, {"p": 0.25, "e": [0.1], "error": ""}]
     assert math.isnan(frame["p"][0])  # the input frame is left as it was
+
+
+def test_public_messages_name_no_server_path(tmp_path: Path) -> None:
+    missing = tmp_path / "work" / "ingest" / "x.npy"
+    with pytest.raises(FileNotFoundError) as err:
+        missing.read_bytes()
+    assert str(tmp_path) in str(err.value)
+    assert str(tmp_path) not in public_message(err.value, tmp_path)
+    assert "FileNotFoundError" in public_message(err.value)
+    message = public_message(ValueError(f"no usable scan in {tmp_path}/work/upload"), tmp_path / "work", tmp_path)
+    assert message == "no usable scan in <study>/upload"
