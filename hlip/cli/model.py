@@ -1,4 +1,4 @@
-"""`hlip model`: list the registered model configs, import upstream checkpoints."""
+"""`hlip model`: list the registered model configs, import upstream HLIP weights."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="HLIP model configs and checkpoints.", no_args_is_help=True)
+app = typer.Typer(help="HLIP model configs and weights.", no_args_is_help=True)
 
 
 def _count_params(name: str) -> tuple[int, int | None]:
@@ -50,30 +50,37 @@ def list_cmd() -> None:
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)) + "  " + row[5])
 
 
-@app.command("import-checkpoint")
-def import_checkpoint(
-    model: Annotated[str, typer.Option("--model", help="Registered model name (see `hlip model list`).")],
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", exists=True, dir_okay=False, help="Upstream checkpoint.")],
-    out: Annotated[Path, typer.Option("--out", help="Output .safetensors file.")],
-    text_model_dir: Annotated[
-        str | None, typer.Option("--text-model-dir", help="Local BERT directory matching the checkpoint's text tower.")
+@app.command("import")
+def import_cmd(
+    source: Annotated[
+        Path, typer.Argument(exists=True, help="Weight file (.pt/.bin/.safetensors) or released open_clip folder.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Exported model folder to write (or a .safetensors file).")],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Our config or upstream's model name; default: the folder's open_clip config."),
     ] = None,
-    vision_only: Annotated[
-        bool, typer.Option("--vision-only", help="Import visual.* only; keep the config's text tower.")
+    text_model_dir: Annotated[
+        str | None,
+        typer.Option("--text-model-dir", help="Local BERT directory (config + tokenizer) of the text tower."),
+    ] = None,
+    scope: Annotated[
+        str, typer.Option("--scope", help="clip (everything), vision (visual.*) or trunk (vision minus projection).")
+    ] = "clip",
+    allow_partial: Annotated[
+        bool, typer.Option("--allow-partial", help="Accept an incomplete import; the skipped keys are listed.")
     ] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail when any key is missing or unexpected.")] = False,
 ) -> None:
-    """Map an upstream HLIP checkpoint (open_clip dict or safetensors) into MODEL and save it as safetensors."""
-    from hlip.models import create_model, import_upstream_checkpoint, save_safetensors
+    """Import upstream HLIP weights into one of our configs, strictly, and write an exported model folder."""
+    from hlip.models.convert import convert_upstream
+    from hlip.models.upstream import WeightMismatchError
 
-    overrides = {"text": {"model_dir": text_model_dir}} if text_model_dir else None
-    hlip_model = create_model(model, overrides=overrides, pretrained_text=vision_only)
-    prefixes = ("visual.",) if vision_only else ("visual.", "text.", "logit_scale", "logit_bias")
     try:
-        report = import_upstream_checkpoint(hlip_model, checkpoint, prefixes=prefixes, strict=strict)
-    except ValueError as err:
+        result = convert_upstream(source, out, model, text_model_dir, scope=scope, allow_partial=allow_partial)
+    except (WeightMismatchError, ValueError, KeyError, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=1) from err
-    typer.echo(report.summary())
-    save_safetensors(hlip_model, out, metadata={"hlip_model": model, "source": checkpoint.name})
-    typer.echo(f"wrote {out}")
+    typer.echo(f"model {result.name}\n{result.report.summary()}")
+    if not result.report.complete:
+        typer.echo("partial import: the keys above were skipped (--allow-partial)")
+    typer.echo(f"wrote {result.out}")

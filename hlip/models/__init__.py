@@ -12,7 +12,6 @@ loss = create_loss("clip")(**out)
 `transformers` is imported only when a text tower or tokenizer is built.
 """
 
-from hlip.models.checkpoint import ImportReport, import_upstream_checkpoint, load_state_dict_file, save_safetensors
 from hlip.models.clip import HLIP, HLIPClassifier
 from hlip.models.compile import compile_model
 from hlip.models.config import ModelConfig, TextConfig, VisionConfig
@@ -28,7 +27,9 @@ from hlip.models.flops import vision_forward_flops
 from hlip.models.loss import ClipLoss, MultiLabelBCELoss, SigLipLoss, create_loss
 from hlip.models.packing import StudyPacking, fixed_scan_count
 from hlip.models.text import TextTower, Tokenizer
+from hlip.models.upstream import ImportReport, WeightMismatchError, import_upstream_weights
 from hlip.models.visual import VisionTransformer3D
+from hlip.models.weights import load_state_dict_file, save_safetensors
 
 __all__ = [
     "HLIP",
@@ -44,6 +45,7 @@ __all__ = [
     "Tokenizer",
     "VisionConfig",
     "VisionTransformer3D",
+    "WeightMismatchError",
     "add_model_config",
     "compile_model",
     "create_classifier",
@@ -52,7 +54,7 @@ __all__ = [
     "create_tokenizer",
     "fixed_scan_count",
     "get_model_config",
-    "import_upstream_checkpoint",
+    "import_upstream_weights",
     "list_models",
     "load_state_dict_file",
     "save_safetensors",

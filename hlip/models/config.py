@@ -22,7 +22,7 @@ from hlip.config import from_dict, to_dict
 Level = Literal["slice", "scan", "study"]
 LEVELS: tuple[str, ...] = get_args(Level)
 Pool = Literal["cls", "dinotxt"]
-InputNorm = Literal["none", "zscore", "zscore_foreground"]
+InputNorm = Literal["none", "zscore", "zscore_foreground", "imagenet_gray"]
 EmbedNorm = Literal["none", "batchnorm"]
 
 
@@ -39,8 +39,12 @@ class VisionConfig:
         mlp_ratio: MLP hidden size / width.
         levels: Attention level of each block (`slice`, `scan` or `study`), one entry per block.
         reg_tokens: Extra register (prefix) tokens besides the CLS token.
-        pool: `cls` (CLS token) or `dinotxt` (mean prefix token concatenated with the mean patch token).
-        max_scans: Size of the frozen sin-cos scan-index table; 0 disables the scan-index embedding.
+        pool: `cls` (CLS token) or `dinotxt` (DINO.txt: each prefix token concatenated with the mean patch token,
+            one output row per prefix token, as upstream's `*_dualdinotxt*` models).
+        pool_row: The output row the study embedding is (zero-shot, retrieval, training): with `dinotxt`, 0 is the
+            CLS row and 1.. the register rows; upstream's zero-shot scripts use row 0. `cls` has one row.
+        max_scans: Size of the frozen sin-cos scan-index table; 0 disables the scan-index embedding (a one-row
+            table would add the same vector to every token; upstream builds none below two rows, so 1 is refused).
         patch_dropout: Fraction of patch tokens dropped per slab during training.
         drop_path: Stochastic-depth rate of the last block (linearly increasing from 0).
         stem_channels: Channels of a full-resolution 3x3x3 convolutional stem followed by max-pooling
@@ -54,7 +58,8 @@ class VisionConfig:
             inside the model, so training, evaluation and serving cannot disagree): the content of a patch token
             then has the scale of the positional embedding instead of a few percent of it (docs/demo-model.md);
             "zscore_foreground" (nnU-Net's MR normalisation: statistics of the head voxels only, background 0;
-            `visual.zscore_foreground`).
+            `visual.zscore_foreground`); "imagenet_gray" (upstream HLIP: [0, 1] intensities minus 0.449, divided by
+            0.226, the channel means of ImageNet's mean and std, so imported upstream weights see their inputs).
         embed_norm: "none" (upstream) or "batchnorm": the study embedding standardised over the batch
             (`embed_norm.EmbedBatchNorm`), so that a small from-scratch model can leave the label prior.
     """
@@ -68,6 +73,7 @@ class VisionConfig:
     levels: tuple[str, ...] = ("scan", "scan", "study") * 4
     reg_tokens: int = 0
     pool: str = "cls"
+    pool_row: int = 0
     max_scans: int = 0
     patch_dropout: float = 0.0
     drop_path: float = 0.0
@@ -93,6 +99,11 @@ class VisionConfig:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
         if self.pool not in get_args(Pool):
             raise ValueError(f"pool must be one of {get_args(Pool)}, got {self.pool!r}")
+        rows = self.num_prefix_tokens if self.pool == "dinotxt" else 1
+        if not 0 <= self.pool_row < rows:
+            raise ValueError(f"pool_row {self.pool_row} is not one of the {rows} output row(s) of pool {self.pool!r}")
+        if self.max_scans == 1 or self.max_scans < 0:
+            raise ValueError(f"max_scans must be 0 (no scan-index embedding) or >= 2, got {self.max_scans}")
         if self.input_norm not in get_args(InputNorm):
             raise ValueError(f"input_norm must be one of {get_args(InputNorm)}, got {self.input_norm!r}")
         if self.embed_norm not in get_args(EmbedNorm):

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from hlip.models.checkpoint import load_state_dict_file, save_safetensors
 from hlip.models.clip import HLIP
 from hlip.models.config import ModelConfig
+from hlip.models.weights import load_state_dict_file, save_safetensors
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"

@@ -8,8 +8,9 @@ Input is a batch of studies `x: [B, N, 1, D, H, W]` and an optional `scan_mask: 
 2. Each block attends within the groups of its level (`cfg.levels`); between blocks of different levels
    the tokens are regrouped (`hierarchy.TokenLayout`), prefix tokens averaged or copied.
 3. After the last block the prefix tokens are merged to the study level and normalised; the study feature
-   is the CLS token (`pool="cls"`) or DINO.txt's mean prefix token concatenated with the mean patch token
-   (`pool="dinotxt"`), then projected to the shared embedding by `head` (and, with `embed_norm="batchnorm"`,
+   is the CLS token (`pool="cls"`) or, with DINO.txt (`pool="dinotxt"`), one row per prefix token (the token
+   concatenated with the mean patch token) of which row `pool_row` is the study's (`forward_rows` gives all),
+   then projected to the shared embedding by `head` (and, with `embed_norm="batchnorm"`,
    standardised over the batch: `embed_norm.py`).
 
 With every level set to `study` the same code is a plain full-attention 3D ViT, for comparison.
@@ -37,6 +38,11 @@ def zscore(scans: Tensor, eps: float = 1e-5) -> Tensor:
     std = scans.std(dim=dims, keepdim=True, unbiased=False)
     return (scans - mean) / (std + eps)
 
+
+#: Upstream HLIP's input normalisation of [0, 1] intensities: the means over RGB of timm's ImageNet mean
+#: (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225), as its loaders apply them to one-channel scans.
+IMAGENET_GRAY_MEAN = (0.485 + 0.456 + 0.406) / 3
+IMAGENET_GRAY_STD = (0.229 + 0.224 + 0.225) / 3
 
 #: Intensity above which a voxel counts as foreground (head, body) for `zscore_foreground`, on the [0, 1] scale.
 FOREGROUND_LEVEL = 0.05
@@ -101,8 +107,19 @@ class VisionTransformer3D(nn.Module):
         crosses processes and the host-to-device copy at a quarter of the float32 bytes)."""
         return self.embed_norm(self.head(self.forward_features(x, scan_mask)))
 
+    def forward_rows(self, x: Tensor, scan_mask: Tensor | None = None) -> Tensor:
+        """Every output row, projected: `[B, R, embed_dim]` (R = 1 for `cls`, the prefix tokens for `dinotxt`).
+
+        Upstream's `*_dualdinotxt*` towers return these rows; the study embedding is row `cfg.pool_row`.
+        """
+        return self.head(self.forward_feature_rows(x, scan_mask))
+
     def forward_features(self, x: Tensor, scan_mask: Tensor | None = None) -> Tensor:
-        """Pooled study features `[B, num_features]` before the projection head."""
+        """Pooled study features `[B, num_features]` before the projection head (row `cfg.pool_row`)."""
+        return self.forward_feature_rows(x, scan_mask)[:, self.cfg.pool_row]
+
+    def forward_feature_rows(self, x: Tensor, scan_mask: Tensor | None = None) -> Tensor:
+        """Pooled study feature rows `[B, R, num_features]` before the projection head."""
         packing = StudyPacking.from_batch(x, scan_mask)
         patches = self._tokens(pack_scans(x, scan_mask), packing)  # [S, d, t, C]
         layout = TokenLayout(packing, self.cfg.num_prefix_tokens, patches.shape[1], patches.shape[2])
@@ -122,6 +139,8 @@ class VisionTransformer3D(nn.Module):
             scans = zscore(scans)
         elif self.cfg.input_norm == "zscore_foreground":
             scans = zscore_foreground(scans)
+        elif self.cfg.input_norm == "imagenet_gray":
+            scans = (scans - IMAGENET_GRAY_MEAN) / IMAGENET_GRAY_STD
         x = self.patch_embed(scans)  # [S, d, h, w, C]
         S, d, h, w, C = x.shape
         x = x + self.pos_embed((d, h, w), packing)  # [S, d, h, w, C]
@@ -150,10 +169,11 @@ class VisionTransformer3D(nn.Module):
         return result
 
     def _pool(self, x: Tensor, level: str, layout: TokenLayout) -> Tensor:
-        """Study features from the last block's tokens: `[B, C]` (cls) or `[B, 2C]` (dinotxt)."""
+        """Study feature rows from the last block's tokens: `[B, 1, C]` (cls) or `[B, P, 2C]` (dinotxt)."""
         prefix, patches = layout.split(x, level)  # [G, P, C], [S, d, t, C]
         prefix = self.norm(layout.move_prefix(prefix, level, "study"))  # [B, P, C]
         if self.cfg.pool == "cls":
-            return prefix[:, 0]  # [B, C]
+            return prefix[:, :1]  # [B, 1, C]
         patch_mean = layout.packing.study_mean(self.norm(patches).mean(dim=(1, 2)))  # [B, C]
-        return torch.cat([prefix.mean(dim=1), patch_mean], dim=-1)  # [B, 2C]
+        # DINO.txt: every prefix token joined to the same mean patch token, one row each
+        return torch.cat([prefix, patch_mean[:, None].expand_as(prefix)], dim=-1)  # [B, P, 2C]

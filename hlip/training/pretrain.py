@@ -368,7 +368,7 @@ def _stage_summary(result: StageResult, stage: StageConfig) -> dict[str, Any]:
 
 def _save_warmup_head(out: Path, classifier: HLIPClassifier, findings: tuple[str, ...]) -> None:
     """The stage-A model (vision tower + finding head) as safetensors, with its finding order."""
-    from hlip.models.checkpoint import save_safetensors
+    from hlip.models.weights import save_safetensors
 
     folder = out / "warmup"
     folder.mkdir(parents=True, exist_ok=True)

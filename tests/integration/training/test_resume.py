@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from hlip.models.checkpoint import load_state_dict_file
+from hlip.models.weights import load_state_dict_file
 from hlip.training.checkpoint import latest_checkpoint
 
 pytestmark = pytest.mark.integration

@@ -21,6 +21,11 @@ REQUIRED = {
     "hlip-vit-b-brainmri-full",
     "hlip-demo",
     "hlip-tiny",
+    "hlip-vit-b-brainmri-scan-study-dinotxt",
+    "hlip-vit-b-brainmri-slice-scan-study-dinotxt",
+    "hlip-vit-l-brainmri-scan-study-dinotxt",
+    "hlip-vit-l-brainmri-slice-scan-study-dinotxt",
+    "hlip-vit-b-chestct-slice-scan-dinotxt",
 }
 
 
@@ -45,7 +50,8 @@ def test_registry_lists_upstream_demo_and_tiny_configs() -> None:
 def test_every_config_trains_a_step_and_checkpoints_equivalently(
     name: str, tiny_text: dict, study_batch: Batch
 ) -> None:
-    model = create_model(name, overrides=tiny_text).train()
+    large = get_model_config(name).vision.width > 768  # ViT-L: its 24-block pattern at a reduced width
+    model = create_model(name, overrides={**tiny_text, "vision": {"width": 64}} if large else tiny_text).train()
     v = model.cfg.vision
     size = tuple(p * 2 for p in v.patch_size)  # reduced 2x2x2 token grid: positions are resampled
     x, mask = study_batch([1, 2], size)

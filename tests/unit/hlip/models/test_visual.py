@@ -66,7 +66,7 @@ def reference_features(model: VisionTransformer3D, x: Tensor) -> Tensor:
     z = model.norm(z)  # [B, P + N*d*t, C]
     if model.cfg.pool == "cls":
         return z[:, 0]
-    return torch.cat([z[:, :P].mean(dim=1), z[:, P:].mean(dim=1)], dim=-1)
+    return torch.cat([z[:, 0], z[:, P:].mean(dim=1)], dim=-1)  # DINO.txt row 0: CLS + mean patch token
 
 
 LEVEL_SETS = [

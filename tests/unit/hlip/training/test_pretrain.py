@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from hlip.models.checkpoint import load_state_dict_file
+from hlip.models.weights import load_state_dict_file
 from hlip.models.export import load_model, read_export
 from hlip.training.checkpoint import latest_checkpoint, load_checkpoint
 from hlip.training.config import PretrainConfig
