@@ -15,7 +15,7 @@ from typing import Any
 from hlip.config import from_dict, to_dict
 from hlip.data.preprocess import PreprocessConfig
 from hlip.data.series import SeriesConfig
-from hlip.data.volume import VolumeConfig
+from hlip.data.volume import LimitsConfig, VolumeConfig
 from hlip.lineage.closure import closure_digest
 
 # The module whose import closure decides what ingest writes. The stage's own closure (flows.ingest) adds the MLflow
@@ -54,6 +54,7 @@ class IngestConfig:
         volume: Stack checks.
         preprocess: Preprocessing settings.
         deid: De-identification settings.
+        limits: Physical plausibility limits on rescale and spacing values.
     """
 
     workers: int = 2
@@ -63,6 +64,7 @@ class IngestConfig:
     volume: VolumeConfig = dataclasses.field(default_factory=VolumeConfig)
     preprocess: PreprocessConfig = dataclasses.field(default_factory=PreprocessConfig)
     deid: DeidConfig = dataclasses.field(default_factory=DeidConfig)
+    limits: LimitsConfig = dataclasses.field(default_factory=LimitsConfig)
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.header_chunk < 1:

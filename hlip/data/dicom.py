@@ -259,8 +259,8 @@ def frame_infos(ds: Dataset) -> tuple[FrameInfo, ...]:
         position=_floats(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
         orientation=_floats(ds.get("ImageOrientationPatient"), 6),
         spacing=_floats(ds.get("PixelSpacing"), 2),  # type: ignore[arg-type]
-        slope=_float(ds.get("RescaleSlope"), 1.0) or 1.0,
-        intercept=_float(ds.get("RescaleIntercept"), 0.0),
+        slope=_rescale(ds.get("RescaleSlope"), 1.0),
+        intercept=_rescale(ds.get("RescaleIntercept"), 0.0),
         b_value=b_value(ds),
         echo=_int(ds.get("EchoNumbers"), 0) or None,
     )
@@ -292,8 +292,8 @@ def _enhanced_frame(index: int, item: Dataset, shared: Dataset) -> FrameInfo:
         position=_floats(group("PlanePositionSequence").get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
         orientation=_floats(group("PlaneOrientationSequence").get("ImageOrientationPatient"), 6),
         spacing=_floats(pixel_measures.get("PixelSpacing"), 2),  # type: ignore[arg-type]
-        slope=_float(transform.get("RescaleSlope"), 1.0) or 1.0,
-        intercept=_float(transform.get("RescaleIntercept"), 0.0),
+        slope=_rescale(transform.get("RescaleSlope"), 1.0),
+        intercept=_rescale(transform.get("RescaleIntercept"), 0.0),
         b_value=_float(diffusion.get("DiffusionBValue"), None),
         echo=None if echo.get("EffectiveEchoTime") is None else round(_float(echo.get("EffectiveEchoTime"), 0)),
     )
@@ -426,6 +426,38 @@ def _float(value: Any, default: float | None) -> Any:
     except (TypeError, ValueError):
         return default
     return out if out is None or np.isfinite(out) else default
+
+
+def _rescale(value: Any, default: float) -> float:
+    """A rescale value as written: absent is `default`; zero, non-finite or unparsable values are kept (as nan
+    when unparsable) so that the plausibility check rejects them instead of silently replacing them."""
+    items = _multi(value)
+    if not items or items[0] is None or str(items[0]).strip() == "":
+        return default
+    try:
+        return float(items[0])
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def spacing_values(ds: Dataset) -> list[tuple[str, float]]:
+    """Every PixelSpacing and SliceThickness value of a header (top level and functional groups), as written
+    (unparsable values as nan), for the plausibility check."""
+    found: list[tuple[str, float]] = []
+    holders = [ds]
+    for name in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        for item in ds.get(name) or []:
+            holders.extend(item.get("PixelMeasuresSequence") or [])
+    for holder in holders:
+        for keyword in ("PixelSpacing", "SliceThickness"):
+            for v in _multi(holder.get(keyword)):
+                if v is None or str(v).strip() == "":
+                    continue
+                try:
+                    found.append((keyword, float(v)))
+                except (TypeError, ValueError):
+                    found.append((keyword, float("nan")))
+    return found
 
 
 def _int(value: Any, default: int = 0) -> int:

@@ -30,7 +30,7 @@ from hlip.data.report import ReportRow
 from hlip.data.scrub import Identifiers, identifiers_from_dataset, scrub_report
 from hlip.data.series import SeriesDecision, classify_series, group_series
 from hlip.data.source import Source, SourceFile
-from hlip.data.volume import Stack, build_volume, order_stack, split_series
+from hlip.data.volume import Stack, build_volume, check_plausible, order_stack, split_series
 
 log = logging.getLogger(__name__)
 COPY_MARK = re.compile(r"copy|\(\d+\)|[ _-]dup|~$|\.bak$|\.orig$", re.I)
@@ -154,7 +154,9 @@ def _read_headers(st: _Study) -> list[Instance]:
     instances = []
     for f in st.task.files:
         try:
-            instances.append(read_instance(st.task.source, f.path, f.size))
+            inst = read_instance(st.task.source, f.path, f.size)
+            check_plausible(inst, st.config.limits)
+            instances.append(inst)
         except RejectedError as exc:
             st.reject_file(f.path, exc.reason, exc.message)
         except Exception as exc:  # the per-file guard: an unforeseen failure costs this file, not the study

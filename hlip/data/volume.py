@@ -10,13 +10,14 @@ with RescaleSlope/Intercept applied per frame.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from hlip.data.dicom import FrameInfo, Instance
+from hlip.data.dicom import FrameInfo, Instance, spacing_values
 from hlip.data.quarantine import Reason, RejectedError
 
 
@@ -35,6 +36,43 @@ class VolumeConfig:
     irregular_tolerance: float = 0.5
     duplicate_mm: float = 0.01
     orientation_decimals: int = 3
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Physical plausibility limits (`ingest.limits` in params.yaml); a file beyond them is quarantined.
+
+    Attributes:
+        max_abs_slope: Largest |RescaleSlope|; a zero or non-finite slope is always rejected (never taken as 1).
+        max_abs_intercept: Largest |RescaleIntercept|.
+        max_spacing_mm: Largest PixelSpacing or SliceThickness; zero, negative or non-finite ones are rejected.
+    """
+
+    max_abs_slope: float = 1.0e4
+    max_abs_intercept: float = 1.0e5
+    max_spacing_mm: float = 100.0
+
+    def __post_init__(self) -> None:
+        if min(self.max_abs_slope, self.max_abs_intercept, self.max_spacing_mm) <= 0:
+            raise ValueError("ingest.limits values must be positive")
+
+
+def check_plausible(instance: Instance, limits: LimitsConfig) -> None:
+    """Reject a file whose rescale or spacing values cannot describe a real image.
+
+    Raises:
+        RejectedError: `implausible_rescale` (slope zero, non-finite or too large; intercept non-finite or too
+            large) or `implausible_spacing` (PixelSpacing/SliceThickness not positive, non-finite or too large).
+    """
+    for f in instance.frames:
+        slope_ok = math.isfinite(f.slope) and f.slope != 0 and abs(f.slope) <= limits.max_abs_slope
+        if not (slope_ok and math.isfinite(f.intercept) and abs(f.intercept) <= limits.max_abs_intercept):
+            message = f"RescaleSlope {f.slope:g} / RescaleIntercept {f.intercept:g} outside the limits"
+            raise RejectedError(Reason.IMPLAUSIBLE_RESCALE, message)
+    for keyword, value in spacing_values(instance.header):
+        if not (math.isfinite(value) and 0 < value <= limits.max_spacing_mm):
+            message = f"{keyword} {value:g} mm outside (0, {limits.max_spacing_mm:g}]"
+            raise RejectedError(Reason.IMPLAUSIBLE_SPACING, message)
 
 
 @dataclass(frozen=True)
