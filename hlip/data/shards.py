@@ -1,0 +1,251 @@
+"""Study shards: an ingested part packed into WebDataset tar files, read by byte range from a folder or `s3://`.
+
+```python
+summary = pack_part("outputs/ingest/train", "outputs/pack/train")     # shards + index + manifests
+upload_pack("outputs/pack/train", "s3://bucket/pack/train")           # optional: the same files on S3
+ds = ShardStudyDataset("s3://bucket/pack/train", scans_policy=ScanPolicy("max_n", 8), seed=0)
+loader = make_loader(ds, batch_size=16, workers=8, seed=0)            # same sampler, same items as StudyDataset
+```
+
+Layout of a pack folder: `shards/shard-NNNNNN.tar` (WebDataset: one sample per study, key = study key, one member
+`<study_key>.<scan_key>.npy` per scan, the scan's `.npy` bytes unchanged; studies in key order; a shard closes
+past `shard_bytes`), `index.parquet` (scan path as in `scans.parquet` -> shard, data offset, size) and the part's
+manifests (`studies`, `scans`, `reports` parquet), so a pack is self-contained. Tar headers carry no time, owner
+or mode of the machine: the same part packs to the same bytes (what DVC or a content-addressed store needs).
+
+Why byte ranges and not a sequential stream: the training sampler decides the order of studies from
+(seed, epoch), and exact resume depends on it. Reading each chosen scan by range (one `pread`, or one S3 GET with
+`Range`) keeps that order, DDP sharding and the sampling policy exactly as with per-scan `.npy` files, while the
+data lives in a few large objects instead of millions of files. Any WebDataset reader can still stream the shards.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hlip.data.dataset import StudyDataset
+
+log = logging.getLogger(__name__)
+
+MANIFESTS = ("studies", "scans", "reports")
+INDEX = "index.parquet"
+SHARD_BYTES = 1 << 30  # 1 GiB: a few hundred upstream-size studies per shard, few objects, cheap range reads
+
+
+@dataclass(frozen=True)
+class PackSummary:
+    """What `pack_part` wrote."""
+
+    studies: int
+    scans: int
+    shards: int
+    bytes: int
+
+
+def pack_part(
+    part_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], shard_bytes: int = SHARD_BYTES
+) -> PackSummary:
+    """Pack an ingest part folder into WebDataset shards plus `index.parquet` and its manifests.
+
+    Args:
+        part_dir: Ingest output of one part (`studies.parquet`, `scans.parquet`, volumes).
+        out_dir: The pack folder (replaced if it exists).
+        shard_bytes: A shard is closed once it holds at least this many bytes (a study never spans shards).
+
+    Raises:
+        FileNotFoundError: A manifest table or a scan's volume is missing.
+    """
+    part, out = Path(part_dir), Path(out_dir)
+    scans = _table(part, "scans")
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "shards").mkdir(parents=True)
+    rows: list[dict[str, Any]] = []
+    writer = _ShardWriter(out / "shards", shard_bytes)
+    for study_key, group in scans.sort_values(["study_key", "scan_key"]).groupby("study_key", sort=False):
+        writer.start_study()
+        for scan_key, rel in zip(group["scan_key"], group["path"], strict=True):
+            path = part / str(rel)
+            if not path.is_file():
+                raise FileNotFoundError(f"{part}: volume {rel} of study {study_key} is missing; re-run ingest")
+            shard, offset, size = writer.add(f"{study_key}.{scan_key}.npy", path.read_bytes())
+            rows.append({"path": str(rel), "shard": shard, "offset": offset, "size": size})
+    writer.close()
+    pd.DataFrame(rows, columns=["path", "shard", "offset", "size"]).to_parquet(out / INDEX, index=False)
+    for name in MANIFESTS:
+        if (part / f"{name}.parquet").is_file():
+            shutil.copyfile(part / f"{name}.parquet", out / f"{name}.parquet")
+    summary = PackSummary(scans["study_key"].nunique(), len(rows), writer.count, writer.total)
+    log.info("packed %s: %d studies, %d scans in %d shards", part, summary.studies, summary.scans, summary.shards)
+    return summary
+
+
+class _ShardWriter:
+    """Writes `shard-NNNNNN.tar` files one after the other with reproducible headers; records data offsets."""
+
+    def __init__(self, folder: Path, shard_bytes: int) -> None:
+        self.folder, self.shard_bytes = folder, shard_bytes
+        self.count, self.total = 0, 0
+        self.tar: tarfile.TarFile | None = None
+        self.name = ""
+
+    def start_study(self) -> None:
+        """Open the next shard if the current one is full (studies never span shards)."""
+        if self.tar is not None and self.tar.offset >= self.shard_bytes:
+            self._finish()
+        if self.tar is None:
+            self.name = f"shards/shard-{self.count:06d}.tar"
+            # open across add() calls, closed by _finish(): a with-block cannot span them
+            self.tar = tarfile.open(self.folder.parent / self.name, "w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
+            self.count += 1
+
+    def add(self, member: str, data: bytes) -> tuple[str, int, int]:
+        """Append one member: (shard path relative to the pack, offset of its data, its size)."""
+        assert self.tar is not None, "start_study() first"
+        info = tarfile.TarInfo(member)
+        info.size, info.mtime, info.mode = len(data), 0, 0o644
+        self.tar.addfile(info, io.BytesIO(data))
+        padded = -(-len(data) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+        return self.name, self.tar.offset - padded, len(data)
+
+    def close(self) -> None:
+        if self.tar is not None:
+            self._finish()
+
+    def _finish(self) -> None:
+        assert self.tar is not None
+        self.tar.close()
+        self.total += (self.folder.parent / self.name).stat().st_size
+        self.tar = None
+
+
+def upload_pack(pack_dir: str | os.PathLike[str], uri: str, client: Any = None) -> int:
+    """Upload a pack folder to `s3://bucket/prefix` (shards, index, manifests); returns the number of objects.
+
+    The client defaults to `hlip.s3.s3_client()` (endpoint and keys from the environment).
+    """
+    from hlip.data.source import parse_s3_uri
+    from hlip.s3 import s3_client
+
+    bucket, prefix = parse_s3_uri(uri)
+    client = client or s3_client()
+    root = Path(pack_dir)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    for path in files:
+        client.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(root).as_posix()}".lstrip("/"))
+    return len(files)
+
+
+class ShardStudyDataset(StudyDataset):
+    """`StudyDataset` over a pack folder or `s3://` pack: same items, same sampling, volumes read by byte range.
+
+    Args:
+        root: A pack folder (`pack_part`) or `s3://bucket/prefix` of an uploaded one.
+        cache_dir: Where an S3 pack's manifests are downloaded (default: `~/.cache/hlip/packs/<bucket>/<prefix>`).
+        **kwargs: As `StudyDataset` (`scans_policy`, `text_policy`, `labels`, `train`, `seed`).
+
+    Raises:
+        FileNotFoundError: The pack has no `index.parquet` or manifests.
+    """
+
+    def __init__(
+        self, root: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> None:
+        self.root = os.fspath(root)
+        self._bucket, self._prefix = "", ""
+        if self.root.startswith("s3://"):
+            local = self._fetch_manifests(Path(cache_dir) if cache_dir else None)
+        else:
+            local = Path(self.root)
+        index_path = local / INDEX
+        if not index_path.is_file():
+            raise FileNotFoundError(f"{self.root}: no {INDEX}; is it a pack folder (hlip.data.shards.pack_part)?")
+        super().__init__(local, **kwargs)
+        index = pd.read_parquet(index_path)
+        shards = sorted(index["shard"].unique())
+        shard_id = {s: i for i, s in enumerate(shards)}
+        self._shards: list[str] = [str(s) for s in shards]
+        self._where: dict[str, tuple[int, int, int]] = {
+            str(p): (shard_id[s], int(o), int(n))
+            for p, s, o, n in zip(index["path"], index["shard"], index["offset"], index["size"], strict=True)
+        }
+        self._files: dict[int, int] = {}  # shard id -> open fd, per process (never pickled to workers)
+        self._client: Any = None
+
+    def _fetch_manifests(self, cache_dir: Path | None) -> Path:
+        from hlip.data.source import parse_s3_uri
+
+        self._bucket, self._prefix = parse_s3_uri(self.root)
+        self._prefix = self._prefix.rstrip("/")
+        local = cache_dir or Path.home() / ".cache" / "hlip" / "packs" / self._bucket / self._prefix
+        local.mkdir(parents=True, exist_ok=True)
+        client = self._s3()
+        for name in (INDEX, *(f"{m}.parquet" for m in MANIFESTS)):
+            key = f"{self._prefix}/{name}".lstrip("/")
+            try:
+                client.download_file(self._bucket, key, str(local / name))
+            except Exception as exc:  # botocore's ClientError: reports may be absent, the others may not
+                if name != "reports.parquet":
+                    raise FileNotFoundError(f"{self.root}: cannot read {name}: {exc}") from exc
+                (local / name).unlink(missing_ok=True)
+        return local
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_files"], state["_client"] = {}, None  # file descriptors and clients belong to one process
+        return state
+
+    def __del__(self) -> None:
+        for fd in getattr(self, "_files", {}).values():
+            os.close(fd)
+
+    def _s3(self) -> Any:
+        if self._client is None:
+            from hlip.s3 import s3_client
+
+            self._client = s3_client()
+        return self._client
+
+    def _read(self, shard: int, offset: int, size: int) -> bytes:
+        if self._bucket:
+            key = f"{self._prefix}/{self._shards[shard]}".lstrip("/")
+            response = self._s3().get_object(Bucket=self._bucket, Key=key, Range=f"bytes={offset}-{offset + size - 1}")
+            return bytes(response["Body"].read())
+        if shard not in self._files:
+            self._files[shard] = os.open(Path(self.root) / self._shards[shard], os.O_RDONLY)
+        return os.pread(self._files[shard], size, offset)
+
+    def _load(self, relative: str) -> np.ndarray:
+        where = self._where.get(relative)
+        if where is None:
+            raise OSError(f"{self.root}: scan volume {relative} is not in the pack's index")
+        shard, offset, size = where
+        try:
+            data = self._read(shard, offset, size)
+            if len(data) != size:
+                raise OSError(f"short read ({len(data)} of {size} bytes)")
+            volume = np.load(io.BytesIO(data))
+        except (OSError, ValueError) as exc:
+            raise OSError(
+                f"cannot read scan volume {relative} from {self._shards[shard]} of {self.root}: {exc}"
+            ) from exc
+        if volume.dtype != np.uint8 or volume.ndim != 3:
+            raise ValueError(f"scan volume {relative} must be uint8 [D, H, W], got {volume.dtype} {volume.shape}")
+        return volume
+
+
+def _table(part: Path, name: str) -> pd.DataFrame:
+    path = part / f"{name}.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: is {part} an ingest output folder?")
+    return pd.read_parquet(path)
