@@ -21,6 +21,7 @@ from hlip.data.volume import Volume
 DEFAULT_AXCODES = {"axial": "LPS", "coronal": "LIP", "sagittal": "PIL"}
 DEFAULT_CT_WINDOWS = {"brain": (40.0, 80.0), "blood": (80.0, 200.0), "bone": (600.0, 2800.0)}  # (level, width) HU
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+AIR_HU = -1024.0
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,15 @@ def preprocess(volume: Volume, modality: str, plane: str, config: PreprocessConf
         image = ScaleIntensityRange(low, high if high > low else low + 1.0, 0.0, 1.0, clip=True)(image)
     if config.spacing is not None:
         d, h, w = config.spacing
-        image = Spacing(pixdim=(w, h, d), mode=config.mode, padding_mode="zeros")(image)
+        # Outside the field of view the resampler pads with zeros: fine for MRI (0 is the scaled minimum), but 0 HU
+        # is water and draws soft-tissue-grey edges in CT windows. CT is shifted so that zero is air (-1024 HU, or
+        # the series minimum when lower), resampled, and shifted back (interpolation commutes with the shift).
+        spacing = Spacing(pixdim=(w, h, d), mode=config.mode, padding_mode="zeros")
+        if modality == "CT":
+            fill = min(AIR_HU, float(volume.array.min()))
+            image = spacing(image - fill) + fill
+        else:
+            image = spacing(image)
     if modality != "CT":
         return [_finish("", image, config)]
     scans = []

@@ -53,3 +53,24 @@ def test_ct_windows_make_separate_scans() -> None:
     assert scans["brain"].max() == 255  # bone saturates the brain window
     assert 120 <= np.median(scans["brain"]) <= 135  # 40 HU sits mid-window (level 40)
     assert np.median(scans["bone"]) < 80  # soft tissue is dark in the bone window
+
+
+@pytest.mark.parametrize("spacing", [(3.0, 2.0, 2.0), (4.0, 3.5, 3.5)])
+def test_ct_outside_an_off_centre_field_of_view_is_air_not_water(spacing: tuple[float, float, float]) -> None:
+    # a soft-tissue block (40 HU) whose grid does not divide by the target spacing: the resampler reaches past its
+    # edge, where padding with 0 HU would show as water grey (26 in the blood window) instead of black air
+    volume = _volume(np.full((10, 20, 20), 40.0), (2.5, 0.9, 0.9), "axial")
+    volume.affine[:3, 3] = [37.0, -55.0, 80.0]
+    cfg = PreprocessConfig(size=(40, 40, 40), spacing=spacing, ct_windows={"blood": (80.0, 200.0)})
+    (scan,) = preprocess(volume, "CT", "axial", cfg)
+    tissue = round((40.0 + 20.0) / 200.0 * 255.0)  # 40 HU in the blood window (level 80, width 200)
+    assert set(np.unique(scan.array)) == {0, tissue}
+
+
+def test_ct_padding_follows_a_series_minimum_below_air() -> None:
+    # -2000 HU: the value some scanners write outside the reconstruction circle; in a window that shows it as 0,
+    # the resampled edge must stay 0 (padding with air, -1024 HU, would show as 249 there, with water as 255)
+    volume = _volume(np.full((10, 20, 20), -2000.0), (2.5, 0.9, 0.9), "axial")
+    cfg = PreprocessConfig(size=(40, 40, 40), spacing=(3.0, 2.0, 2.0), ct_windows={"low": (-1500.0, 1000.0)})
+    (scan,) = preprocess(volume, "CT", "axial", cfg)
+    assert scan.array.max() == 0
