@@ -163,6 +163,8 @@ class ShardStudyDataset(StudyDataset):
     ) -> None:
         self.root = os.fspath(root)
         self._bucket, self._prefix = "", ""
+        self._files: dict[int, int] = {}  # shard id -> open fd, per process (never pickled to workers)
+        self._client: Any = None
         if self.root.startswith("s3://"):
             local = self._fetch_manifests(Path(cache_dir) if cache_dir else None)
         else:
@@ -179,8 +181,6 @@ class ShardStudyDataset(StudyDataset):
             str(p): (shard_id[s], int(o), int(n))
             for p, s, o, n in zip(index["path"], index["shard"], index["offset"], index["size"], strict=True)
         }
-        self._files: dict[int, int] = {}  # shard id -> open fd, per process (never pickled to workers)
-        self._client: Any = None
 
     def _fetch_manifests(self, cache_dir: Path | None) -> Path:
         from hlip.data.source import parse_s3_uri
