@@ -33,12 +33,27 @@ class DeidConfig:
         hash_paths: Write keyed hashes instead of relative source paths in the tables, because folder and file
             names of real exports often carry patient names or IDs (`hlip locate` maps a hash back to its file).
         export_header: Keep a de-identified header (JSON) per scan in `scans.parquet`.
+        identity_conflict: What to do with a study whose files disagree on PatientID: ``quarantine`` it (every
+            file, reason `identity_conflict`) or ``flag`` it (a study-level entry; the study is still ingested).
+        allow_burned_in: Ingest series whose header says BurnedInAnnotation = YES (text burned into the pixels
+            can name the patient); by default they are quarantined as `burned_in_annotation`.
+        burned_in_rules: Also quarantine series flagged by the `deid` package's header rules (from the RSNA CTP
+            filters). Off by default: the rules flag every DERIVED/SECONDARY CT or MR image (ADC maps, MPRs).
     """
 
     key_env: str = "HLIP_DEID_KEY"
     hash_length: int = 20
     hash_paths: bool = True
     export_header: bool = True
+    identity_conflict: str = "quarantine"
+    allow_burned_in: bool = False
+    burned_in_rules: bool = False
+
+    def __post_init__(self) -> None:
+        if self.identity_conflict not in ("quarantine", "flag"):
+            raise ValueError(
+                f"ingest.deid.identity_conflict must be quarantine or flag, not {self.identity_conflict!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,11 +15,12 @@ place.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pydicom.dataset import Dataset
 
@@ -171,6 +172,42 @@ class HashKey:
     def key_id(self) -> str:
         """A public fingerprint of the secret: a change of secret invalidates every key, so runs must not mix."""
         return self.hash("key-id", "", 12)
+
+
+def burned_in(headers: Sequence[Dataset], use_rules: bool) -> str | None:
+    """Why a series' pixels may carry burned-in text (names, IDs, dates), or None.
+
+    Args:
+        headers: The headers of the series' instances (the rules look at the first).
+        use_rules: Also apply the `deid` package's header rules (RSNA CTP filters) beyond BurnedInAnnotation.
+
+    Returns:
+        A message naming the attribute or the rule's group, never a header value.
+    """
+    marked = sum(str(h.get("BurnedInAnnotation", "") or "").strip().upper() == "YES" for h in headers)
+    if marked:
+        return f"BurnedInAnnotation = YES in {marked} of {len(headers)} files"
+    if not use_rules or not headers:
+        return None
+    result = _deid_recipe_check(headers[0])
+    return f"deid rule set flags it ({result})" if result else None
+
+
+@functools.cache
+def _deid_recipe() -> object:
+    from deid.config import DeidRecipe
+
+    return DeidRecipe("dicom")  # the package's default recipe: its %filter sections are the CTP pixel rules
+
+
+def _deid_recipe_check(header: Dataset) -> str:
+    from deid.dicom.pixels.detect import has_burned_pixels
+
+    result = has_burned_pixels(header, deid=_deid_recipe())
+    if not result["flagged"]:
+        return ""
+    groups = {str(r["group"]) for r in result["results"]}
+    return "" if "whitelist" in groups else ", ".join(sorted(groups))  # a whitelist match marks a known-clean image
 
 
 def deidentify(ds: Dataset, key: HashKey, patient_key: str = "") -> Dataset:

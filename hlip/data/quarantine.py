@@ -57,9 +57,11 @@ class Reason(StrEnum):
     DUPLICATE_POSITION = "duplicate_position"
     IRREGULAR_SPACING = "irregular_spacing"
     PREPROCESS_ERROR = "preprocess_error"
+    BURNED_IN_ANNOTATION = "burned_in_annotation"
     INTERNAL_ERROR = "internal_error"
     # study level
     NO_USABLE_SCANS = "no_usable_scans"
+    IDENTITY_CONFLICT = "identity_conflict"
     # report level
     REPORT_WITHOUT_STUDY = "report_without_study"
     EMPTY_REPORT = "empty_report"

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from hlip.data.config import IngestConfig
-from hlip.data.deid import HashKey, deidentify
+from hlip.data.deid import HashKey, burned_in, deidentify
 from hlip.data.dicom import Instance, as_strings, read_instance, read_pixels
 from hlip.data.preprocess import preprocess
 from hlip.data.quarantine import Level, QuarantineEntry, Reason, RejectedError
@@ -137,8 +137,9 @@ def _process(task: StudyTask, config: IngestConfig, key: HashKey) -> StudyResult
     instances = _drop_duplicates(st, instances)
     shutil.rmtree(st.tmp_dir, ignore_errors=True)
     scans_done = 0
-    for series_uid, members in group_series(instances).items():
-        scans_done += _process_series(st, series_uid, members)
+    if not _identity_conflict(st, instances):
+        for series_uid, members in group_series(instances).items():
+            scans_done += _process_series(st, series_uid, members)
     _publish_volumes(st)
     identifiers = Identifiers()
     patient_ids: set[str] = set()
@@ -186,6 +187,27 @@ def _drop_duplicates(st: _Study, instances: list[Instance]) -> list[Instance]:
     return sorted(kept, key=lambda i: i.path)
 
 
+def _identity_conflict(st: _Study, instances: list[Instance]) -> bool:
+    """Whether the study's files disagree on PatientID and the study is quarantined for it (else maybe flagged).
+
+    One StudyInstanceUID with two patients is a PACS merge error or a UID collision: its volumes and report could
+    be joined to the wrong person, so by default none of it is used.
+    """
+    ids = {str(i.header.get("PatientID", "") or "").strip() for i in instances} - {""}
+    if len(ids) < 2:
+        return False
+    quarantine = st.config.deid.identity_conflict == "quarantine"
+    message = f"files of this study carry {len(ids)} different PatientIDs" + (
+        "" if quarantine else "; flagged only (ingest.deid.identity_conflict: flag), the study is ingested"
+    )
+    entry = QuarantineEntry(Level.STUDY, st.task.study_key, Reason.IDENTITY_CONFLICT, message, st.task.study_key)
+    st.result.quarantine.append(entry)
+    if quarantine:
+        for inst in instances:
+            st.covered.setdefault(inst.path, entry.entry_id)
+    return quarantine
+
+
 def _num(version: str | None) -> int:
     try:
         return int(version or 0)
@@ -208,6 +230,10 @@ def _process_series(st: _Study, series_uid: str, members: list[Instance]) -> int
     if not decision.used:
         assert decision.junk is not None
         st.reject_part(series_key, paths, decision.junk, decision.reason, series_key)
+        return 0
+    burned = None if cfg.deid.allow_burned_in else burned_in([m.header for m in members], cfg.deid.burned_in_rules)
+    if burned:  # text in the pixels can name the patient: no header scrubbing removes it
+        st.reject_part(series_key, paths, Reason.BURNED_IN_ANNOTATION, burned, series_key)
         return 0
     stacks, strays = split_series(members, cfg.series.min_slices, cfg.volume)
     for stray in strays:
