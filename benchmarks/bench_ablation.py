@@ -1,0 +1,413 @@
+"""Attention ablation on the demo corpus: does attention across a study's scans help where a finding needs two series?
+
+Three `hlip-demo` variants, identical but for `vision.levels` (through `pretrain.model_overrides`), each trained
+with N seeds on the same studies and the `params.yaml` schedule (warm-up then contrastive):
+
+- `scan`: every block attends within one scan (`hlip-demo-scan`);
+- `scan+study`: the shipped interleaving (`hlip-demo`);
+- `full`: every block attends over the whole study (`hlip-demo-full`).
+
+Scored zero-shot with the benchmark's class prompts (`brain_mri_demo`, 5-way softmax):
+
+1. **Per-class AUC** on the demo benchmark's test studies (the seeded 70 % split `evaluate` reports on), each
+   variant's AUC averaged over its seeds, with a 95 % bootstrap CI over studies, and the paired difference of macro
+   AUC to `scan` with its CI (same studies resampled for both).
+2. **Paired mimic tasks**, which the benchmark's ground truth does not record (it holds the class only):
+   scored on a held-out quarter of the *training* part, whose ground truth (`ground_truth/train_labels.csv`) has a
+   0/1 column per rendered finding. Those studies are left out of training (every variant, every seed):
+   - `stroke vs shine-through`: stroke studies against T2 shine-through studies without stroke, score P(stroke),
+     on the studies whose ingested scans include DWI *and* ADC; again with the ADC scans withheld;
+   - `enhancing vs T1-bright`: meningioma or metastasis studies against intrinsic T1 hyperintensity without
+     them, score P(meningioma) + P(metastasis), on studies with T1 *and* T1 post-contrast; again without T1.
+   If only attention across scans could combine the two series, withholding the second would cost `scan+study`
+   more than `scan`.
+3. **Pair coverage**: how often both series of a pair reach the model: present after ingest, inside the canonical
+   first `max_scans` at evaluation, and the chance that a training draw (`max_n`: a random subset) holds both.
+
+Studies are loaded as evaluation loads them: the ingested uint8 scans in canonical kind/plane order, the first
+`max_scans` (`hlip.data.sampling`), scaled to [0, 1].
+
+Usage:
+    .venv/bin/python benchmarks/bench_ablation.py --smoke     # a tiny corpus made on the fly, 1 + 1 epochs, 1 seed
+    .venv/bin/python benchmarks/bench_ablation.py --seeds 3   # the real table: data/, outputs/ingest, outputs/labels
+The real run trains 9 models on the default schedule (about 13 min each on 2 quiet CPU cores; minutes on a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from hlip.config import load_params
+from hlip.data.deid import HashKey
+from hlip.data.sampling import ScanPolicy, canonical_order, select_scans
+from hlip.evaluation.bootstrap import bootstrap_ci
+from hlip.evaluation.metrics import auc_per_label, macro
+from hlip.evaluation.thresholds import validation_split
+
+VARIANTS: dict[str, list[str]] = {
+    "scan": ["scan", "scan", "scan", "scan"],
+    "scan+study": ["scan", "study", "scan", "study"],
+    "full": ["study", "study", "study", "study"],
+}
+CLASSES = ("normal", "stroke", "glioma", "meningioma", "metastasis")
+PROMPTS = "brain_mri_demo"
+
+
+@dataclass(frozen=True)
+class PairTask:
+    """A mimic pair: positives, negatives, the two series it needs, the one withheld, and the score's classes."""
+
+    name: str
+    positive: Callable[[pd.DataFrame], pd.Series]
+    negative: Callable[[pd.DataFrame], pd.Series]
+    needs: tuple[str, str]
+    withhold: str
+    score: tuple[str, ...]
+
+
+PAIRS = (
+    PairTask(
+        "stroke vs shine-through",
+        lambda t: t["stroke"] == 1,
+        lambda t: (t["t2_shine_through"] == 1) & (t["stroke"] == 0),
+        ("dwi", "adc"),
+        "adc",
+        ("stroke",),
+    ),
+    PairTask(
+        "enhancing vs T1-bright",
+        lambda t: (t["meningioma"] == 1) | (t["metastasis"] == 1),
+        lambda t: (t["t1_hyperintensity"] == 1) & (t["meningioma"] == 0) & (t["metastasis"] == 0),
+        ("t1", "t1c"),
+        "t1",
+        ("meningioma", "metastasis"),
+    ),
+)
+
+
+# -- data ------------------------------------------------------------------------------------------------------------
+
+
+def make_smoke_data(work: Path, n_train: int, n_benchmark: int) -> tuple[Path, Path, Path]:
+    """A tiny demo corpus, ingested and labelled like the pipeline does: (corpus, ingest root, labels root)."""
+    from demo_corpus import DemoCorpusConfig, generate_corpus
+    from hlip.data.config import IngestConfig
+    from hlip.data.ingest import ingest
+    from hlip.labels.config import LabelConfig
+    from hlip.labels.finding_list import load_findings
+    from hlip.labels.labeler import label_part
+    from hlip.labels.outputs import write_part
+
+    corpus, ingest_root, labels_root = work / "corpus", work / "ingest", work / "labels"
+    generate_corpus(corpus, DemoCorpusConfig.tiny(seed=11, n_train_studies=n_train, n_benchmark_studies=n_benchmark))
+    for part in ("train", "benchmark"):
+        ingest(corpus / part / "dicom", ingest_root / part, reports=corpus / part / "reports.csv",
+               config=IngestConfig(workers=2))  # fmt: skip
+    result = label_part(ingest_root / "train" / "reports.parquet", load_findings("brain_mri"), LabelConfig())
+    write_part(result, labels_root / "train")
+    return corpus, ingest_root, labels_root
+
+
+def truth_by_key(corpus: Path, key: HashKey, hash_length: int) -> tuple[pd.DataFrame, pd.Series]:
+    """Ground truth by keyed study hash: the training part's finding table and the benchmark's class."""
+    gt = corpus / "ground_truth"
+    train = pd.read_csv(gt / "train_labels.csv", dtype={"study_instance_uid": str})
+    bench = pd.read_csv(gt / "benchmark_labels.csv", dtype=str)
+    train.index = [key.hash("study", uid, hash_length) for uid in train["study_instance_uid"]]
+    bench.index = [key.hash("study", uid, hash_length) for uid in bench["study_instance_uid"]]
+    return train, bench["label"]
+
+
+def held_out(keys: Sequence[str], fraction: float) -> set[str]:
+    """A fixed share of studies, chosen by a hash of their key (the same whatever the order or the run)."""
+    score = {k: int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) / 16**8 for k in keys}
+    return {k for k, s in score.items() if s < fraction}
+
+
+def fit_part(ingest_root: Path, labels_root: Path, drop: set[str], work: Path) -> tuple[Path, Path]:
+    """The training part without the held-out studies (tables filtered, volumes linked): (ingest root, labels root)."""
+    src, dst = ingest_root / "train", work / "fit_ingest" / "train"
+    dst.mkdir(parents=True, exist_ok=True)
+    for item in src.iterdir():
+        if item.name == "volumes":
+            (dst / "volumes").symlink_to(item.resolve(), target_is_directory=True)
+        elif item.suffix == ".parquet" and "study_key" in pd.read_parquet(item).columns:
+            table = pd.read_parquet(item)
+            table[~table["study_key"].isin(drop)].to_parquet(dst / item.name, index=False)
+        elif item.is_file():
+            shutil.copy2(item, dst / item.name)
+        else:
+            shutil.copytree(item, dst / item.name)
+    labels = pd.read_parquet(labels_root / "train" / "labels.parquet")
+    (work / "fit_labels" / "train").mkdir(parents=True, exist_ok=True)
+    labels[~labels["study_key"].isin(drop)].to_parquet(work / "fit_labels" / "train" / "labels.parquet", index=False)
+    return work / "fit_ingest", work / "fit_labels"
+
+
+class StudyLoader:
+    """Studies of one ingested part as evaluation sees them, optionally with some scan kinds withheld."""
+
+    def __init__(self, part_dir: Path, max_scans: int) -> None:
+        self.part_dir = part_dir
+        self.policy = ScanPolicy(mode="max_n", max_scans=max_scans)
+        scans = pd.read_parquet(part_dir / "scans.parquet", columns=["study_key", "scan_key", "kind", "plane", "path"])
+        self.scans = {str(k): g.reset_index(drop=True) for k, g in scans.groupby("study_key", sort=True)}
+
+    def kinds(self, study: str) -> list[str]:
+        return list(self.scans[study]["kind"]) if study in self.scans else []
+
+    def chosen(self, study: str, withhold: frozenset[str] = frozenset()) -> pd.DataFrame:
+        rows = self.scans[study]
+        rows = rows[~rows["kind"].isin(withhold)].reset_index(drop=True)
+        order = canonical_order(list(rows["kind"]), list(rows["plane"]), list(rows["scan_key"]))
+        return rows.iloc[select_scans(order, self.policy, None)]
+
+    def load(self, study: str, withhold: frozenset[str] = frozenset()) -> NDArray[np.float32]:
+        arrays = [np.load(self.part_dir / str(p)) for p in self.chosen(study, withhold)["path"]]
+        return (np.stack(arrays).astype(np.float32) / np.float32(255.0)).astype(np.float32)  # [N, D, H, W]
+
+
+# -- training and scoring -------------------------------------------------------------------------------------------
+
+
+def train(variant: str, seed: int, block: dict[str, Any], fit_ingest: Path, fit_labels: Path, out: Path) -> Path:
+    """One `run_pretrain` of a variant; returns its exported model folder."""
+    from hlip.training.config import PretrainConfig
+    from hlip.training.pretrain import run_pretrain
+
+    overrides = dict(block.get("model_overrides") or {})
+    overrides["vision"] = {**overrides.get("vision", {}), "levels": VARIANTS[variant]}
+    data = {**block["data"], "ingest_dir": str(fit_ingest), "part": "train", "labels_dir": str(fit_labels)}
+    params = {**block, "model_overrides": overrides, "data": data, "seed": seed, "out": str(out), "eval_every": 0}
+    result = run_pretrain(PretrainConfig.from_params(params))
+    if result.model_dir is None:
+        raise RuntimeError(f"{variant} seed {seed}: pretrain exported no model")
+    return result.model_dir
+
+
+class Scorer:
+    """Zero-shot 5-class probabilities of studies under one trained model."""
+
+    def __init__(self, model_dir: Path) -> None:
+        import torch
+
+        from hlip.evaluation.embeddings import embed_texts
+        from hlip.evaluation.prompts import load_prompt_set
+        from hlip.evaluation.zero_shot import ensemble_embedding
+        from hlip.models.export import load_model
+        from hlip.models.factory import create_tokenizer
+
+        self.device = torch.device("cpu")
+        self.model = load_model(model_dir).eval()
+        tokenizer = create_tokenizer(self.model.cfg)
+        prompts = load_prompt_set(PROMPTS)
+
+        def encode(texts: Sequence[str]) -> np.ndarray:
+            return embed_texts(self.model, tokenizer, self.device, texts)
+
+        self.text = np.stack([ensemble_embedding(encode, prompts, p) for p in prompts.class_phrasings(CLASSES)])
+        self.scale = float(self.model.logit_scale.detach().exp().clamp(max=100.0))
+
+    def probabilities(self, volumes: Sequence[NDArray[np.float32]], batch_size: int = 8) -> NDArray[np.float64]:
+        """`[N, 5]` class probabilities of studies `[N_i, D, H, W]` (batches cut where the scan size changes)."""
+        from hlip.evaluation.embeddings import embed_volume_batches
+        from hlip.evaluation.zero_shot import multiclass_scores
+
+        batches = [list(volumes[i : i + batch_size]) for i in range(0, len(volumes), batch_size)]
+        image = embed_volume_batches(self.model, self.device, batches)  # [N, E]
+        return np.asarray(multiclass_scores(image, self.text, self.scale), dtype=np.float64)
+
+
+def pair_auc(y: NDArray[np.int64], score: NDArray[np.float64]) -> float:
+    return float(auc_per_label(y[:, None], score[:, None])[0]) if 0 < y.sum() < len(y) else float("nan")
+
+
+def ci_text(value: float, ci: tuple[float, float]) -> str:
+    if not np.isfinite(value):
+        return "n/a"
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if np.isfinite(ci[0]) else f"{value:.3f}"
+
+
+# -- the tables -----------------------------------------------------------------------------------------------------
+
+
+def class_table(y: NDArray[np.int64], probs: dict[str, list[NDArray[np.float64]]], n_boot: int) -> list[str]:
+    """Per-class AUC per variant (seed mean, bootstrap CI) and the paired macro-AUC difference to `scan`."""
+
+    def stat(rows: NDArray[np.int64]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for v, seeds in probs.items():
+            per_seed = np.stack([auc_per_label(y[rows], p[rows]) for p in seeds])  # [S, C]
+            for c, name in enumerate(CLASSES):
+                out[f"{v}/{name}"] = float(np.nanmean(per_seed[:, c]))
+            out[f"{v}/macro"] = float(np.nanmean([macro(a) for a in per_seed]))
+        for v in probs:
+            out[f"{v}/delta"] = out[f"{v}/macro"] - out["scan/macro"] if "scan" in probs else float("nan")
+        return out
+
+    point, cis = stat(np.arange(len(y))), bootstrap_ci(stat, len(y), n_boot)
+    lines = ["| variant | " + " | ".join(CLASSES) + " | macro | macro - scan |", "|---" * (len(CLASSES) + 3) + "|"]
+    for v in probs:
+        cells = [ci_text(point[f"{v}/{c}"], cis[f"{v}/{c}"]) for c in (*CLASSES, "macro", "delta")]
+        lines.append(f"| {v} ({len(probs[v])} seeds) | " + " | ".join(cells) + " |")
+    return lines
+
+
+def pair_table(results: dict[str, dict[str, dict[str, Any]]], n_boot: int) -> list[str]:
+    """Mimic AUC with both series and with one withheld, per variant (seed mean, bootstrap CI)."""
+    lines = ["| task | variant | studies (pos/neg) | AUC, both series | AUC, one withheld | withheld - both |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for task, by_variant in results.items():
+        for v, r in by_variant.items():
+            y, both, less = r["y"], r["both"], r["withheld"]
+            if len(y) == 0:
+                lines.append(f"| {task} | {v} | 0 | n/a | n/a | n/a |")
+                continue
+
+            def stat(rows: NDArray[np.int64], y: Any = y, both: Any = both, less: Any = less) -> dict[str, float]:
+                a = float(np.nanmean([pair_auc(y[rows], s[rows]) for s in both]))
+                b = float(np.nanmean([pair_auc(y[rows], s[rows]) for s in less]))
+                return {"both": a, "less": b, "delta": b - a}
+
+            point, cis = stat(np.arange(len(y))), bootstrap_ci(stat, len(y), n_boot)
+            counts = f"{int(y.sum())}/{int(len(y) - y.sum())}"
+            cells = [ci_text(point[k], cis[k]) for k in ("both", "less", "delta")]
+            lines.append(f"| {task} | {v} | {counts} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def coverage_table(loader: StudyLoader, studies: Sequence[str], max_scans: int) -> list[str]:
+    """How often both series of each pair reach the model, in evaluation and in a training draw."""
+    head = "| pair | studies | both ingested | both in eval's first N | P(both in a training draw), mean over those |"
+    lines = [head, "|---|---:|---:|---:|---:|"]
+    for task in PAIRS:
+        a, b = task.needs
+        has = [s for s in studies if {a, b} <= set(loader.kinds(s))]
+        in_eval = sum({a, b} <= set(loader.chosen(s)["kind"]) for s in has)
+        draws = [_p_both_drawn(loader.kinds(s), a, b, max_scans) for s in has]
+        mean = f"{np.mean(draws):.3f}" if draws else "n/a"
+        lines.append(f"| {a}+{b} | {len(studies)} | {len(has)} | {in_eval} | {mean} |")
+    return lines
+
+
+def _p_both_drawn(kinds: Sequence[str], a: str, b: str, max_scans: int) -> float:
+    """Chance that a uniformly random subset of `max_scans` scans holds a scan of kind `a` and one of kind `b`."""
+    from math import comb
+
+    n, na, nb = len(kinds), kinds.count(a), kinds.count(b)
+    k = min(max_scans, n)
+    total = comb(n, k)
+    no_a, no_b, neither = comb(n - na, k), comb(n - nb, k), comb(n - na - nb, k)
+    return 1.0 - (no_a + no_b - neither) / total
+
+
+# -- main -----------------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny corpus on the fly, 1 + 1 epochs, 1 seed")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--corpus", type=Path, default=Path("data"), help="demo corpus (its ground_truth/)")
+    parser.add_argument("--ingest", type=Path, default=Path("outputs/ingest"), help="ingest root (train, benchmark)")
+    parser.add_argument("--labels", type=Path, default=Path("outputs/labels"), help="label root (train)")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="its pretrain block is the schedule")
+    parser.add_argument("--held-out", type=float, default=0.25, help="share of training studies kept for mimics")
+    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--work", type=Path, default=None, help="where runs go (default: a temporary folder)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # medspacy's rule compiler warns once per pattern on the root logger
+        handler.addFilter(lambda r: "is not a eligible syntax" not in r.getMessage())
+    for noisy in ("pydicom", "hlip.data", "hlip.training", "hlip.models", "demo_corpus", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_ablation_"))
+    start = time.perf_counter()
+    block = load_params(args.params, "pretrain")
+    if args.smoke:
+        args.seeds, args.n_boot, args.held_out = 1, 200, 0.5
+        block = {
+            **block,
+            "warmup": {**block["warmup"], "epochs": 1},
+            "contrastive": {**block["contrastive"], "epochs": 1},
+        }
+        args.corpus, args.ingest, args.labels = make_smoke_data(work, n_train=24, n_benchmark=10)
+    key, hash_length = HashKey.from_env("HLIP_DEID_KEY"), 20
+    train_truth, bench_truth = truth_by_key(args.corpus, key, hash_length)
+    max_scans = int(block["data"].get("scans", {}).get("max_scans", 8))
+    train_loader = StudyLoader(args.ingest / "train", max_scans)
+    bench_loader = StudyLoader(args.ingest / "benchmark", max_scans)
+    drop = held_out(sorted(train_loader.scans), args.held_out)
+    fit_ingest, fit_labels = fit_part(args.ingest, args.labels, drop, work)
+
+    bench_ids = [k for k in sorted(bench_loader.scans) if k in bench_truth.index]
+    y_bench = np.array([[int(bench_truth[k] == c) for c in CLASSES] for k in bench_ids])
+    _, test = validation_split(y_bench, 0.3, 0)  # the rows `evaluate` reports on
+    bench_ids, y_bench = [bench_ids[i] for i in test], y_bench[test]
+    bench_volumes = [bench_loader.load(k) for k in bench_ids]
+
+    pair_sets = {}
+    for task in PAIRS:
+        truth = train_truth.loc[[k for k in sorted(drop) if k in train_truth.index]]
+        pos, neg = task.positive(truth), task.negative(truth)
+        keys = [k for k in truth.index[pos | neg] if set(task.needs) <= set(train_loader.kinds(k))]
+        y = np.array([int(pos[k]) for k in keys], dtype=np.int64)
+        withheld = frozenset({task.withhold})
+        pair_sets[task.name] = (keys, y, [train_loader.load(k) for k in keys],
+                                [train_loader.load(k, withheld) for k in keys])  # fmt: skip
+
+    probs: dict[str, list[NDArray[np.float64]]] = {}
+    pairs: dict[str, dict[str, dict[str, Any]]] = {t.name: {} for t in PAIRS}
+    for variant in args.variants:
+        for seed in range(args.seeds):
+            model_dir = train(variant, seed, block, fit_ingest, fit_labels, work / "runs" / f"{variant}-s{seed}")
+            scorer = Scorer(model_dir)
+            probs.setdefault(variant, []).append(scorer.probabilities(bench_volumes))
+            for task in PAIRS:
+                keys, y, both, less = pair_sets[task.name]
+                r = pairs[task.name].setdefault(variant, {"y": y, "both": [], "withheld": []})
+                if keys:
+                    cols = [CLASSES.index(c) for c in task.score]
+                    r["both"].append(scorer.probabilities(both)[:, cols].sum(1))
+                    r["withheld"].append(scorer.probabilities(less)[:, cols].sum(1))
+
+    print(f"\n## Attention ablation ({'smoke' if args.smoke else 'full'}; {args.seeds} seed(s) per variant; "
+          f"{len(train_loader.scans) - len(drop)} training studies, {len(drop)} held out; "
+          f"{len(bench_ids)} benchmark test studies; {time.perf_counter() - start:.0f} s)\n")  # fmt: skip
+    print("Zero-shot AUC per class on the benchmark's test studies (seed mean [95% bootstrap CI over studies]):\n")
+    print("\n".join(class_table(y_bench, probs, args.n_boot)))
+    print("\nPaired mimic tasks on the held-out training studies (P(class) from the 5-way prompts):\n")
+    print("\n".join(pair_table(pairs, args.n_boot)))
+    print(f"\nPair coverage on the held-out training studies (max_scans {max_scans}):\n")
+    print("\n".join(coverage_table(train_loader, sorted(drop), max_scans)))
+    if args.json:
+        record = {
+            "variants": {v: [p.tolist() for p in ps] for v, ps in probs.items()},
+            "benchmark_ids": bench_ids,
+            "pairs": {
+                t: {v: {k: np.asarray(x).tolist() for k, x in r.items()} for v, r in d.items()}
+                for t, d in pairs.items()
+            },
+        }
+        args.json.write_text(json.dumps(record))
+    print(f"\nruns and models: {work}")
+
+
+if __name__ == "__main__":
+    main()
