@@ -50,13 +50,15 @@ def ingest(
     except SourceError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    _print_summary(console, summary, Table)
+    # the summary is the command's result: stdout (progress and errors stay on stderr)
+    _print_summary(Console(), summary, Table, config.series.min_slices)
 
 
-def _print_summary(console: Any, summary: dict[str, Any], table_cls: Any) -> None:
+def _print_summary(console: Any, summary: dict[str, Any], table_cls: Any, min_slices: int) -> None:
     head = table_cls(title="ingest summary", show_header=False)
-    for key in ("studies", "studies_with_scans", "studies_with_report", "studies_processed", "studies_unchanged",
-                "scans", "files", "files_used", "files_quarantined", "reports", "seconds"):  # fmt: skip
+    for key in ("files_listed", "files_used", "files_quarantined", "studies", "studies_with_scans",
+                "studies_with_report", "studies_processed", "studies_unchanged", "scans", "reports",
+                "seconds"):  # fmt: skip
         head.add_row(key, str(summary.get(key, "")))
     console.print(head)
     kinds = table_cls("kind", "scans", title="scans by kind")
@@ -67,6 +69,12 @@ def _print_summary(console: Any, summary: dict[str, Any], table_cls: Any) -> Non
     for reason, n in summary["quarantined_by_reason"].items():
         reasons.add_row(reason, str(n))
     console.print(reasons)
+    short = summary["quarantined_by_reason"].get("series:too_short", 0)
+    if short:  # the most common surprise on a new collection: say which setting decides it
+        console.print(
+            f"{short} series (parts) had fewer than {min_slices} slices: quarantined as too_short "
+            "(params.yaml ingest.series.min_slices)"
+        )
     if summary.get("key_source") == "demo":
         console.print("[yellow]HLIP_DEID_KEY unset: keys use the public demo key (fine for the demo corpus only)")
 
