@@ -165,6 +165,7 @@ class ShardStudyDataset(StudyDataset):
         self._bucket, self._prefix = "", ""
         self._files: dict[int, int] = {}  # shard id -> open fd, per process (never pickled to workers)
         self._client: Any = None
+        self._client_pid = 0
         if self.root.startswith("s3://"):
             local = self._fetch_manifests(Path(cache_dir) if cache_dir else None)
         else:
@@ -210,10 +211,11 @@ class ShardStudyDataset(StudyDataset):
             os.close(fd)
 
     def _s3(self) -> Any:
-        if self._client is None:
+        # a client made before a DataLoader forked its workers would share its connections with them: one per pid
+        if self._client is None or self._client_pid != os.getpid():
             from hlip.s3 import s3_client
 
-            self._client = s3_client()
+            self._client, self._client_pid = s3_client(), os.getpid()
         return self._client
 
     def _read(self, shard: int, offset: int, size: int) -> bytes:
@@ -234,7 +236,7 @@ class ShardStudyDataset(StudyDataset):
             data = self._read(shard, offset, size)
             if len(data) != size:
                 raise OSError(f"short read ({len(data)} of {size} bytes)")
-            volume = np.load(io.BytesIO(data))
+            volume = _npy(data)
         except (OSError, ValueError) as exc:
             raise OSError(
                 f"cannot read scan volume {relative} from {self._shards[shard]} of {self.root}: {exc}"
@@ -242,6 +244,20 @@ class ShardStudyDataset(StudyDataset):
         if volume.dtype != np.uint8 or volume.ndim != 3:
             raise ValueError(f"scan volume {relative} must be uint8 [D, H, W], got {volume.dtype} {volume.shape}")
         return volume
+
+
+def _npy(data: bytes) -> np.ndarray:
+    """The array of `.npy` bytes, viewing them (np.load would copy them once more through a file object)."""
+    head = io.BytesIO(data[:4096])
+    version = np.lib.format.read_magic(head)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read(head)
+    if fortran:
+        raise ValueError("Fortran-ordered volume")
+    count = int(np.prod(shape))
+    if head.tell() + count * dtype.itemsize != len(data):
+        raise ValueError(f"{len(data)} bytes do not hold a {dtype} array of shape {shape}")
+    return np.frombuffer(data, dtype=dtype, count=count, offset=head.tell()).reshape(shape)
 
 
 def _table(part: Path, name: str) -> pd.DataFrame:
