@@ -9,9 +9,10 @@ loader = make_loader(ds, batch_size=16, workers=8, seed=0)            # same sam
 
 Layout of a pack folder: `shards/shard-NNNNNN.tar` (WebDataset: one sample per study, key = study key, one member
 `<study_key>.<scan_key>.npy` per scan, the scan's `.npy` bytes unchanged; studies in key order; a shard closes
-past `shard_bytes`), `index.parquet` (scan path as in `scans.parquet` -> shard, data offset, size) and the part's
-manifests (`studies`, `scans`, `reports` parquet), so a pack is self-contained. Tar headers carry no time, owner
-or mode of the machine: the same part packs to the same bytes (what DVC or a content-addressed store needs).
+past `shard_bytes`), `index.parquet` (scan path as in `scans.parquet` -> shard, data offset, size),
+`shards.parquet` (shard -> bytes, sha256) and the part's manifests (`studies`, `scans`, `reports` parquet), so a
+pack is self-contained. Tar headers carry no time, owner or mode of the machine: the same part packs to the same
+bytes (what DVC or a content-addressed store needs).
 
 Why byte ranges and not a sequential stream: the training sampler decides the order of studies from
 (seed, epoch), and exact resume depends on it. Reading each chosen scan by range (one `pread`, or one S3 GET with
@@ -21,6 +22,7 @@ data lives in a few large objects instead of millions of files. Any WebDataset r
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MANIFESTS = ("studies", "scans", "reports")
 INDEX = "index.parquet"
+SHARDS = "shards.parquet"  # one row per shard with its sha256: small, so DVC can pin terabytes of shards by it
 SHARD_BYTES = 1 << 30  # 1 GiB: a few hundred upstream-size studies per shard, few objects, cheap range reads
 
 
@@ -82,6 +85,7 @@ def pack_part(
             rows.append({"path": str(rel), "shard": shard, "offset": offset, "size": size})
     writer.close()
     pd.DataFrame(rows, columns=["path", "shard", "offset", "size"]).to_parquet(out / INDEX, index=False)
+    pd.DataFrame(writer.written, columns=["shard", "bytes", "sha256"]).to_parquet(out / SHARDS, index=False)
     for name in MANIFESTS:
         if (part / f"{name}.parquet").is_file():
             shutil.copyfile(part / f"{name}.parquet", out / f"{name}.parquet")
@@ -98,6 +102,7 @@ class _ShardWriter:
         self.count, self.total = 0, 0
         self.tar: tarfile.TarFile | None = None
         self.name = ""
+        self.written: list[dict[str, Any]] = []  # per shard: name, bytes, sha256 (the pack's `shards.parquet`)
 
     def start_study(self) -> None:
         """Open the next shard if the current one is full (studies never span shards)."""
@@ -125,7 +130,11 @@ class _ShardWriter:
     def _finish(self) -> None:
         assert self.tar is not None
         self.tar.close()
-        self.total += (self.folder.parent / self.name).stat().st_size
+        path = self.folder.parent / self.name
+        with path.open("rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        self.written.append({"shard": self.name, "bytes": path.stat().st_size, "sha256": digest})
+        self.total += path.stat().st_size
         self.tar = None
 
 

@@ -62,6 +62,10 @@ def test_packing_twice_gives_the_same_bytes(part: tuple[Path, pd.DataFrame], pac
     assert _digest(again) == _digest(pack)
     assert summary.scans == len(pd.read_parquet(part[0] / "scans.parquet"))
     assert summary.shards == len(list((pack / "shards").glob("*.tar")))
+    table = pd.read_parquet(pack / "shards.parquet")  # what pins the shards' bytes when only small files are tracked
+    assert {r.shard: r.sha256 for r in table.itertuples()} == {
+        f"shards/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest() for p in (pack / "shards").glob("*.tar")
+    }
 
 
 def test_shard_items_equal_npy_items_for_every_epoch(part: tuple[Path, pd.DataFrame], pack: Path) -> None:
