@@ -55,3 +55,6 @@ app.command("evaluate")(_evaluate.evaluate)
 from hlip.cli import lineage as _lineage  # noqa: E402
 
 app.command("lineage")(_lineage.lineage)
+from hlip.cli import predict as _predict  # noqa: E402
+
+app.command("predict")(_predict.predict)
