@@ -1,29 +1,42 @@
-"""What every stage flow shares: its `params.yaml` block and its summary artifact.
+"""What every stage flow shares: Prefect tasks around the stage layer's units of work, and the summary artifact.
 
-Flows stay thin: they read parameters, call `hlip` inside tasks, and record. The MLflow side lives in
-`hlip.tracking.runs.stage_run` (an MLflow run per flow run, marked FAILED when the flow fails).
+Flows stay thin: each reads its stage's typed parameters (`hlip.stages.<stage>`), calls the stage's `run` with a
+`prefect_runner` (so each unit of work is a Prefect task with its retries and name), and publishes a summary.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from hlip.config import load_params
+from hlip.stages.base import params_path, read_block
 
-PARAMS_ENV = "HLIP_PARAMS"
-
-
-def params_path() -> Path:
-    """The parameters file: ``$HLIP_PARAMS`` or ``params.yaml`` in the working directory."""
-    return Path(os.environ.get(PARAMS_ENV, "params.yaml"))
+R = TypeVar("R")
 
 
 def stage_params(stage: str, path: Path | None = None) -> dict[str, Any]:
-    """The `stage` block of the parameters file."""
-    return load_params(path or params_path(), stage)
+    """The raw `stage` block of the parameters file (flows that are not stages, such as `watch`, read theirs)."""
+    return read_block(stage, path)
+
+
+def prefect_runner(options: Mapping[str, Mapping[str, Any]] | None = None) -> Callable[..., Any]:
+    """A `hlip.stages.base.TaskRunner` that runs each unit as a Prefect task named after it.
+
+    Args:
+        options: Task options (`retries`, `retry_delay_seconds`, `tags`, ...) by unit-name prefix: the longest
+            matching prefix applies (e.g. ``{"ingest-": {"retries": 2}}``).
+    """
+    from prefect import task
+
+    chosen = dict(options or {})
+
+    def run(fn: Callable[..., R], /, *args: Any, name: str = "") -> R:
+        prefixes = sorted((p for p in chosen if name.startswith(p)), key=len, reverse=True)
+        extra = dict(chosen[prefixes[0]]) if prefixes else {}
+        return task(fn, name=name or fn.__name__, task_run_name=name or None, **extra)(*args)
+
+    return run
 
 
 def markdown_table(rows: Mapping[str, Any]) -> str:
@@ -37,7 +50,7 @@ def publish_summary(stage: str, title: str, rows: Mapping[str, Any], mlflow_run_
     """Publish the flow run's summary as a Prefect Markdown artifact (inputs, counts, metrics, MLflow run)."""
     from prefect.artifacts import create_markdown_artifact
 
-    body = {**rows}
+    body = {"params": str(params_path()), **rows}
     if mlflow_run_id:
         body["MLflow run"] = f"`{mlflow_run_id}` (experiment `{stage}`)"
     create_markdown_artifact(
@@ -45,16 +58,3 @@ def publish_summary(stage: str, title: str, rows: Mapping[str, Any], mlflow_run_
         markdown=f"## {title}\n\n{markdown_table(body)}\n",
         description=f"{stage} summary",
     )
-
-
-METRICS_DIR = Path("outputs/metrics")
-
-
-def write_stage_metrics(stage: str, metrics: Mapping[str, Any]) -> Path:
-    """Write the stage's DVC metrics file, ``outputs/metrics/<stage>.json`` (declared in `dvc.yaml`)."""
-    import json
-
-    METRICS_DIR.mkdir(parents=True, exist_ok=True)
-    path = METRICS_DIR / f"{stage}.json"
-    path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    return path

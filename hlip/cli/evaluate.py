@@ -36,7 +36,7 @@ def evaluate(
     if protocol not in PROTOCOLS:
         typer.echo(f"error: --protocol must be one of {list(PROTOCOLS)}, got {protocol!r}", err=True)
         raise typer.Exit(code=2)
-    from hlip.evaluation.benchmarks import get_benchmark
+    from hlip.evaluation.benchmarks import open_benchmark
     from hlip.evaluation.config import EvaluateConfig
     from hlip.evaluation.runner import run_evaluation
 
@@ -44,7 +44,7 @@ def evaluate(
         config = EvaluateConfig(
             prompts=prompts, protocol=protocol, n_boot=n_boot, linear_probe=linear_probe, device=device
         )
-        bench = get_benchmark(benchmark, **({"data_root": data_root} if data_root is not None else {}))
+        bench = open_benchmark(benchmark, model, **({"data_root": data_root} if data_root is not None else {}))
         result = run_evaluation(model, bench, config, out, cache_dir)
     except (KeyError, ValueError, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)

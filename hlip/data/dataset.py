@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from hlip.data.sampling import ScanPolicy, TextPolicy, canonical_order, item_rng, report_text, select_scans
+from hlip.data.sampling import ScanPolicy, TextPolicy, choose_scans, item_rng, report_text
 
 __all__ = [
     "ResumableSampler",
@@ -97,11 +97,11 @@ class StudyDataset(Dataset[Item]):
             report = ", a report" if text_policy is not None else ""
             raise ValueError(f"{self.part_dir}: no usable study (status ok, >= 1 scan{kinds}{report})")
         self.study_keys: list[str] = keys
-        self._scan_paths: list[list[str]] = []
-        for key in keys:
-            rows = scans_by_study[key]
-            order = canonical_order(list(rows["kind"]), list(rows["plane"]), list(rows["scan_key"]))
-            self._scan_paths.append([str(rows["path"].iloc[i]) for i in order])
+        # per study: (kinds, planes, scan keys, paths), the inputs of `choose_scans`
+        self._scans: list[tuple[list[str], list[str], list[str], list[str]]] = [
+            tuple(list(map(str, scans_by_study[k][c])) for c in ("kind", "plane", "scan_key", "path"))  # type: ignore[misc]
+            for k in keys
+        ]
         self._reports: list[str | None] = [report_by_study.get(k) for k in keys]
         self.findings: tuple[str, ...] = ()
         self._labels = np.zeros((len(keys), 0), dtype=np.float32)
@@ -120,21 +120,22 @@ class StudyDataset(Dataset[Item]):
 
     def num_scans(self, index: int) -> int:
         """Scans of study `index` available to the policy (before sampling)."""
-        return len(self._scan_paths[index])
+        return len(self._scans[index][0])
 
     def __getitem__(self, key: ItemKey) -> Item:
         """Item of `key` (an index, or `(epoch, index)`).
 
         Returns:
-            `study_key` str, `image` uint8 `[N, 1, D, H, W]`, `report` str | None, `labels` float32 `[F]`
+            `study_key` str, `scan_keys` (the chosen scans, in stacking order), `image` uint8 `[N, 1, D, H, W]`,
+            `report` str | None, `labels` float32 `[F]`
             (1 / 0, NaN where uncertain or unknown).
         """
         epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         if not 0 <= index < len(self):
             raise IndexError(f"study index {index} out of range for {len(self)} studies")
         rng = item_rng(self.seed, epoch, index) if self.train else None
-        paths = self._scan_paths[index]
-        chosen = select_scans(list(range(len(paths))), self.scans_policy, rng)
+        kinds, planes, scan_keys, paths = self._scans[index]
+        chosen = choose_scans(kinds, planes, scan_keys, self.scans_policy, rng)
         volumes = [self._load(paths[i]) for i in chosen]
         shapes = {v.shape for v in volumes}
         if len(shapes) != 1:
@@ -144,6 +145,7 @@ class StudyDataset(Dataset[Item]):
         report = None if raw is None else report_text(raw, self.text_policy, rng)
         return {
             "study_key": self.study_keys[index],
+            "scan_keys": [scan_keys[i] for i in chosen],
             "image": image,
             "report": report,
             "labels": torch.from_numpy(self._labels[index].copy()),
@@ -330,9 +332,3 @@ def make_loader(
         multiprocessing_context=start_method if workers > 0 else None,
         generator=generator,
     )
-
-
-def batches_per_epoch(dataset_len: int, batch_size: int, world_size: int = 1, drop_last: bool = True) -> int:
-    """Batches one rank draws per epoch (what `len(loader)` gives for a fresh epoch)."""
-    per_rank = dataset_len // world_size if drop_last else math.ceil(dataset_len / world_size)
-    return per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)

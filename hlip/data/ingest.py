@@ -25,6 +25,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from hlip.config import to_dict
 from hlip.data import manifest
 from hlip.data.config import IngestConfig
 from hlip.data.deid import HashKey
@@ -124,16 +125,12 @@ def ingest(
         pool.shutdown()
     summary = _write_outputs(out, previous, kept, results, records, orphans, label, key, config, set(tasks))
     manifest.write_versions(out, {label(f.path): f.version for f in listing})
-    summary.update(
-        files_listed=len(listing),
-        files_header_read=len(todo_files),
-        studies_processed=len(todo),
-        studies_unchanged=len(kept),
-        source=str(src.uri) if not config.deid.hash_paths else "",
-    )
+    summary.update(files_listed=len(listing), source=str(src.uri) if not config.deid.hash_paths else "")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    # the wall time is returned, not written: the outputs stay a deterministic function of the inputs
-    return {**summary, "seconds": round(time.perf_counter() - start, 3)}
+    # how much this run redid depends on the runs before it, and the wall time on the machine: returned, never
+    # written, so a fresh ingest and an incremental one of the same inputs write the same bytes
+    history = {"files_header_read": len(todo_files), "studies_processed": len(todo), "studies_unchanged": len(kept)}
+    return {**summary, **history, "seconds": round(time.perf_counter() - start, 3)}
 
 
 def _labeller(key: HashKey, config: IngestConfig) -> Callable[[str], str]:
@@ -436,4 +433,5 @@ def _summary(tables: dict[str, list[dict[str, Any]]], key: HashKey, config: Inge
         "key_id": key.key_id,
         "key_source": key.source,
         "config_fingerprint": config.fingerprint(),
+        "preprocess": to_dict(config.preprocess),  # what the volumes are: the study contract is checked against it
     }

@@ -114,6 +114,32 @@ def select_scans(order: Sequence[int], policy: ScanPolicy, rng: np.random.Genera
     return chosen
 
 
+def choose_scans(
+    kinds: Sequence[str],
+    planes: Sequence[str],
+    keys: Sequence[str],
+    policy: ScanPolicy,
+    rng: np.random.Generator | None = None,
+) -> list[int]:
+    """The one scan-selection rule of training, evaluation and serving: positions (into the given lists) of the
+    scans a study contributes, in stacking order.
+
+    Scans of kinds outside `policy.kinds` (when it names any) are dropped, the rest put in canonical order
+    (`canonical_order`) and picked with `select_scans` (random with `rng` in training, deterministic without).
+
+    Raises:
+        ValueError: The lists differ in length, or no scan is left after the kind filter.
+    """
+    if not len(kinds) == len(planes) == len(keys):
+        raise ValueError(f"kinds, planes and keys differ in length ({len(kinds)}, {len(planes)}, {len(keys)})")
+    kept = [i for i, kind in enumerate(kinds) if not policy.kinds or kind in policy.kinds]
+    if not kept:
+        wanted = f" of kinds {list(policy.kinds)}" if policy.kinds else ""
+        raise ValueError(f"no usable scan{wanted} in the study (it has {sorted(set(kinds))})")
+    order = canonical_order([kinds[i] for i in kept], [planes[i] for i in kept], [keys[i] for i in kept])
+    return [kept[order[j]] for j in select_scans(list(range(len(order))), policy, rng)]
+
+
 _PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
 _LABEL = re.compile(r"^\s*([A-Za-z][A-Za-z /&-]{0,40}):\s*(.*)$")
 _ENUMERATOR = re.compile(r"^\s*(\d+[.)]|[-*\u2022])\s+")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hlip.data.contract import StudyContract
 from hlip.evaluation.benchmarks.base import Benchmark
 from hlip.evaluation.embeddings import embed_texts, embed_volume_batches
 from hlip.evaluation.metrics import auc_per_label, macro, multiclass_metrics
@@ -73,8 +74,11 @@ class QuickZeroShot:
         return out
 
 
-def make_quick_evaluator(params: Mapping[str, Any], metric: str = "zero_shot.macro_auc") -> QuickZeroShot:
-    """The quick evaluator of a whole `params.yaml` (its `evaluate` block names the benchmark and the split)."""
+def make_quick_evaluator(
+    params: Mapping[str, Any], contract: StudyContract, metric: str = "zero_shot.macro_auc"
+) -> QuickZeroShot:
+    """The quick evaluator of a whole `params.yaml` (its `evaluate` block names the benchmark and the split) for a
+    model in training under `contract` (its study contract: the benchmark's scans are chosen by it)."""
     from hlip.evaluation.benchmarks import get_benchmark
 
     block = dict(params.get("evaluate") or {})
@@ -82,7 +86,7 @@ def make_quick_evaluator(params: Mapping[str, Any], metric: str = "zero_shot.mac
     if block.get("data_root") is not None:
         args["data_root"] = block["data_root"]
     evaluator = QuickZeroShot(
-        get_benchmark(str(block.get("benchmark", "demo")), **args),
+        get_benchmark(str(block.get("benchmark", "demo")), contract=contract, **args),
         prompts=block.get("prompts"),
         val_fraction=float(block.get("val_fraction", 0.3)),
         seed=int(block.get("seed", 0)),

@@ -17,6 +17,7 @@ from hlip.config import from_dict, load_params
 
 PARAMS_ENV = "HLIP_PARAMS"
 METRICS_DIR = Path("outputs/metrics")
+RUNS_DIR = Path("outputs/runs")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -55,4 +56,16 @@ def write_metrics(stage: str, metrics: Mapping[str, Any], metrics_dir: Path = ME
     metrics_dir.mkdir(parents=True, exist_ok=True)
     path = metrics_dir / f"{stage}.json"
     path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def write_run_record(
+    stage: str, run_id: str, facts: Mapping[str, Any] | None = None, runs_dir: Path = RUNS_DIR
+) -> Path:
+    """Record the stage's last MLflow run (``outputs/runs/<stage>.json``: `mlflow_run_id` and run facts such as
+    timings), outside DVC's outputs, so later stages (register's run tags) find the run without the metrics
+    file changing from run to run."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    path = runs_dir / f"{stage}.json"
+    path.write_text(json.dumps({"mlflow_run_id": run_id, **dict(facts or {})}, indent=2, sort_keys=True, default=str))
     return path

@@ -1,9 +1,10 @@
-"""Training in a child process, so the pretrain flow outlives its death: ``python -m flows.training_process JOB``.
+"""Training in a child process, so the pretrain stage outlives its death.
 
-The flow's `train` task writes ``JOB/job.json`` (the resolved `pretrain` block and the ingest preprocessing spec),
-starts this module (under ``torchrun`` when it asks for more than one process) and waits. The child opens the
-stage's MLflow run, records its id in ``JOB/run.json``, trains with `run_pretrain` (which resumes from the newest
-checkpoint in `pretrain.out`), logs the outputs and writes ``JOB/result.json``.
+The pretrain stage (`hlip.stages.pretrain.train`, a Prefect task in the flow) writes ``JOB/job.json`` (the resolved
+`pretrain` block and the ingest preprocessing spec), starts ``python -m hlip.stages.training_process JOB`` (under
+``torchrun`` when it asks for more than one process) and waits. The child opens the stage's MLflow run, records its
+id in ``JOB/run.json``, trains with `run_pretrain` (which resumes from the newest checkpoint in `pretrain.out`),
+logs the outputs and writes ``JOB/result.json``.
 
 When the child dies instead (``kill -9``, the OOM killer, a lost node), the task sees its exit status, marks the
 attempt's MLflow run FAILED (a killed process cannot), and raises `TrainingProcessError`: Prefect retries the task

@@ -13,13 +13,16 @@ Artifacts of the logged model (everything needed offline, nothing fetched from a
 - `text_model/`: the text tower's configuration and tokenizer files (its weights are in `model.safetensors`);
 - `prompts.yaml`: the served prompt set in evaluation's format (`hlip.evaluation.prompts`): templates and, per
   finding, positive and negative phrasings;
-- `ingest.yaml`: the `IngestConfig` of training, so a DICOM study goes through the same ingest code.
+- `ingest.yaml`: the `IngestConfig` of training, so a DICOM study goes through the same ingest code; its
+  preprocessing equals the model's study contract (`metadata["contract"]` of `model/config.json`), checked at
+  logging and at loading.
 
 A row with `study_path` (a folder, or an `s3://` prefix) runs the project's own `hlip.data.ingest.ingest` on it
 (in a temporary folder, deleted afterwards; keys from `HLIP_DEID_KEY` as in training, so scans come in the same
-canonical order); a row with `scan_paths` reads already ingested uint8 `.npy` volumes `[D, H, W]` in the given
-order. Scans are chosen with the training scan policy (deterministic evaluation choice), scaled to [0, 1] and
-encoded as one study. The code of the `hlip` package travels with the model (`code/`, demo generator left out).
+canonical order) and picks its scans with the model's study contract (`StudyContract.select`, the rule training
+and evaluation use); a row with `scan_paths` reads already ingested and chosen uint8 `.npy` volumes `[D, H, W]` in
+the given order (at most the contract's `max_scans`). Scans are scaled to [0, 1] and encoded as one study. The code
+of the `hlip` package travels with the model (`code/`).
 Zero-shot probability of a finding: softmax over (negative, positive) of `logit_scale * cos(study, prompt)`,
 where each prompt embedding is the normalised mean of its templated texts (computed once in `load_context`):
 evaluation's own `ensemble_embedding` and `pair_scores`, so a served probability equals the evaluated one.
@@ -47,10 +50,10 @@ import pandas as pd
 import yaml
 from mlflow.pyfunc.model import PythonModel
 
-from hlip.config import from_dict, to_dict
+from hlip.config import to_dict
 from hlip.data.config import IngestConfig
-from hlip.data.preprocess import PreprocessConfig
-from hlip.data.sampling import ScanPolicy, canonical_order, select_scans
+from hlip.data.contract import StudyContract
+from hlip.data.sampling import select_scans
 from hlip.evaluation.prompts import PromptError, PromptSet, load_prompt_set, parse_prompt_set
 from hlip.evaluation.zero_shot import ensemble_embedding, pair_scores
 
@@ -113,8 +116,9 @@ class HLIPStudyModel(PythonModel):
         self.model = load_served_model(Path(art[MODEL]), Path(art[TEXT_MODEL]))
         self.prompts = load_prompts(art[PROMPTS])
         self.findings = list(self.prompts.findings)
+        self.contract = StudyContract.of_model(art[MODEL])
         self.ingest_config = IngestConfig.from_dict(yaml.safe_load(Path(art[INGEST]).read_text()))
-        self.scan_policy = from_dict(ScanPolicy, (context.model_config or {}).get("scan_policy"), where="scan_policy")
+        self.contract.require_preprocess(self.ingest_config.preprocess, "the served ingest settings")
         with torch.no_grad():
             self.negative, self.positive = embed_prompts(self.model, self.prompts)  # [F, E] each
             self.logit_scale = float(self.model.logit_scale.exp().clamp(max=100.0))
@@ -135,11 +139,12 @@ class HLIPStudyModel(PythonModel):
             study, scan_paths = row.get("study_path"), row.get("scan_paths")
             if isinstance(study, str) and study:
                 with tempfile.TemporaryDirectory(prefix="hlip-serve-") as tmp:
-                    paths, reasons = ingest_one_study(study, Path(tmp), self.ingest_config)
+                    scans, reasons = ingest_one_study(study, Path(tmp), self.ingest_config)
                     out["quarantine"] = json.dumps(dict(sorted(reasons.items())))
-                    volumes = [np.load(p) for p in select(paths, self.scan_policy)]
+                    volumes = [np.load(p) for p in chosen_paths(scans, self.contract)]
             elif isinstance(scan_paths, list | tuple | np.ndarray) and len(scan_paths):
-                volumes = [np.load(str(p)) for p in select(list(scan_paths), self.scan_policy)]
+                given = [str(p) for p in scan_paths]
+                volumes = [np.load(given[i]) for i in select_scans(list(range(len(given))), self.contract.scans, None)]
             else:
                 raise ValueError("row has neither a study_path nor scan_paths")
             probs, embedding = self.predict_volumes(volumes)
@@ -167,16 +172,22 @@ class HLIPStudyModel(PythonModel):
         return probs, [float(v) for v in z[0]]
 
 
-def select(paths: Sequence[str], policy: ScanPolicy) -> list[str]:
-    """The scans the model sees: the training policy's deterministic (evaluation) choice from ordered `paths`."""
-    if not paths:
+def chosen_paths(scans: Sequence[Mapping[str, Any]], contract: StudyContract) -> list[str]:
+    """Volume paths of the scans the model sees, in stacking order: `contract.select` over the study's ingested
+    scan rows (`kind`, `plane`, `scan_key`, `path`), as training's dataset and evaluation's adapters choose.
+
+    Raises:
+        ValueError: No usable scan (none ingested, or none of the contract's kinds).
+    """
+    if not scans:
         raise ValueError("no usable scan in the study")
-    return [paths[i] for i in select_scans(list(range(len(paths))), policy, None)]
+    order = contract.select([s["kind"] for s in scans], [s["plane"] for s in scans], [s["scan_key"] for s in scans])
+    return [str(scans[i]["path"]) for i in order]
 
 
-def ingest_one_study(study: str, work: Path, config: IngestConfig) -> tuple[list[str], Counter[str]]:
-    """Run the training ingest on one study folder; return its volumes (canonical order, maybe none) and the
-    quarantine reason counts.
+def ingest_one_study(study: str, work: Path, config: IngestConfig) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """Run the training ingest on one study folder; return its scan rows (`path` made absolute; maybe none) and
+    the quarantine reason counts.
 
     Raises:
         ValueError: The folder is missing, or holds no DICOM study or several.
@@ -193,16 +204,15 @@ def ingest_one_study(study: str, work: Path, config: IngestConfig) -> tuple[list
     reasons = Counter(str(q["reason"]) for q in manifest.read_table(work, "quarantine"))
     if len(studies) != 1:
         raise ValueError(f"study_path must hold exactly one DICOM study, found {len(studies)} ({dict(reasons)})")
-    scans = manifest.read_table(work, "scans")
-    order = canonical_order([s["kind"] for s in scans], [s["plane"] for s in scans], [s["scan_key"] for s in scans])
-    return [str(work / scans[i]["path"]) for i in order], reasons
+    scans = [{**s, "path": str(work / s["path"])} for s in manifest.read_table(work, "scans")]
+    return scans, reasons
 
 
 def load_served_model(model_dir: Path, text_dir: Path) -> HLIP:
     """An exported model rebuilt with its text tower's files from `text_dir` (weights from the export)."""
-    from hlip.models.weights import load_state_dict_file
     from hlip.models.clip import HLIP
     from hlip.models.export import WEIGHTS, load_exact, read_export
+    from hlip.models.weights import load_state_dict_file
 
     cfg, _ = read_export(model_dir)
     cfg = dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, model_dir=str(text_dir)))
@@ -263,8 +273,8 @@ class ServingSpec:
         model: Its architecture.
         metadata: Its export metadata.
         prompts: Prompt set; its findings are the output columns, in order.
-        ingest: Ingest settings of training.
-        scan_policy: Scans per study.
+        ingest: Ingest settings of training (its preprocessing is the contract's).
+        contract: The model's study contract (preprocessing and scan choice), from its export.
     """
 
     model_dir: Path
@@ -272,7 +282,7 @@ class ServingSpec:
     metadata: dict[str, Any]
     prompts: PromptSet
     ingest: IngestConfig
-    scan_policy: ScanPolicy
+    contract: StudyContract
 
     @property
     def findings(self) -> list[str]:
@@ -281,33 +291,27 @@ class ServingSpec:
 
     @classmethod
     def resolve(
-        cls,
-        model_dir: str | Path,
-        prompts: Mapping[str, Any] | str | Path,
-        ingest: IngestConfig | None = None,
-        scan_policy: ScanPolicy | None = None,
+        cls, model_dir: str | Path, prompts: Mapping[str, Any] | str | Path, ingest: IngestConfig | None = None
     ) -> ServingSpec:
-        """Resolve the spec; defaults come from the export metadata written by pre-training.
+        """Resolve the spec of an exported model: its study contract comes from the export only.
 
-        `metadata["preprocess"]` holds the `ingest.preprocess` settings the model was trained on and, under
-        `scans`, its scan policy (`hlip.training.pretrain`); `metadata["scan_policy"]` is accepted too. Without
-        them: `IngestConfig()` and up to `vision.max_scans` scans. An `ingest` whose preprocessing differs from
-        the metadata's is used as given, with a warning (serving would then not match training).
+        Args:
+            model_dir: The exported model folder (carries `metadata["contract"]`).
+            prompts: The served prompt set.
+            ingest: Ingest settings for DICOM studies (series rules, de-identification); default: the library's
+                with the contract's preprocessing. Its preprocessing must equal the contract's.
+
+        Raises:
+            ContractError: The export has no contract, or `ingest` preprocesses differently (both values named).
         """
         from hlip.models.export import read_export
 
         cfg, meta = read_export(model_dir)
-        spec = dict(meta.get("preprocess") or {})
-        policy = meta.get("scan_policy") or spec.get("scans") or {"max_scans": max(cfg.vision.max_scans, 1)}
-        known = {f.name for f in dataclasses.fields(PreprocessConfig)}
-        trained = {k: v for k, v in spec.items() if k in known}  # not `scaling`, `scans`, fingerprints
+        contract = StudyContract.of_model(model_dir)
         if ingest is None:
-            ingest = IngestConfig.from_dict(meta.get("ingest") or ({"preprocess": trained} if trained else {}))
-        elif trained and to_dict(ingest.preprocess) != to_dict(from_dict(PreprocessConfig, trained)):
-            log.warning("the ingest preprocessing given differs from the one the model was trained with: %s", trained)
-        if scan_policy is None:
-            scan_policy = from_dict(ScanPolicy, policy, where="model metadata: scan policy")
-        return cls(Path(model_dir), cfg, meta, load_prompts(prompts), ingest, scan_policy)
+            ingest = IngestConfig(preprocess=contract.preprocess)
+        contract.require_preprocess(ingest.preprocess, "params.yaml:ingest.preprocess")
+        return cls(Path(model_dir), cfg, meta, load_prompts(prompts), ingest, contract)
 
 
 def log_study_model(spec: ServingSpec, *, name: str = "model") -> ModelInfo:
@@ -331,7 +335,6 @@ def log_study_model(spec: ServingSpec, *, name: str = "model") -> ModelInfo:
                 INGEST: str(staged / INGEST),
             },
             code_paths=[str(_copy_code(staged / "code"))],  # the hlip package: serve the same code
-            model_config={"scan_policy": to_dict(spec.scan_policy)},
             signature=signature(list(spec.findings)),
             input_example=example,
             pip_requirements=pip_requirements(),
@@ -340,13 +343,12 @@ def log_study_model(spec: ServingSpec, *, name: str = "model") -> ModelInfo:
 
 
 def _copy_code(dest: Path) -> Path:
-    """A copy of the `hlip` package to ship with the model, without the demo corpus generator (its fake
-    patient-name vocabulary has no place in a model artifact) and without byte code."""
+    """A copy of the `hlip` package (the library only: the demo corpus generator, the local server stack and the
+    test fixtures live outside it) to ship with the model, without byte code."""
     package = Path(__file__).resolve().parents[1]
 
     def ignore(folder: str, names: list[str]) -> set[str]:
-        skip = {n for n in names if n == "__pycache__" or n.endswith(".pyc")}
-        return skip | ({"demo"} if Path(folder) == package / "data" else set())
+        return {n for n in names if n == "__pycache__" or n.endswith(".pyc")}
 
     return Path(shutil.copytree(package, dest / "hlip", ignore=ignore))
 

@@ -48,7 +48,8 @@ class RegisterConfig:
         margin: The challenger must beat the champion by more than this.
         greater_is_better: Direction of `metric`.
         prompts: Prompt set (YAML) of the served zero-shot findings.
-        run_ids: Stage metrics files whose `mlflow_run_id` is recorded (`run.<file stem>` tags).
+        run_ids: Stage run records (`outputs/runs/<stage>.json`) whose `mlflow_run_id` is recorded as a
+            `run.<file stem>` tag.
         out: Output folder (`decision.json`, `model_card.md`).
     """
 
@@ -59,7 +60,7 @@ class RegisterConfig:
     margin: float = 0.0
     greater_is_better: bool = True
     prompts: str = "brain_mri_demo"
-    run_ids: tuple[str, ...] = ("outputs/metrics/pretrain.json", "outputs/metrics/evaluate.json")
+    run_ids: tuple[str, ...] = ("outputs/runs/pretrain.json", "outputs/runs/evaluate.json")
     out: str = "outputs/register"
 
     def __post_init__(self) -> None:
@@ -180,5 +181,5 @@ def card_facts(
     labeller = meta.get("labeller", "unknown")
     labeller = json.dumps(labeller, sort_keys=True) if isinstance(labeller, Mapping) else str(labeller)
     notes = {k: v for k, v in sorted(meta.items()) if k != "labeller" and isinstance(v, str | int | float)}
-    return CardFacts(name, version, spec.model, list(spec.findings), spec.ingest, spec.scan_policy, dict(metrics),
+    return CardFacts(name, version, spec.model, list(spec.findings), spec.ingest, spec.contract.scans, dict(metrics),
                      dict(lineage), dict(run_ids), labeller, notes)  # fmt: skip

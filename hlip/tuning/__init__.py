@@ -8,7 +8,8 @@ from hlip.tuning.best import best_params_record, write_best_params
 from hlip.tuning.config import ParamSpec, PrunerConfig, SamplerConfig, SweepConfig, parse_sweep_config, resolve_storage
 from hlip.tuning.objective import Report, TrialRunner, make_report
 from hlip.tuning.space import apply_overrides, check_space, suggest
-from hlip.tuning.study import create_study, run_sweep, run_worker, split_trials, study_summary, trial_counts
+from hlip.tuning.study import create_study, run_sweep, run_worker, split_trials
+from hlip.tuning.tracking import trial_counts
 
 __all__ = [
     "ParamSpec",
@@ -27,7 +28,6 @@ __all__ = [
     "run_sweep",
     "run_worker",
     "split_trials",
-    "study_summary",
     "suggest",
     "trial_counts",
     "write_best_params",

@@ -34,7 +34,7 @@ def best_params_record(study: optuna.Study | None, config: SweepConfig, status: 
     }
     if from_study:
         assert study is not None
-        from hlip.tuning.study import trial_counts
+        from hlip.tuning.tracking import trial_counts
 
         record["trials"] = trial_counts(study)
         if record["trials"]["complete"] == 0:

@@ -58,7 +58,7 @@ class PretrainRunner:
             report(epoch, value)
 
         try:
-            run_pretrain(config, evaluator=self._evaluator(params), report=record, report_metric=self.metric,
+            run_pretrain(config, evaluator=self._evaluator(params, config), report=record, report_metric=self.metric,
                          progress=False)  # fmt: skip
         finally:
             shutil.rmtree(checkpoint_dir(config.out), ignore_errors=True)
@@ -69,10 +69,12 @@ class PretrainRunner:
             )
         return last[-1]
 
-    def _evaluator(self, params: dict[str, Any]) -> Any:
+    def _evaluator(self, params: dict[str, Any], config: Any) -> Any:
         from hlip.evaluation.quick import make_quick_evaluator
+        from hlip.training.pretrain import study_contract
 
-        return make_quick_evaluator(params, metric=self.metric)
+        contract = study_contract(config, (params.get("ingest") or {}).get("preprocess"))
+        return make_quick_evaluator(params, contract, metric=self.metric)
 
 
 def make_pretrain_runner(base_params: dict[str, Any], metric: str = "zero_shot.macro_auc") -> PretrainRunner:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hlip.tuning.config import PrunerConfig, SamplerConfig, SweepConfig, resolve_storage
 from hlip.tuning.objective import TrialRunner, make_report
@@ -170,26 +170,3 @@ def run_sweep(
     if failed:
         raise RuntimeError(f"sweep worker(s) failed: {', '.join(failed)}; see their log above")
     return study
-
-
-def trial_counts(study: optuna.Study) -> dict[str, int]:
-    """Trials by state: ``complete``, ``pruned``, ``fail`` (and ``running`` left over, if any)."""
-    import optuna
-
-    states = optuna.trial.TrialState
-    trials = study.get_trials(deepcopy=False)
-    counts = {"complete": 0, "pruned": 0, "fail": 0, "running": 0}
-    for trial in trials:
-        key = {states.COMPLETE: "complete", states.PRUNED: "pruned", states.FAIL: "fail"}.get(trial.state, "running")
-        counts[key] += 1
-    return counts
-
-
-def study_summary(study: optuna.Study) -> dict[str, Any]:
-    """The study's name, trial counts, and best trial (number, value, params) when one completed."""
-    counts = trial_counts(study)
-    summary: dict[str, Any] = {"study": study.study_name, "trials": counts}
-    if counts["complete"]:
-        best = study.best_trial
-        summary.update(best_trial=best.number, best_value=best.value, best_params=dict(best.params))
-    return summary

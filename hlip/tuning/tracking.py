@@ -117,8 +117,6 @@ def log_study_summary(study: optuna.Study, tracking: TrialTracking, out_dir: Pat
     """
     from mlflow import MlflowClient
 
-    from hlip.tuning.study import trial_counts
-
     client = MlflowClient(tracking.tracking_uri)
     run_id = tracking.parent_run_id
     counts = trial_counts(study)
@@ -184,3 +182,16 @@ def save_plots(study: optuna.Study, out_dir: Path, with_importance: bool) -> lis
             plt.close(figure)
             paths.append(path)
     return paths
+
+
+def trial_counts(study: optuna.Study) -> dict[str, int]:
+    """Trials by state: ``complete``, ``pruned``, ``fail`` (and ``running`` left over, if any)."""
+    import optuna
+
+    states = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    counts = {"complete": 0, "pruned": 0, "fail": 0, "running": 0}
+    for trial in trials:
+        key = {states.COMPLETE: "complete", states.PRUNED: "pruned", states.FAIL: "fail"}.get(trial.state, "running")
+        counts[key] += 1
+    return counts

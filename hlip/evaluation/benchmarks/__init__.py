@@ -3,10 +3,10 @@
 Each adapter lives in its own module and is imported only when asked for (`get_benchmark`), so listing the
 registry costs nothing and no adapter's dependencies (MONAI, nibabel, pydicom) load before they are needed.
 
-    >>> from hlip.evaluation.benchmarks import get_benchmark, list_benchmarks
+    >>> from hlip.evaluation.benchmarks import list_benchmarks, open_benchmark
     >>> list_benchmarks()
     ['cq500', 'ct_rate', 'demo', 'pub_brain_5', 'rad_chestct', 'rsna_ich']
-    >>> bench = get_benchmark("demo", max_scans=4)          # doctest: +SKIP
+    >>> bench = open_benchmark("demo", "outputs/pretrain/model")   # doctest: +SKIP
     >>> bench.load(bench.study_ids()[0]).shape               # doctest: +SKIP
     (4, 32, 64, 64)
 """
@@ -14,6 +14,7 @@ registry costs nothing and no adapter's dependencies (MONAI, nibabel, pydicom) l
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -61,4 +62,19 @@ def get_benchmark(name: str, **kwargs: Any) -> Benchmark:
     return benchmark_class(name)(**kwargs)
 
 
-__all__ = ["BENCHMARKS", "benchmark_class", "get_benchmark", "list_benchmarks"]
+def open_benchmark(name: str, model_dir: str | Path, **kwargs: Any) -> Benchmark:
+    """Build benchmark `name` for the exported model in `model_dir`: its scans are chosen and preprocessed by the
+    model's own study contract (`StudyContract.of_model`), never by `params.yaml` or the adapter's defaults.
+
+    Raises:
+        ContractError: The model carries no contract, or the benchmark's data disagree with it.
+        TypeError: `kwargs` names a `contract` (it comes from the model only).
+    """
+    from hlip.data.contract import StudyContract
+
+    if "contract" in kwargs:
+        raise TypeError("open_benchmark takes the study contract from the model, not from its arguments")
+    return get_benchmark(name, contract=StudyContract.of_model(model_dir), **kwargs)
+
+
+__all__ = ["BENCHMARKS", "benchmark_class", "get_benchmark", "list_benchmarks", "open_benchmark"]

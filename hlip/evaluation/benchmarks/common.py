@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from hlip.data.contract import StudyContract
 from hlip.data.preprocess import LPS_TO_RAS, PreparedScan, PreprocessConfig, preprocess
 from hlip.data.volume import Volume
 from hlip.evaluation.benchmarks.base import Benchmark
@@ -63,21 +64,6 @@ def read_parquet(path: Path, what: str, columns: Iterable[str] = ()) -> pd.DataF
     if missing:
         raise BenchmarkDataError(f"{what}: {path} lacks column(s) {missing}; it has {list(table.columns)}")
     return table
-
-
-def default_preprocess(params: str | Path = "params.yaml") -> PreprocessConfig:
-    """The ingest stage's scan spec (`ingest.preprocess` of `params`), or the library defaults without the file.
-
-    Benchmarks are preprocessed exactly as the training scans were, so the model sees the same voxel grid and
-    intensity mapping.
-    """
-    from hlip.config import from_dict, load_params
-
-    path = Path(params)
-    if not path.is_file():
-        return PreprocessConfig()
-    block = load_params(path, "ingest").get("preprocess") or {}
-    return from_dict(PreprocessConfig, block, where=f"{path}:ingest.preprocess")
 
 
 def read_nifti(path: Path, slope: float = 1.0, intercept: float = 0.0) -> Volume:
@@ -158,15 +144,13 @@ class TableBenchmark(Benchmark):
     _labels: pd.DataFrame
     _reports: pd.Series | None = None
 
-    def _init_table(self, classes: Sequence[str] | None, max_scans: int | None) -> None:
+    def _init_table(self, classes: Sequence[str] | None, contract: StudyContract | None) -> None:
         chosen = tuple(classes) if classes is not None else (self.DEFAULT_CLASSES or self.ALL_CLASSES)
         unknown = [c for c in chosen if c not in self.ALL_CLASSES]
         if unknown or not chosen:
             raise ValueError(f"{self.name}: unknown class(es) {unknown}; choose from {list(self.ALL_CLASSES)}")
-        if max_scans is not None and max_scans < 1:
-            raise ValueError(f"max_scans must be >= 1 or None, not {max_scans}")
         self._classes = chosen
-        self.max_scans = max_scans
+        self.contract = contract or StudyContract()
         self._excluded_rows: list[tuple[str, str]] = []
 
     def _exclude(self, study_id: str, reason: str) -> None:
@@ -204,10 +188,30 @@ class TableBenchmark(Benchmark):
         if study_id not in self._labels.index:
             raise KeyError(f"study {study_id!r} is not in the {self.name} benchmark")
 
-    def _cap(self, scans: list[PreparedScan], where: str) -> np.ndarray:
+    def _cap(
+        self,
+        scans: list[PreparedScan],
+        where: str,
+        kinds: Sequence[str] | None = None,
+        planes: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """The scans the model sees, chosen by the study contract (`StudyContract.select`), stacked.
+
+        Args:
+            scans: The study's prepared scans, in the adapter's reading order (which breaks ties).
+            where: The study, for errors.
+            kinds: Scan kind per scan where the adapter knows it (series classification); default: CT window names.
+            planes: Acquisition plane per scan; default: unknown ("").
+        """
         if not scans:
             raise BenchmarkDataError(f"{where}: no usable scan")
-        return stack_scans(scans[: self.max_scans] if self.max_scans else scans)
+        kinds = list(kinds) if kinds is not None else [s.window for s in scans]
+        planes = list(planes) if planes is not None else [""] * len(scans)
+        try:
+            chosen = self.contract.select(kinds, planes, [f"{i:06d}" for i in range(len(scans))])
+        except ValueError as exc:
+            raise BenchmarkDataError(f"{where}: {exc}") from exc
+        return stack_scans([scans[i] for i in chosen])
 
 
 def with_windows(config: PreprocessConfig, windows: dict[str, tuple[float, float]] | None) -> PreprocessConfig:

@@ -28,13 +28,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from hlip.data.preprocess import PreprocessConfig
+from hlip.data.contract import StudyContract
 from hlip.data.series import SeriesConfig
 from hlip.evaluation.benchmarks.base import Task
 from hlip.evaluation.benchmarks.common import (
     BenchmarkDataError,
     TableBenchmark,
-    default_preprocess,
     read_csv,
     require_path,
 )
@@ -84,11 +83,10 @@ class CQ500Benchmark(TableBenchmark):
 
     Args:
         data_root: The extracted download (see the module docstring).
-        preprocess: Scan spec; default the ingest stage's (`params.yaml` ingest.preprocess).
+        contract: The evaluated model's study contract (preprocessing and scan choice); default the library's.
         reads_csv: The reads table; default `data_root/reads.csv`.
         classes: Findings to evaluate (default HLIP's 11).
         min_votes: Readers that must mark a finding (2 of 3 = majority).
-        max_scans: At most this many scans per study (None: all series x windows).
         series: Series classification settings (ingest's by default).
     """
 
@@ -101,16 +99,15 @@ class CQ500Benchmark(TableBenchmark):
     def __init__(
         self,
         data_root: str | Path,
-        preprocess: PreprocessConfig | None = None,
+        contract: StudyContract | None = None,
         reads_csv: str | Path | None = None,
         classes: Sequence[str] | None = None,
         min_votes: int = 2,
-        max_scans: int | None = None,
         series: SeriesConfig | None = None,
     ) -> None:
-        self._init_table(classes, max_scans)
+        self._init_table(classes, contract)
         self.data_root = require_path(Path(data_root), "CQ500 download", folder=True)
-        self.preprocess = preprocess or default_preprocess()
+        self.preprocess = self.contract.preprocess
         self.series = series
         reads_path = Path(reads_csv) if reads_csv else self.data_root / "reads.csv"
         columns = [f"{r}:{f}" for r in READERS for f in FINDINGS]
@@ -145,4 +142,9 @@ class CQ500Benchmark(TableBenchmark):
         folder = self._folders[study_id]
         paths = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
         result = prepare_dicom_study(folder, paths, self.preprocess, self.series)
-        return self._cap(result.scans, f"CQ500 study folder {folder} ({'; '.join(result.skipped[:5])})")
+        return self._cap(
+            result.scans,
+            where=f"CQ500 study folder {folder} ({'; '.join(result.skipped[:5])})",
+            kinds=result.kinds,
+            planes=result.planes,
+        )

@@ -29,14 +29,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from hlip.data.preprocess import PreprocessConfig
+from hlip.data.contract import StudyContract
 from hlip.data.volume import Volume
 from hlip.evaluation.benchmarks.base import Task
 from hlip.evaluation.benchmarks.common import (
     CHEST_CT_WINDOWS,
     BenchmarkDataError,
     TableBenchmark,
-    default_preprocess,
     prepare,
     read_csv,
     read_nifti,
@@ -102,14 +101,13 @@ class CTRateBenchmark(TableBenchmark):
 
     Args:
         data_root: The `dataset/` folder (see the module docstring).
-        preprocess: Scan spec; default the ingest stage's (its CT windows are replaced by `windows`).
+        contract: The evaluated model's study contract; its CT windows are replaced by `windows`.
         split: "valid" (the file names and default table names follow it).
         volumes_dir: Folder of the volumes under `data_root` (default `split`; "valid_fixed" for the re-headed copy).
         metadata_csv, reports_csv, labels_csv: Table paths; defaults as in the layout above.
         group: "volume" (one reconstruction per study) or "study" (reconstructions of a study are its scans).
         classes: Findings to evaluate (default HLIP's 16).
         windows: CT windows {name: (level, width)}; default HLIP's chest window.
-        max_scans: At most this many scans per study.
     """
 
     name: ClassVar[str] = "ct_rate"
@@ -121,7 +119,7 @@ class CTRateBenchmark(TableBenchmark):
     def __init__(
         self,
         data_root: str | Path,
-        preprocess: PreprocessConfig | None = None,
+        contract: StudyContract | None = None,
         split: str = "valid",
         volumes_dir: str | None = None,
         metadata_csv: str | Path | None = None,
@@ -130,14 +128,13 @@ class CTRateBenchmark(TableBenchmark):
         group: Literal["volume", "study"] = "volume",
         classes: Sequence[str] | None = None,
         windows: dict[str, tuple[float, float]] | None = None,
-        max_scans: int | None = None,
     ) -> None:
         if group not in ("volume", "study"):
             raise ValueError(f"group must be 'volume' or 'study', not {group!r}")
-        self._init_table(classes, max_scans)
+        self._init_table(classes, contract)
         root = require_path(Path(data_root), "CT-RATE dataset folder", folder=True)
         self.volumes = require_path(root / (volumes_dir or split), "CT-RATE volumes", folder=True)
-        self.preprocess = with_windows(preprocess or default_preprocess(), windows or CHEST_CT_WINDOWS)
+        self.preprocess = with_windows(self.contract.preprocess, windows or CHEST_CT_WINDOWS)
         tables = {"valid": "validation"}.get(split, split)
         meta_path = Path(metadata_csv) if metadata_csv else root / "metadata" / f"{tables}_metadata.csv"
         labels_path = (

@@ -12,19 +12,23 @@ Expected layout (the defaults are relative to the repository root, where the sta
 Labels carry raw StudyInstanceUIDs; they are keyed into the ingest's `study_key` with the same keyed hash ingest
 uses (`HashKey.from_env("HLIP_DEID_KEY").hash("study", uid, 20)`), so the raw UIDs never leave this module.
 Studies without a reference label, or whose ingest status is not ``ok``, or without scans are left out and listed
-by `excluded()`. Scans are already preprocessed by ingest: `load` only scales uint8 to [0, 1].
+by `excluded()`. Scans are already preprocessed by ingest: `load` picks them with the model's study contract (the
+same `choose_scans` rule as training and serving) and only scales uint8 to [0, 1]. The part's recorded preprocessing
+(`summary.json`) must equal the contract's, else construction fails naming both.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
+from hlip.data.contract import StudyContract
 from hlip.data.deid import HashKey
-from hlip.data.preprocess import PreprocessConfig
 from hlip.evaluation.benchmarks.base import Benchmark, Task
 from hlip.evaluation.benchmarks.common import (
     BenchmarkDataError,
@@ -35,9 +39,10 @@ from hlip.evaluation.benchmarks.common import (
     stack_scans,
 )
 
+log = logging.getLogger(__name__)
 DEFAULT_DATA_ROOT = Path("outputs/ingest/benchmark")
 DEFAULT_LABELS = Path("data/ground_truth/benchmark_labels.csv")
-SCAN_ORDER = ("kind", "plane", "scan_key")
+SCAN_COLUMNS = ("kind", "plane", "scan_key")
 
 
 class DemoBenchmark(Benchmark):
@@ -46,10 +51,13 @@ class DemoBenchmark(Benchmark):
     Args:
         data_root: The ingest part folder (see the module docstring).
         labels_csv: Reference labels (study_instance_uid, label).
-        max_scans: At most this many scans per study, the first in (kind, plane, scan_key) order.
+        contract: The evaluated model's study contract: which scans, in which order, and the preprocessing the
+            part must have been ingested with; default the library's.
         key: The de-identification key ingest used; default `HashKey.from_env("HLIP_DEID_KEY")`.
         hash_length: Hex characters of the study key (ingest `deid.hash_length`).
-        preprocess: The scan spec the caller expects; when given, `load` checks the stored scans have its size.
+
+    Raises:
+        ContractError: The part was ingested with other preprocessing than the contract's.
     """
 
     name: ClassVar[str] = "demo"
@@ -61,19 +69,16 @@ class DemoBenchmark(Benchmark):
         self,
         data_root: str | Path = DEFAULT_DATA_ROOT,
         labels_csv: str | Path = DEFAULT_LABELS,
-        max_scans: int = 8,
+        contract: StudyContract | None = None,
         key: HashKey | None = None,
         hash_length: int = 20,
-        preprocess: PreprocessConfig | None = None,
     ) -> None:
-        if max_scans < 1:
-            raise ValueError(f"max_scans must be >= 1, not {max_scans}")
         self.data_root = require_path(Path(data_root), "demo benchmark ingest part", folder=True)
-        self.max_scans = max_scans
-        self.preprocess = preprocess
+        self.contract = contract or StudyContract()
+        self._check_ingested_with(self.contract)
         key = key or HashKey.from_env("HLIP_DEID_KEY")
         studies = read_parquet(self.data_root / "studies.parquet", "demo studies", ["study_key", "status"])
-        scans = read_parquet(self.data_root / "scans.parquet", "demo scans", ["study_key", *SCAN_ORDER, "path"])
+        scans = read_parquet(self.data_root / "scans.parquet", "demo scans", ["study_key", *SCAN_COLUMNS, "path"])
         reference = read_csv(Path(labels_csv), "demo reference labels", ["study_instance_uid", "label"], dtype=str)
         unknown = sorted(set(reference["label"]) - set(self.CLASSES))
         if unknown:
@@ -82,7 +87,7 @@ class DemoBenchmark(Benchmark):
             key.hash("study", uid, hash_length): label
             for uid, label in zip(reference["study_instance_uid"], reference["label"], strict=True)
         }
-        self._scans = {k: g.sort_values(list(SCAN_ORDER)) for k, g in scans.groupby("study_key", sort=True)}
+        self._scans = {str(k): self._chosen(g) for k, g in scans.groupby("study_key", sort=True)}
         excluded: list[tuple[str, str]] = []
         rows: dict[str, list[int]] = {}
         for study_key, status in zip(studies["study_key"].astype(str), studies["status"], strict=True):
@@ -90,7 +95,7 @@ class DemoBenchmark(Benchmark):
                 excluded.append((study_key, "no_reference_label"))
             elif status != "ok":
                 excluded.append((study_key, f"status_{status}"))
-            elif study_key not in self._scans:
+            elif study_key not in self._scans or self._scans[study_key].empty:
                 excluded.append((study_key, "no_scans"))
             else:
                 rows[study_key] = [int(label_of[study_key] == c) for c in self.CLASSES]
@@ -120,23 +125,41 @@ class DemoBenchmark(Benchmark):
         return self._reports
 
     def scan_table(self, study_id: str) -> pd.DataFrame:
-        """The scans `load` returns for a study, in order (at most `max_scans`)."""
+        """The scans `load` returns for a study, in order (the contract's choice)."""
         if study_id not in self._labels.index:
             raise KeyError(f"study {study_id!r} is not in the demo benchmark")
-        return self._scans[study_id].head(self.max_scans)
+        return self._scans[study_id]
 
     def load(self, study_id: str) -> np.ndarray:
-        """float32 [N, D, H, W] in [0, 1], N = min(scans of the study, max_scans)."""
+        """float32 [N, D, H, W] in [0, 1]: the scans the contract chooses, in its order."""
         arrays = []
         for rel in self.scan_table(study_id)["path"]:
             path = require_path(self.data_root / str(rel), f"scan volume of study {study_id}")
             array = np.load(path)
             if array.dtype != np.uint8 or array.ndim != 3:
                 raise BenchmarkDataError(f"{path}: expected a uint8 3D volume, got {array.dtype} {array.shape}")
-            if self.preprocess is not None and tuple(array.shape) != tuple(self.preprocess.size):
-                raise BenchmarkDataError(f"{path}: shape {array.shape} differs from the spec {self.preprocess.size}")
+            if tuple(array.shape) != tuple(self.contract.preprocess.size):
+                raise BenchmarkDataError(
+                    f"{path}: shape {array.shape} differs from the contract's {self.contract.preprocess.size}"
+                )
             arrays.append(array)
         return stack_scans(arrays)
+
+    def _chosen(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """A study's scan rows that the contract keeps, in its order (empty when none is of an allowed kind)."""
+        try:
+            order = self.contract.select(*(list(map(str, rows[c])) for c in SCAN_COLUMNS))
+        except ValueError:
+            return rows.iloc[0:0]
+        return rows.iloc[order]
+
+    def _check_ingested_with(self, contract: StudyContract) -> None:
+        summary = self.data_root / "summary.json"
+        recorded = json.loads(summary.read_text()).get("preprocess") if summary.is_file() else None
+        if recorded is None:
+            log.warning("%s records no preprocessing: the contract cannot be checked against it", summary)
+            return
+        contract.require_preprocess(recorded, f"the ingested part {self.data_root}")
 
     def _read_reports(self) -> pd.Series | None:
         path = self.data_root / "reports.parquet"

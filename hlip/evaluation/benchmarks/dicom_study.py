@@ -22,9 +22,12 @@ from hlip.data.volume import VolumeConfig, build_volume, order_stack, split_seri
 
 @dataclass
 class DicomStudyScans:
-    """The scans of one study, in (first file path, stack, window) order, and what was left out and why."""
+    """The scans of one study, in (first file path, stack, window) order, each scan's kind and plane (series
+    classification), and what was left out and why."""
 
     scans: list[PreparedScan] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    planes: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
 
@@ -73,7 +76,10 @@ def prepare_dicom_study(
                 ordered = order_stack(stack, series.min_slices, volume)
                 built = build_volume(ordered, pixels)
                 modality = by_path[ordered.slices[0].path].modality
-                out.scans += preprocess(built, modality, decision.plane, config)
+                prepared = preprocess(built, modality, decision.plane, config)
+                out.scans += prepared
+                out.kinds += [decision.kind] * len(prepared)
+                out.planes += [decision.plane] * len(prepared)
             except RejectedError as exc:
                 out.skipped.append(f"{where}: {exc.reason} ({exc.message})")
     return out

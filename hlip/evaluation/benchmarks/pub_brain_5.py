@@ -31,16 +31,16 @@ from typing import ClassVar
 
 import numpy as np
 
-from hlip.data.preprocess import PreprocessConfig
+from hlip.data.contract import StudyContract
 from hlip.evaluation.benchmarks.base import Task
 from hlip.evaluation.benchmarks.common import (
     BenchmarkDataError,
     TableBenchmark,
-    default_preprocess,
     prepare,
     read_csv,
     read_nifti,
     require_path,
+    stack_scans,
 )
 
 CLASSES = ("normal", "stroke", "glioma", "meningioma", "metastasis")
@@ -59,10 +59,9 @@ class PubBrain5Benchmark(TableBenchmark):
 
     Args:
         data_root: The assembled folder (see the module docstring).
-        preprocess: Scan spec; default the ingest stage's.
+        contract: The evaluated model's study contract (preprocessing and scan choice); default the library's.
         labels_csv: The uid/label table; default `data_root/pub_brain_5.csv`.
         strip_prefix: Removed from the start of `study` values (HLIP's table uses absolute paths).
-        max_scans: At most this many scans per study (None: every sequence).
         classes: Must stay all five (multiclass); accepted for a uniform signature.
     """
 
@@ -74,17 +73,16 @@ class PubBrain5Benchmark(TableBenchmark):
     def __init__(
         self,
         data_root: str | Path,
-        preprocess: PreprocessConfig | None = None,
+        contract: StudyContract | None = None,
         labels_csv: str | Path | None = None,
         strip_prefix: str = HLIP_PREFIX,
-        max_scans: int | None = None,
         classes: Sequence[str] | None = None,
     ) -> None:
         if classes is not None and tuple(classes) != CLASSES:
             raise ValueError(f"pub_brain_5 is multiclass: classes must be {list(CLASSES)}")
-        self._init_table(None, max_scans)
+        self._init_table(None, contract)
         self.data_root = require_path(Path(data_root), "Pub-Brain-5 folder", folder=True)
-        self.preprocess = preprocess or default_preprocess()
+        self.preprocess = self.contract.preprocess
         path = Path(labels_csv) if labels_csv else self.data_root / "pub_brain_5.csv"
         table = read_csv(path, "Pub-Brain-5 labels", ["study", *COLUMNS], dtype={"study": str})
         rows: dict[str, list[int]] = {}
@@ -110,9 +108,19 @@ class PubBrain5Benchmark(TableBenchmark):
         """float32 [N, D, H, W] in [0, 1], one scan per sequence file."""
         self._check(study_id)
         files = scan_files(self._folders[study_id])
-        if self.max_scans:
-            files = files[: self.max_scans]
-        scans = []
-        for f in files:
-            scans += prepare(read_nifti(f), "MR", self.preprocess)
-        return self._cap(scans, f"Pub-Brain-5 study folder {self._folders[study_id]}")
+        kinds = [sequence_kind(f) for f in files]
+        where = f"Pub-Brain-5 study folder {self._folders[study_id]}"
+        try:  # choose before reading: only the scans the contract keeps are preprocessed
+            chosen = self.contract.select(kinds, ["axial"] * len(files), [f.name for f in files])
+        except ValueError as exc:
+            raise BenchmarkDataError(f"{where}: {exc}") from exc
+        scans = [scan for i in chosen for scan in prepare(read_nifti(files[i]), "MR", self.preprocess)]
+        return stack_scans(scans)
+
+
+def sequence_kind(path: Path) -> str:
+    """The scan kind of a sequence file from its name (``t1c.nii.gz`` -> ``t1c``), as ingest names kinds; the
+    lower-case stem when it names none."""
+    stem = path.name.split(".")[0].lower().replace("-", "").replace("_", "")
+    aliases = {"t1ce": "t1c", "t1gd": "t1c", "t1post": "t1c", "t1contrast": "t1c", "t2flair": "flair"}
+    return aliases.get(stem, stem)

@@ -26,14 +26,13 @@ from typing import ClassVar
 
 import numpy as np
 
-from hlip.data.preprocess import PreprocessConfig
+from hlip.data.contract import StudyContract
 from hlip.data.volume import Volume
 from hlip.evaluation.benchmarks.base import Task
 from hlip.evaluation.benchmarks.common import (
     CHEST_CT_WINDOWS,
     BenchmarkDataError,
     TableBenchmark,
-    default_preprocess,
     prepare,
     read_csv,
     require_path,
@@ -75,13 +74,12 @@ class RadChestCTBenchmark(TableBenchmark):
 
     Args:
         data_root: The download (see the module docstring).
-        preprocess: Scan spec; default the ingest stage's (its CT windows are replaced by `windows`).
+        contract: The evaluated model's study contract; its CT windows are replaced by `windows`.
         labels_csv: The abnormality x location table; default `data_root/imgtest_Abnormality_and_Location_Labels.csv`.
         spacing: Voxel size (slice, row, column) in mm.
         slices_superior_first: Slices run superior -> inferior instead of inferior -> superior.
         classes: Classes to evaluate (default all 14).
         windows: CT windows {name: (level, width)}; default HLIP's chest window.
-        max_scans: At most this many scans per study.
     """
 
     name: ClassVar[str] = "rad_chestct"
@@ -92,17 +90,16 @@ class RadChestCTBenchmark(TableBenchmark):
     def __init__(
         self,
         data_root: str | Path,
-        preprocess: PreprocessConfig | None = None,
+        contract: StudyContract | None = None,
         labels_csv: str | Path | None = None,
         spacing: tuple[float, float, float] = (0.8, 0.8, 0.8),
         slices_superior_first: bool = False,
         classes: Sequence[str] | None = None,
         windows: dict[str, tuple[float, float]] | None = None,
-        max_scans: int | None = None,
     ) -> None:
-        self._init_table(classes, max_scans)
+        self._init_table(classes, contract)
         self.data_root = require_path(Path(data_root), "RAD-ChestCT download", folder=True)
-        self.preprocess = with_windows(preprocess or default_preprocess(), windows or CHEST_CT_WINDOWS)
+        self.preprocess = with_windows(self.contract.preprocess, windows or CHEST_CT_WINDOWS)
         self.spacing = spacing
         self.slices_superior_first = slices_superior_first
         path = Path(labels_csv) if labels_csv else self.data_root / "imgtest_Abnormality_and_Location_Labels.csv"

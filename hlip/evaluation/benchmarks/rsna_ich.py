@@ -26,13 +26,12 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from hlip.data.preprocess import PreprocessConfig
+from hlip.data.contract import StudyContract
 from hlip.data.series import SeriesConfig
 from hlip.evaluation.benchmarks.base import Task
 from hlip.evaluation.benchmarks.common import (
     BenchmarkDataError,
     TableBenchmark,
-    default_preprocess,
     read_csv,
     require_path,
 )
@@ -47,13 +46,12 @@ class RSNAICHBenchmark(TableBenchmark):
 
     Args:
         data_root: The Kaggle download (see the module docstring).
-        preprocess: Scan spec; default the ingest stage's.
+        contract: The evaluated model's study contract (preprocessing and scan choice); default the library's.
         images_dir: Folder of the slices, relative to `data_root`.
         labels_csv: The slice labels; default `data_root/stage_2_train.csv`.
         subset_csv: Optional CSV with a `study` column of StudyInstanceUIDs to keep.
         index_cache: Optional parquet file for the slice -> study/series index (read if present, else written).
         classes: Subtypes to evaluate (default all six).
-        max_scans: At most this many scans per study (None: all series x windows).
         series: Series classification settings (ingest's by default).
     """
 
@@ -65,19 +63,18 @@ class RSNAICHBenchmark(TableBenchmark):
     def __init__(
         self,
         data_root: str | Path,
-        preprocess: PreprocessConfig | None = None,
+        contract: StudyContract | None = None,
         images_dir: str = "stage_2_train",
         labels_csv: str | Path | None = None,
         subset_csv: str | Path | None = None,
         index_cache: str | Path | None = None,
         classes: Sequence[str] | None = None,
-        max_scans: int | None = None,
         series: SeriesConfig | None = None,
     ) -> None:
-        self._init_table(classes, max_scans)
+        self._init_table(classes, contract)
         self.data_root = require_path(Path(data_root), "RSNA ICH download", folder=True)
         self.images = require_path(self.data_root / images_dir, "RSNA ICH slices", folder=True)
-        self.preprocess = preprocess or default_preprocess()
+        self.preprocess = self.contract.preprocess
         self.series = series
         labels_path = Path(labels_csv) if labels_csv else self.data_root / "stage_2_train.csv"
         slices = self._slice_labels(labels_path)
@@ -139,4 +136,9 @@ class RSNAICHBenchmark(TableBenchmark):
         """The study's series through the ingest pipeline: float32 [N, D, H, W] in [0, 1]."""
         self._check(study_id)
         result = prepare_dicom_study(self.images, self._files[study_id], self.preprocess, self.series)
-        return self._cap(result.scans, f"RSNA study {study_id} ({'; '.join(result.skipped[:5])})")
+        return self._cap(
+            result.scans,
+            where=f"RSNA study {study_id} ({'; '.join(result.skipped[:5])})",
+            kinds=result.kinds,
+            planes=result.planes,
+        )

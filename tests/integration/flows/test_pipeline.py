@@ -68,7 +68,7 @@ def test_pipeline_flow_runs_every_stage_as_a_subflow_and_registers_a_champion(pi
     client = mlflow.MlflowClient()
     champion = client.get_model_version_by_alias(decision["name"], "champion")
     assert str(champion.version) == str(decision["version"])
-    pretrain_run = json.loads((pipeline_dir / "outputs/metrics/pretrain.json").read_text())["mlflow_run_id"]
+    pretrain_run = json.loads((pipeline_dir / "outputs/runs/pretrain.json").read_text())["mlflow_run_id"]
     assert champion.tags["run.pretrain"] == pretrain_run  # the version points back at its training run
 
     async def flow_runs() -> list[tuple[str, str | None]]:

@@ -43,7 +43,7 @@ def step_of(checkpoint: Path | None) -> int:
 
 def uninterrupted_steps(block: dict[str, Any], workdir: Path) -> int:
     """Train `block` start to end in the flow's own child process, undisturbed; return its last checkpoint's step."""
-    from flows.training_process import training_command
+    from hlip.stages.training_process import training_command
 
     workdir.mkdir()
     (workdir / "job.json").write_text(json.dumps({"pretrain": block, "preprocess": None}))
@@ -133,7 +133,7 @@ def test_killed_training_is_retried_and_resumes_from_the_last_checkpoint(
     steps |= {m.step for m in mlflow.MlflowClient().get_metric_history(retry.info.run_id, "contrastive/loss")}
     assert min(steps) == killed["checkpoint"] + 1  # no step trained twice by the retry
     assert max(steps) == total
-    metrics = json.loads((tmp_path / "outputs/metrics/pretrain.json").read_text())
+    metrics = json.loads((tmp_path / "outputs/runs/pretrain.json").read_text())
     assert metrics["mlflow_run_id"] == retry.info.run_id
 
 

@@ -38,6 +38,8 @@ def exported_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`hlip-tiny` with a tiny BERT text tower (in the sibling folder `bert`), exported."""
     import torch
 
+    from hlip.data.config import IngestConfig
+    from hlip.data.contract import StudyContract
     from hlip.models import create_model
     from hlip.models.export import save_model
     from testkit.tiny_bert import write_tiny_bert
@@ -47,7 +49,9 @@ def exported_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bert = write_tiny_bert(root / "bert", words=("no", "acute", "infarct", "restricted", "diffusion", "mass",
                                                  "lesion", "the", "brain", "mri", "shows", "a", "."))  # fmt: skip
     model = create_model("hlip-tiny", {"text": {"model_dir": str(bert)}})
-    return save_model(model, root / "export", {"findings": list(PROMPTS["findings"]), "labeller": "rules"})
+    contract = StudyContract(IngestConfig.from_dict(INGEST).preprocess)  # what pre-training writes
+    meta = {"findings": list(PROMPTS["findings"]), "labeller": "rules", "contract": contract.to_dict()}
+    return save_model(model, root / "export", meta)
 
 
 @pytest.fixture

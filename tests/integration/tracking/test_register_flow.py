@@ -34,8 +34,8 @@ def test_register_flow_registers_gates_and_writes_outputs(
     from flows.register import register_flow
 
     (tmp_path / "prompts.yaml").write_text(yaml.safe_dump(prompts))
-    Path("outputs/metrics").mkdir(parents=True)
-    Path("outputs/metrics/pretrain.json").write_text(json.dumps({"mlflow_run_id": "b" * 32}))
+    Path("outputs/runs").mkdir(parents=True)
+    Path("outputs/runs/pretrain.json").write_text(json.dumps({"mlflow_run_id": "b" * 32}))
 
     def run(auc: float) -> dict[str, Any]:
         params = {
@@ -57,17 +57,19 @@ def test_register_flow_registers_gates_and_writes_outputs(
     assert second["champion_version"] == first["version"]
     assert json.loads(Path("outputs/register/decision.json").read_text()) == second
     metrics = json.loads(Path("outputs/metrics/register.json").read_text())
-    assert metrics["version"] == second["version"]
+    assert set(metrics) == {"promoted", "zero_shot.macro_auc", "champion_value"}  # results only: no run id, version
     assert metrics["promoted"] is False
     assert metrics["zero_shot.macro_auc"] == 0.705
+    record = json.loads(Path("outputs/runs/register.json").read_text())
+    assert record["version"] == second["version"]
     assert "| zero_shot.macro_auc | 0.7050 | [0.6550, 0.7550] |" in Path("outputs/register/model_card.md").read_text()
 
     client = MlflowClient()
     version = client.get_model_version("hlip-demo", second["version"])
     assert version.tags["run.pretrain"] == "b" * 32
     assert version.tags["benchmark.fingerprint"] == "demo-0123abcd"  # what the gate compares champions on
-    assert version.tags["run.register"] == metrics["mlflow_run_id"]
+    assert version.tags["run.register"] == record["mlflow_run_id"]
     assert version.description.startswith("# hlip-demo v2")
-    run_artifacts = {a.path for a in client.list_artifacts(metrics["mlflow_run_id"])}
+    run_artifacts = {a.path for a in client.list_artifacts(record["mlflow_run_id"])}
     assert {"decision.json", "model_card.md"} <= run_artifacts
-    assert client.get_run(metrics["mlflow_run_id"]).data.metrics["zero_shot.macro_auc"] == 0.705
+    assert client.get_run(record["mlflow_run_id"]).data.metrics["zero_shot.macro_auc"] == 0.705

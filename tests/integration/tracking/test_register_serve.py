@@ -48,7 +48,7 @@ def register_once(
     with stage_run("register", {"register": {"margin": margin}}, root=Path("mlflow")) as run:
         spec = ServingSpec.resolve(model_dir, prompts, ingest)
         info = log_study_model(spec)
-        run_ids = {**read_run_ids([Path("outputs/metrics/pretrain.json")]), "register": run.info.run_id}
+        run_ids = {**read_run_ids([Path("outputs/runs/pretrain.json")]), "register": run.info.run_id}
         version, _ = register_study_model(info.model_uri, spec, NAME, metrics, lineage_tags(), run_ids)
         decision = promote(NAME, version.version, "zero_shot.macro_auc", margin)
         write_decision(decision, Path("outputs/register/decision.json"))
@@ -160,8 +160,8 @@ def test_promotion_gate_moves_champion_only_on_a_real_improvement(
     from mlflow import MlflowClient
 
     register = partial(register_once, exported_model, prompts=prompts, ingest=ingest_config, margin=0.02)
-    Path("outputs/metrics").mkdir(parents=True)
-    Path("outputs/metrics/pretrain.json").write_text(json.dumps({"mlflow_run_id": "a" * 32, "loss": 1.0}))
+    Path("outputs/runs").mkdir(parents=True)
+    Path("outputs/runs/pretrain.json").write_text(json.dumps({"mlflow_run_id": "a" * 32}))
     v1, first = register(write_metrics(0.70, "m1.json"))
     v2, worse = register(write_metrics(0.65, "m2.json"))
     _v3, small = register(write_metrics(0.71, "m3.json"))  # +0.01 <= margin

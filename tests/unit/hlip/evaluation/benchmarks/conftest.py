@@ -12,7 +12,9 @@ import torch
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from hlip.data.contract import StudyContract
 from hlip.data.preprocess import PreprocessConfig
+from hlip.data.sampling import ScanPolicy
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 N_SLICES = 10  # ingest's default min_slices
@@ -25,9 +27,9 @@ def _one_thread() -> None:
 
 
 @pytest.fixture
-def small_spec() -> PreprocessConfig:
-    """A scan spec small enough for unit tests: 8 x 16 x 16 at the native spacing."""
-    return PreprocessConfig(size=(8, 16, 16), spacing=None)
+def small_spec() -> StudyContract:
+    """A study contract small enough for unit tests: 8 x 16 x 16 at the native spacing, every scan."""
+    return StudyContract(PreprocessConfig(size=(8, 16, 16), spacing=None), ScanPolicy("all"))
 
 
 def _write_ct_series(

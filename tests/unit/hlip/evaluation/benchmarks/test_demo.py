@@ -8,13 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hlip.data.contract import ContractError, StudyContract
 from hlip.data.deid import HashKey
 from hlip.data.preprocess import PreprocessConfig
+from hlip.data.sampling import ScanPolicy
 from hlip.evaluation.benchmarks.common import BenchmarkDataError, MissingBenchmarkFileError
 from hlip.evaluation.benchmarks.demo import DemoBenchmark
 
 KEY = HashKey("test-secret")
 SHAPE = (4, 6, 6)
+CONTRACT = StudyContract(PreprocessConfig(size=SHAPE))
 
 
 def _sk(uid: str) -> str:
@@ -58,7 +61,7 @@ def part(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_labels_are_one_hot_over_included_studies(part: tuple[Path, Path]) -> None:
-    bench = DemoBenchmark(part[0], part[1], key=KEY)
+    bench = DemoBenchmark(part[0], part[1], key=KEY, contract=CONTRACT)
     assert bench.study_ids() == sorted([_sk("1.1"), _sk("1.2")])
     labels = bench.labels()
     assert list(labels.columns) == ["normal", "stroke", "glioma", "meningioma", "metastasis"]
@@ -68,7 +71,7 @@ def test_labels_are_one_hot_over_included_studies(part: tuple[Path, Path]) -> No
 
 
 def test_excluded_studies_carry_their_reason(part: tuple[Path, Path]) -> None:
-    reasons = dict(DemoBenchmark(part[0], part[1], key=KEY).excluded().itertuples(index=False))
+    reasons = dict(DemoBenchmark(part[0], part[1], key=KEY, contract=CONTRACT).excluded().itertuples(index=False))
     assert reasons == {
         _sk("1.3"): "status_failed",
         _sk("1.4"): "no_scans",
@@ -77,42 +80,56 @@ def test_excluded_studies_carry_their_reason(part: tuple[Path, Path]) -> None:
     }
 
 
-def test_load_orders_scans_by_kind_and_caps_them(part: tuple[Path, Path]) -> None:
-    bench = DemoBenchmark(part[0], part[1], key=KEY)
+def test_load_orders_scans_as_training_does_and_applies_the_contract(part: tuple[Path, Path]) -> None:
+    bench = DemoBenchmark(part[0], part[1], key=KEY, contract=CONTRACT)
     volume = bench.load(_sk("1.1"))
     assert volume.dtype == np.float32
     assert volume.shape == (3, *SHAPE)
-    # flair (10) < t1 (20) < t2 (30) by kind
-    np.testing.assert_allclose(volume[:, 0, 0, 0], np.array([10, 20, 30]) / 255.0, rtol=1e-6)
-    capped = DemoBenchmark(part[0], part[1], key=KEY, max_scans=2).load(_sk("1.1"))
-    assert capped.shape == (2, *SHAPE)
+    # training's canonical kind order (t1, t2, flair), not the alphabetical one (flair, t1, t2)
+    np.testing.assert_allclose(volume[:, 0, 0, 0], np.array([20, 30, 10]) / 255.0, rtol=1e-6)
+    capped = DemoBenchmark(
+        part[0], part[1], key=KEY, contract=StudyContract(CONTRACT.preprocess, ScanPolicy(max_scans=2))
+    )
+    assert capped.load(_sk("1.1")).shape == (2, *SHAPE)
+    no_t1 = StudyContract(CONTRACT.preprocess, ScanPolicy(kinds=("t2", "flair")))
+    filtered = DemoBenchmark(part[0], part[1], key=KEY, contract=no_t1)
+    np.testing.assert_allclose(filtered.load(_sk("1.1"))[:, 0, 0, 0], np.array([30, 10]) / 255.0, rtol=1e-6)
+    assert ("" + _sk("1.2"), "no_scans") in set(filtered.excluded().itertuples(index=False))  # only a t1 scan
     assert float(bench.load(_sk("1.2")).max()) == 1.0
     with pytest.raises(KeyError, match="not in the demo benchmark"):
         bench.load(_sk("7.7"))
 
 
 def test_reports_join_texts_of_included_studies(part: tuple[Path, Path]) -> None:
-    reports = DemoBenchmark(part[0], part[1], key=KEY).reports()
+    reports = DemoBenchmark(part[0], part[1], key=KEY, contract=CONTRACT).reports()
     assert reports is not None
     assert reports.to_dict() == {_sk("1.1"): "a\n\nb"}
 
 
 def test_a_spec_mismatch_is_reported(part: tuple[Path, Path]) -> None:
-    bench = DemoBenchmark(part[0], part[1], key=KEY, preprocess=PreprocessConfig(size=(32, 64, 64)))
-    with pytest.raises(BenchmarkDataError, match="differs from the spec"):
+    bench = DemoBenchmark(part[0], part[1], key=KEY, contract=StudyContract(PreprocessConfig(size=(32, 64, 64))))
+    with pytest.raises(BenchmarkDataError, match="differs from the contract"):
         bench.load(_sk("1.2"))
+
+
+def test_a_part_ingested_with_other_preprocessing_is_refused(part: tuple[Path, Path]) -> None:
+    import json
+
+    (part[0] / "summary.json").write_text(json.dumps({"preprocess": {"size": list(SHAPE), "mode": "nearest"}}))
+    with pytest.raises(ContractError, match=r"mode: model 'bilinear' vs the ingested part .* 'nearest'"):
+        DemoBenchmark(part[0], part[1], key=KEY, contract=CONTRACT)
 
 
 def test_missing_inputs_are_named(part: tuple[Path, Path], tmp_path: Path) -> None:
     root, labels = part
     with pytest.raises(MissingBenchmarkFileError, match=r"nowhere\.csv"):
-        DemoBenchmark(root, tmp_path / "nowhere.csv", key=KEY)
+        DemoBenchmark(root, tmp_path / "nowhere.csv", key=KEY, contract=CONTRACT)
     pd.read_csv(labels).drop(columns="label").to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(BenchmarkDataError, match=r"bad\.csv lacks column\(s\) \['label'\]"):
-        DemoBenchmark(root, tmp_path / "bad.csv", key=KEY)
+        DemoBenchmark(root, tmp_path / "bad.csv", key=KEY, contract=CONTRACT)
     pd.read_csv(labels).assign(label="tumour").to_csv(tmp_path / "odd.csv", index=False)
     with pytest.raises(BenchmarkDataError, match="unknown label"):
-        DemoBenchmark(root, tmp_path / "odd.csv", key=KEY)
+        DemoBenchmark(root, tmp_path / "odd.csv", key=KEY, contract=CONTRACT)
     (root / "scans.parquet").unlink()
     with pytest.raises(MissingBenchmarkFileError, match=r"scans\.parquet"):
-        DemoBenchmark(root, labels, key=KEY)
+        DemoBenchmark(root, labels, key=KEY, contract=CONTRACT)

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hlip.data.contract import StudyContract
 from hlip.data.preprocess import PreprocessConfig
+from hlip.data.sampling import ScanPolicy
 from hlip.evaluation.benchmarks.common import BenchmarkDataError
 from hlip.evaluation.benchmarks.pub_brain_5 import CLASSES, PubBrain5Benchmark
 
@@ -52,7 +54,12 @@ def test_load_one_scan_per_sequence_without_segmentations(pub: Path, small_spec:
     assert mets.dtype == np.float32
     assert 0.0 <= mets.min() < mets.max() <= 1.0
     assert bench.load("brats23/test/adult_glioma/BraTS-GLI-00001-000").shape == (1, 8, 16, 16)
-    assert PubBrain5Benchmark(pub, small_spec, max_scans=1).load("nyu_mets/NYU_Mets_1_2").shape[0] == 1
+    assert (
+        PubBrain5Benchmark(pub, StudyContract(small_spec.preprocess, ScanPolicy(max_scans=1)))
+        .load("nyu_mets/NYU_Mets_1_2")
+        .shape[0]
+        == 1
+    )
 
 
 def test_a_row_with_two_classes_is_an_error(pub: Path, small_spec: PreprocessConfig) -> None:

@@ -1,0 +1,128 @@
+"""Stage `register`: log the served pyfunc model, register it as a new version, run the champion/challenger gate.
+
+Reads the `register:` block (`hlip.tracking.registry.RegisterConfig`) and the `ingest:` block (serving ingests a
+DICOM study with training's series rules and de-identification; its preprocessing must equal the model's study
+contract, else `ContractError` names both). Writes `<out>/decision.json`, `<out>/model_card.md` and
+`outputs/metrics/register.json` (the decision; the version number and run id go to MLflow and the run record).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hlip.config import to_dict
+from hlip.data.config import IngestConfig, split_ingest_block
+from hlip.stages.base import TaskRunner, direct, read_block, write_metrics, write_run_record
+from hlip.tracking.promotion import PromotionDecision, promote, write_decision
+from hlip.tracking.registry import (
+    RegisterConfig,
+    read_benchmark_fingerprint,
+    read_metrics,
+    read_run_ids,
+    register_study_model,
+)
+from hlip.tracking.runs import lineage_tags, stage_run
+
+if TYPE_CHECKING:
+    from hlip.tracking.pyfunc import ServingSpec
+
+STAGE = "register"
+
+
+@dataclass(frozen=True)
+class RegisterParams:
+    """The `register:` block and the ingest settings serving uses."""
+
+    config: RegisterConfig
+    ingest: IngestConfig
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> RegisterParams:
+        """The blocks of the parameters file."""
+        _, _, ingest = split_ingest_block(read_block("ingest", path))
+        return cls(RegisterConfig.from_dict(read_block(STAGE, path)), ingest)
+
+
+@contextmanager
+def _in_run(run_id: str) -> Iterator[None]:
+    """Log into run `run_id`: the active run, or that run resumed (a task on another thread)."""
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        yield
+        return
+    with mlflow.start_run(run_id=run_id):
+        yield
+
+
+def log_model(spec: ServingSpec, run_id: str) -> str:
+    """Log the pyfunc model in the stage run; returns its model URI."""
+    from hlip.tracking.pyfunc import log_study_model
+
+    with _in_run(run_id):
+        return str(log_study_model(spec).model_uri)
+
+
+def register(
+    model_uri: str,
+    spec: ServingSpec,
+    name: str,
+    metrics: dict[str, float],
+    run_ids: dict[str, str],
+    benchmark: str | None,
+) -> tuple[str, str]:
+    """Register a new version with tags and model card; returns (version, card)."""
+    version, card = register_study_model(model_uri, spec, name, metrics, lineage_tags(), run_ids, benchmark)
+    return str(version.version), card
+
+
+def gate(config: RegisterConfig, version: str) -> PromotionDecision:
+    """Champion/challenger promotion gate."""
+    return promote(config.name, version, config.metric, config.margin, config.greater_is_better)
+
+
+@dataclass(frozen=True)
+class RegisterOutcome:
+    """The version registered, its promotion decision, the model card and the MLflow run."""
+
+    version: str
+    decision: PromotionDecision
+    card: str
+    run_id: str
+
+
+def run(params: RegisterParams, runner: TaskRunner = direct) -> RegisterOutcome:
+    """Register the evaluated model and decide on its promotion (registry I/O units: `log-model`, `register`,
+    `gate`, which a flow retries)."""
+    from hlip.tracking.pyfunc import ServingSpec
+
+    config = params.config
+    metrics = read_metrics(config.metrics)
+    if config.metric not in metrics:
+        raise ValueError(f"{config.metrics} has no metric {config.metric!r} (params.yaml:register.metric)")
+    spec = ServingSpec.resolve(config.model_dir, config.prompts, params.ingest)
+    out = Path(config.out)
+    with stage_run(STAGE, {STAGE: to_dict(config)}) as mlrun:
+        import mlflow
+
+        run_id = mlrun.info.run_id
+        mlflow.log_metrics(metrics)
+        model_uri = runner(log_model, spec, run_id, name="log-model")
+        run_ids = {**read_run_ids(config.run_ids), STAGE: run_id}
+        benchmark = read_benchmark_fingerprint(config.metrics)
+        version, card = runner(register, model_uri, spec, config.name, metrics, run_ids, benchmark, name="register")
+        decision = runner(gate, config, version, name="gate")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "model_card.md").write_text(card)
+        mlflow.log_artifact(str(out / "model_card.md"))
+        mlflow.log_artifact(str(write_decision(decision, out / "decision.json")))
+        result: dict[str, Any] = {"promoted": decision.promoted, config.metric: decision.challenger_value,
+                                  "champion_value": decision.champion_value}  # fmt: skip
+        write_metrics(STAGE, result)
+        write_run_record(STAGE, run_id, {"version": version})
+        return RegisterOutcome(version, decision, card, run_id)
