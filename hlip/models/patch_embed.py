@@ -5,7 +5,7 @@ Three tokenisers share one interface:
 - linear (upstream HLIP): a `Conv3d` with kernel = stride = patch size (`proj`).
 - max-pooled stem: a small convolutional stem (`stem`), max-pooled inside each patch, then a 1x1x1 projection
   (`proj`). A linear patch projection averages a small lesion away inside its patch, and small from-scratch
-  models then learn nothing (DESIGN.md section 5); the max-pool keeps the strongest local response of every
+  models then learn nothing (docs/demo-model.md); the max-pool keeps the strongest local response of every
   patch. With `stem_downsample`, every stem convolution but the last is followed by a 2x2x2 max-pool, so later
   convolutions see a wider context (a bright lesion inside the brain vs the bright scalp at its edge) at a
   fraction of the cost of full resolution.
