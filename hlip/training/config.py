@@ -90,6 +90,8 @@ class PretrainConfig:
     Attributes:
         model: Registered model config name (`hlip-demo`, `hlip-tiny`, ...).
         model_overrides: Nested mapping deep-merged into the model's JSON.
+        init: Local 2D ViT state dict (timm layout, e.g. ImageNet MAE) that initialises the vision tower as
+            upstream HLIP starts pre-training (`hlip.models.mae_init`); None: random initialisation.
         data: Data sources and item policies.
         warmup: Stage A (supervised, `loss: bce`).
         contrastive: Stage B (`loss: clip | siglip`).
@@ -113,6 +115,7 @@ class PretrainConfig:
 
     model: str = "hlip-demo"
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
     warmup: StageConfig = field(default_factory=lambda: StageConfig(loss="bce"))
     contrastive: StageConfig = field(default_factory=lambda: StageConfig(enabled="true", loss="clip"))
