@@ -14,13 +14,14 @@ the exported model (`out/model`), the warm-up head (`out/warmup`) and `out/summa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from hlip.config import from_dict
+from hlip.data.contract import StudyContract
 from hlip.data.dataset import StudyDataset, label_matrix, make_loader, positive_rates
+from hlip.data.preprocess import PreprocessConfig
 from hlip.models.clip import HLIP, HLIPClassifier
 from hlip.models.config import ModelConfig, merge_overrides
 from hlip.models.export import save_model
 from hlip.models.factory import create_tokenizer, get_model_config
 from hlip.models.loss import ClipLoss, create_loss
+from hlip.models.mae_init import init_from_2d_vit
 from hlip.models.mae_init import init_from_2d_vit
 from hlip.training.checkpoint import (
     CheckpointMismatchError,
@@ -162,6 +167,7 @@ def _run(
 ) -> PretrainResult:
     _setup_determinism(config, info)
     out = Path(config.out)
+    contract = study_contract(config, preprocess)  # before training: a disagreement must not cost a run
     model_cfg = resolve_model_config(config)
     config_hash = config.training_hash()
     data_digest = training_data_digest(config)
@@ -199,6 +205,8 @@ def _run(
         classifier = HLIPClassifier(model_cfg, len(findings)).to(info.device)
         if config.init:  # upstream's start: a 2D ImageNet-MAE ViT inflated to 3D
             init_from_2d_vit(classifier.visual, config.init)
+        if config.init:  # upstream's start: a 2D ImageNet-MAE ViT inflated to 3D
+            init_from_2d_vit(classifier.visual, config.init)
         classifier.init_prior_bias(positive_rates(labels))
         run_a = _stage_run(WARMUP, classifier, config, config.warmup, info, labels=labels)
         start = Position(WARMUP, 0, 0, global_step)
@@ -224,6 +232,8 @@ def _run(
         model.visual.load_state_dict(visual_state)
     elif config.init:
         init_from_2d_vit(model.visual, config.init)
+    elif config.init:
+        init_from_2d_vit(model.visual, config.init)
     result_b: StageResult | None = None
     if config.contrastive.enabled.lower() != "false" and config.contrastive.epochs > 0:
         tokenizer = create_tokenizer(model_cfg)
@@ -242,7 +252,7 @@ def _run(
     summary["stages"][WARMUP] = stage_a
     if not info.is_main:
         return PretrainResult(out, None, summary)
-    metadata = {"findings": list(findings), "preprocess": _preprocess_spec(config, preprocess), "stage_a": stage_a,
+    metadata = {"findings": list(findings), "contract": contract.to_dict(), "stage_a": stage_a,
                 "config_hash": config_hash, "pretrain": config.to_dict(), "labeller": _labeller(config)}  # fmt: skip
     model_dir = save_model(model.cpu(), out / "model", metadata=metadata)
     mark_complete(out, config_hash)
@@ -381,21 +391,31 @@ def _save_warmup_head(out: Path, classifier: HLIPClassifier, findings: tuple[str
     (folder / "findings.json").write_text(json.dumps(list(findings)) + "\n")
 
 
-def _preprocess_spec(config: PretrainConfig, preprocess: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Preprocessing the model expects: the given spec, else what the ingest outputs record."""
-    spec: dict[str, Any] = {"scaling": "uint8 / 255", "scans": replace(config.data.scans).__dict__.copy()}
-    spec["scans"]["kinds"] = list(config.data.scans.kinds)
-    if preprocess:
-        spec.update(dict(preprocess))
+def study_contract(config: PretrainConfig, preprocess: Mapping[str, Any] | None) -> StudyContract:
+    """The study contract of the trained model: the preprocessing its training part was ingested with and the
+    training scan policy.
+
+    The part's `summary.json` records what ingest did; `preprocess` (`params.yaml:ingest.preprocess`) is used only
+    when the part records nothing (a hand-made part), and must agree with the record when both exist.
+
+    Raises:
+        ContractError: The parameters and the ingested part disagree (both values named).
+    """
+    recorded = None
     summary_file = config.data.part_dir / "summary.json"
     if summary_file.is_file():
-        spec["ingest_config_fingerprint"] = json.loads(summary_file.read_text()).get("config_fingerprint")
-    scans_file = config.data.part_dir / "scans.parquet"
-    if "size" not in spec and scans_file.is_file():
-        first = pd.read_parquet(scans_file, columns=["shape"]).head(1)
-        if len(first):
-            spec["size"] = [int(v) for v in first["shape"].iloc[0]]
-    return spec
+        recorded = json.loads(summary_file.read_text()).get("preprocess")
+    where = f"{config.data.part_dir} (ingest summary)"
+    if recorded is not None:
+        contract = StudyContract(from_dict(PreprocessConfig, recorded, where=where), config.data.scans)
+        if preprocess:
+            contract.require_preprocess(preprocess, "params.yaml:ingest.preprocess")
+        return contract
+    if preprocess:
+        return StudyContract(from_dict(PreprocessConfig, preprocess, where="ingest.preprocess"), config.data.scans)
+    first = pd.read_parquet(config.data.part_dir / "scans.parquet", columns=["shape"]).head(1)
+    size = tuple(int(v) for v in first["shape"].iloc[0]) if len(first) else PreprocessConfig().size
+    return StudyContract(dataclasses.replace(PreprocessConfig(), size=size), config.data.scans)  # type: ignore[arg-type]
 
 
 def _labeller(config: PretrainConfig) -> str:
