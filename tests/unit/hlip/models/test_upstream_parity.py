@@ -166,3 +166,13 @@ def test_pool_row_picks_the_register_row(tiny_text: dict) -> None:
 def test_one_row_scan_table_is_refused() -> None:
     with pytest.raises(ValueError, match="max_scans"):
         get_model_config("hlip-vit-b-brainmri-scan-study", {"vision": {"max_scans": 1}})
+
+
+def test_every_upstream_contract_is_a_study_contract() -> None:
+    from hlip.data.contract import StudyContract
+    from hlip.models.upstream_configs import UPSTREAM_MODELS
+
+    for m in UPSTREAM_MODELS:
+        contract = StudyContract.from_dict(m.contract)
+        assert contract.preprocess.size == get_model_config(m.ours).vision.image_size, m.name
+        assert (contract.scans.max_scans == 1) == ("2744" in m.name), m.name  # chest CT: one scan per study
