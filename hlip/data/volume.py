@@ -194,7 +194,7 @@ def order_stack(stack: Stack, min_slices: int, config: VolumeConfig) -> Stack:
     depth = np.array([np.dot(normal, s.info.position) for s in stack.slices])  # type: ignore[arg-type]
     order = np.argsort(depth, kind="stable")
     steps = np.diff(depth[order])
-    median = float(np.median(steps))
+    median = float(np.median(steps)) if len(steps) else 0.0  # one slice: no step to compare
     if np.any(steps < config.duplicate_mm):
         n = int(np.sum(steps < config.duplicate_mm))
         raise RejectedError(Reason.DUPLICATE_POSITION, f"{n} slice(s) share a position with another slice")
