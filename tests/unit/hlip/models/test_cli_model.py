@@ -114,3 +114,43 @@ def test_bare_trunk_needs_the_trunk_scope(tiny_bert_dir: Path, tmp_path: Path) -
     ok = runner.invoke(app, [*args, "--scope", "trunk"])
     assert ok.exit_code == 0, ok.output
     assert "format timm_trunk" in ok.output
+
+
+def test_imported_clip_runs_zero_shot_through_evaluation(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from hlip.evaluation.benchmarks.base import Benchmark
+    from hlip.evaluation.config import EvaluateConfig
+    from hlip.evaluation.runner import run_evaluation
+
+    class Tiny(Benchmark):
+        """20 random two-scan studies of hlip-tiny's size, five classes."""
+
+        name = "tiny"
+        prompts = "brain_mri_demo"
+        task = "multiclass"
+        classes = ("normal", "stroke", "glioma", "meningioma", "metastasis")
+
+        def study_ids(self) -> list[str]:
+            return [f"s{i}" for i in range(20)]
+
+        def labels(self) -> pd.DataFrame:
+            y = np.eye(5, dtype=int)[np.arange(20) % 5]
+            return pd.DataFrame(y, index=pd.Index(self.study_ids(), name="study_id"), columns=list(self.classes))
+
+        def reports(self) -> pd.Series | None:
+            return None
+
+        def load(self, study_id: str) -> np.ndarray:
+            return np.random.default_rng(int(study_id[1:])).random((2, 16, 32, 32), dtype=np.float32)
+
+    reference = create_model("hlip-tiny", overrides={"text": {"model_dir": str(tiny_bert_dir)}, **LINEAR})
+    folder = released_folder(tmp_path, tiny_bert_dir, upstream_state_dict(reference), "vit_base_scan_study_token1")
+    out = tmp_path / "imported"
+    result = runner.invoke(app, ["model", "import", str(folder), "--model", "hlip-tiny-linear", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    config = EvaluateConfig(n_boot=20, val_fraction=0.4, probe_folds=2, device="cpu", batch_size=4)
+    run_evaluation(out, Tiny(), config, tmp_path / "eval", tmp_path / "cache")
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert 0.0 <= metrics["zero_shot.macro_auc"] <= 1.0
