@@ -16,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from demo_corpus.anatomy import load_anatomy
 from demo_corpus.config import DemoCorpusConfig
 from demo_corpus.plan import CorpusPlan, StudyPlan, plan_corpus
 from demo_corpus.table import report_rows, write_tables
@@ -94,26 +95,40 @@ def _write_one(args: tuple[Path, StudyPlan, int]) -> StudyFiles:
     return write_study(*args)
 
 
-def _write_all(out_dir: Path, plan: CorpusPlan, workers: int, progress: Progress | None) -> list[StudyFiles]:
+def _warm_up(resolution_mm: int) -> None:
+    """Worker initializer: build the anatomy (seconds at 1 mm) while the parent still plans the corpus."""
+    load_anatomy(resolution_mm)
+
+
+def _idle() -> None:
+    """A task that only makes the pool start a worker (whose initializer then warms it up)."""
+
+
+def _start_pool(workers: int, resolution_mm: int) -> ProcessPoolExecutor | None:
+    """The writers' pool, started before planning so their anatomy is built meanwhile (None for one worker)."""
+    if workers <= 1:
+        return None
+    # spawn, not fork: the caller may run threads (progress bars, logging handlers) that fork would copy mid-lock
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_up, initargs=(resolution_mm,))
+    for _ in range(workers):  # workers spawn on demand: one submit each starts them all now
+        pool.submit(_idle)
+    return pool
+
+
+def _write_all(
+    out_dir: Path, plan: CorpusPlan, pool: ProcessPoolExecutor | None, progress: Progress | None
+) -> list[StudyFiles]:
     jobs = [(out_dir, s, plan.config.template_resolution_mm) for s in plan.studies]
+    written = map(_write_one, jobs) if pool is None else pool.map(_write_one, jobs, chunksize=1)
     results: list[StudyFiles] = []
     # progress on stderr / the log only: the corpus bytes stay a function of the config alone
     with ProgressReporter("demo corpus: writing studies", len(jobs), unit="studies") as bar:
-        if workers <= 1:
-            for i, job in enumerate(jobs):
-                results.append(_write_one(job))
-                bar.advance()
-                if progress:
-                    progress(i + 1, len(jobs))
-            return results
-        # spawn, not fork: the caller may run threads (progress bars, logging handlers) that fork would copy mid-lock
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            for i, result in enumerate(pool.map(_write_one, jobs, chunksize=1)):
-                results.append(result)
-                bar.advance()
-                if progress:
-                    progress(i + 1, len(jobs))
+        for i, result in enumerate(written):
+            results.append(result)
+            bar.advance()
+            if progress:
+                progress(i + 1, len(jobs))
     return results
 
 
@@ -139,7 +154,7 @@ def generate_corpus(
     workers: int = 2,
     progress: Progress | None = None,
 ) -> CorpusSummary:
-    """Write the demo corpus (see DESIGN and `demo_corpus`) under ``out_dir``.
+    """Write the demo corpus (see the `demo_corpus` package docstring) under ``out_dir``.
 
     Args:
         out_dir: Empty or absent folder, or an earlier output of the same config.
@@ -156,9 +171,14 @@ def generate_corpus(
     check_output(out_dir, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST).write_text(_manifest(config, "incomplete", None), encoding="utf-8")
-    logger.info("planning %d + %d studies", config.n_train_studies, config.n_benchmark_studies)
-    plan = plan_corpus(config)
-    results = _write_all(out_dir, plan, workers, progress)
+    pool = _start_pool(workers, config.template_resolution_mm)
+    try:
+        logger.info("planning %d + %d studies", config.n_train_studies, config.n_benchmark_studies)
+        plan = plan_corpus(config)
+        results = _write_all(out_dir, plan, pool, progress)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     write_tables(out_dir, plan)
     summary = _summary(plan, results, {p: len(report_rows(plan, p)) for p in PARTS})
     (out_dir / MANIFEST).write_text(_manifest(config, "complete", summary), encoding="utf-8")

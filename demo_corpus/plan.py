@@ -22,6 +22,7 @@ from demo_corpus.layout import ExportLayout, SeriesKey, StudyKey
 from demo_corpus.protocol import SeriesPlan, plan_protocol
 from demo_corpus.report import ReportContext, write_report
 from demo_corpus.vocabulary import CLASSES, PARTS
+from hlip.progress import ProgressReporter
 
 _STREAMS = {"identity": 0, "protocol": 1, "findings": 2, "report": 3, "part": 4, "tags": 5}
 _PLANNING_RESOLUTION = 2  # lesions are placed on the 2 mm template whatever the rendering resolution
@@ -209,12 +210,12 @@ def _short_series(rng: np.random.Generator, study: StudyPlan, seed: int) -> Stud
 
 
 def _plan_part(
-    cfg: DemoCorpusConfig, part: str, n: int, taken: set[str]
+    cfg: DemoCorpusConfig, part: str, n: int, taken: set[str], bar: ProgressReporter
 ) -> tuple[list[StudyPlan], list[tuple[str, str, str, str]]]:
     rng = stream(cfg.seed, part, -1, "part")
     labels = _labels(rng, part, n, cfg)
     studies: list[StudyPlan] = []
-    for i, label in enumerate(labels):
+    for i, label in enumerate(bar.track(labels)):
         prior = None
         if part == "train" and rng.random() < cfg.follow_up_share:
             earlier = [s for s in studies if s.label == label and s.prior < 0]
@@ -272,6 +273,8 @@ def _plan_part(
 def plan_corpus(cfg: DemoCorpusConfig) -> CorpusPlan:
     """Plan both parts; patients never cross parts (MRNs are unique over the corpus)."""
     taken: set[str] = set()
-    train, orphans = _plan_part(cfg, "train", cfg.n_train_studies, taken)
-    bench, more = _plan_part(cfg, "benchmark", cfg.n_benchmark_studies, taken)
+    total = cfg.n_train_studies + cfg.n_benchmark_studies
+    with ProgressReporter("demo corpus: planning studies", total, unit="studies") as bar:
+        train, orphans = _plan_part(cfg, "train", cfg.n_train_studies, taken, bar)
+        bench, more = _plan_part(cfg, "benchmark", cfg.n_benchmark_studies, taken, bar)
     return CorpusPlan(cfg, tuple(train + bench), tuple(orphans + more))
