@@ -3,10 +3,17 @@
 ```python
 import mlflow
 model = mlflow.pyfunc.load_model("models:/hlip-demo@champion")
-out = model.predict(pd.DataFrame({"study_path": ["/pacs/export/study1"]}))
+out = model.predict(pd.DataFrame({"study_archive": [base64_of_a_zip_of_the_study_s_dicom_files]}))
 # out: one row per input row: a probability column per finding, `embedding` (list of floats, the normalised
 # study embedding [embed_dim]), `n_scans`, `quarantine` (JSON {reason: count}) and `error` ("" when fine)
 ```
+
+What a request may name is the deployment's decision, checked before any work (`hlip.serving`): a row sends its
+study as `study_archive` (a zip or tar of its DICOM files, base64, size-bounded, extracted safely into a private
+work folder removed afterwards), or names it as `study_path` (a folder or `s3://` prefix) or `scan_paths` under an
+allowed root (`$HLIP_SERVE_ROOTS` and/or the model config's `serving.roots`; none by default, so paths are
+refused). Files per study, bytes and decoded voxels (from the headers) are bounded; a row over a limit or outside
+the roots gets a refusal in `error` that names no server path, and null probabilities (answers hold no NaN).
 
 Artifacts of the logged model (everything needed offline, nothing fetched from a hub):
 - `model/`: the exported folder of `hlip.models.export.save_model` (`model.safetensors` + `config.json`);
@@ -26,8 +33,8 @@ of the `hlip` package travels with the model (`code/`).
 Zero-shot probability of a finding: softmax over (negative, positive) of `logit_scale * cos(study, prompt)`,
 where each prompt embedding is the normalised mean of its templated texts (computed once in `load_context`):
 evaluation's own `ensemble_embedding` and `pair_scores`, so a served probability equals the evaluated one.
-A row that cannot be read gets NaN probabilities, an empty embedding and the reason in `error`: one bad study
-never fails the batch.
+A row that is refused or cannot be read gets null probabilities, an empty embedding and the reason in `error`
+(`<code>: <why>` for refusals): one bad study never fails the batch.
 """
 
 from __future__ import annotations
@@ -56,6 +63,8 @@ from hlip.data.contract import StudyContract
 from hlip.data.sampling import select_scans
 from hlip.evaluation.prompts import PromptError, PromptSet, load_prompt_set, parse_prompt_set
 from hlip.evaluation.zero_shot import ensemble_embedding, pair_scores
+from hlip.serving.policy import RequestError, ServingPolicy
+from hlip.serving.request import INPUTS, json_safe, open_request, public_message, work_folder
 
 if TYPE_CHECKING:
     from mlflow.models.model import ModelInfo
@@ -117,6 +126,7 @@ class HLIPStudyModel(PythonModel):
         self.prompts = load_prompts(art[PROMPTS])
         self.findings = list(self.prompts.findings)
         self.contract = StudyContract.of_model(art[MODEL])
+        self.policy = ServingPolicy.from_config((context.model_config or {}).get("serving"))
         self.ingest_config = IngestConfig.from_dict(yaml.safe_load(Path(art[INGEST]).read_text()))
         self.contract.require_preprocess(self.ingest_config.preprocess, "the served ingest settings")
         with torch.no_grad():
@@ -126,29 +136,31 @@ class HLIPStudyModel(PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """One output row per input row (see the module docstring for the columns)."""
         frame = pd.DataFrame(model_input)
-        if "study_path" not in frame and "scan_paths" not in frame:
-            raise ValueError("model input needs a column 'study_path' (DICOM study folder) or 'scan_paths'")
-        return pd.DataFrame(
-            [self._predict_row({str(k): v for k, v in row.items()}) for row in frame.to_dict("records")]
-        )
+        if not any(column in frame for column in INPUTS):
+            raise ValueError(f"model input needs one of the columns {', '.join(INPUTS)}")
+        rows = [self._predict_row({str(k): v for k, v in row.items()}) for row in frame.to_dict("records")]
+        columns = [*self.findings, "embedding", "n_scans", "quarantine", "error"]
+        return json_safe(pd.DataFrame(rows, columns=columns))  # missing values are null, never NaN
 
     def _predict_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {f: float("nan") for f in self.findings}
+        out: dict[str, Any] = dict.fromkeys(self.findings)
         out.update(embedding=[], n_scans=0, quarantine="{}", error="")
         try:
-            study, scan_paths = row.get("study_path"), row.get("scan_paths")
-            if isinstance(study, str) and study:
-                with tempfile.TemporaryDirectory(prefix="hlip-serve-") as tmp:
-                    scans, reasons = ingest_one_study(study, Path(tmp), self.ingest_config)
-                    out["quarantine"] = json.dumps(dict(sorted(reasons.items())))
-                    volumes = [np.load(p) for p in chosen_paths(scans, self.contract)]
-            elif isinstance(scan_paths, list | tuple | np.ndarray) and len(scan_paths):
-                given = [str(p) for p in scan_paths]
-                volumes = [np.load(given[i]) for i in select_scans(list(range(len(given))), self.contract.scans, None)]
-            else:
-                raise ValueError("row has neither a study_path nor scan_paths")
-            probs, embedding = self.predict_volumes(volumes)
-        except (ValueError, OSError) as exc:
+            with work_folder(self.policy) as work:
+                request = open_request(row, self.policy, work)  # refusals before any work (hlip.serving)
+                try:
+                    if request.source:
+                        scans, reasons = ingest_one_study(request.source, work / "ingest", self.ingest_config)
+                        out["quarantine"] = json.dumps(dict(sorted(reasons.items())))
+                        volumes = [np.load(p) for p in chosen_paths(scans, self.contract)]
+                    else:
+                        given = list(request.scan_paths)
+                        chosen = select_scans(list(range(len(given))), self.contract.scans, None)
+                        volumes = [np.load(given[i]) for i in chosen]
+                    probs, embedding = self.predict_volumes(volumes)
+                except (ValueError, OSError) as exc:
+                    raise ValueError(public_message(exc, work, request.source, *self.policy.roots)) from exc
+        except (RequestError, ValueError) as exc:
             out["error"] = str(exc)
             return out
         out.update(probs, embedding=embedding, n_scans=len(volumes))
@@ -241,11 +253,14 @@ def embed_prompts(model: HLIP, prompts: PromptSet) -> tuple[np.ndarray, np.ndarr
 
 
 def signature(findings: Sequence[str]) -> ModelSignature:
-    """Input: `study_path` (string) or `scan_paths` (list of strings), both optional; output: see the module."""
+    """Input: one of `study_archive` (base64 zip or tar of a study's DICOM files), `study_path` (string) or
+    `scan_paths` (list of strings) per row, each optional as a column; output: see the module (probabilities are
+    null on a refused or unreadable row)."""
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
-    inputs = Schema([ColSpec(DataType.string, "study_path", required=False),
+    inputs = Schema([ColSpec(DataType.string, "study_archive", required=False),
+                     ColSpec(DataType.string, "study_path", required=False),
                      ColSpec(Array(DataType.string), "scan_paths", required=False)])  # fmt: skip
     outputs = Schema([*(ColSpec(DataType.double, f) for f in findings), ColSpec(Array(DataType.double), "embedding"),
                       ColSpec(DataType.long, "n_scans"), ColSpec(DataType.string, "quarantine"),
@@ -317,6 +332,7 @@ class ServingSpec:
 def log_study_model(spec: ServingSpec, *, name: str = "model") -> ModelInfo:
     """Log the pyfunc study model of `spec` in the active MLflow run; returns MLflow's `ModelInfo`."""
     from hlip.models.text import resolve_model_dir
+    from hlip.serving.example import example_request
 
     with tempfile.TemporaryDirectory(prefix="hlip-pyfunc-") as tmp:
         staged = Path(tmp)
@@ -324,7 +340,7 @@ def log_study_model(spec: ServingSpec, *, name: str = "model") -> ModelInfo:
         (staged / PROMPTS).write_text(yaml.safe_dump(spec.prompts.to_doc(), sort_keys=False))
         (staged / INGEST).write_text(yaml.safe_dump(to_dict(spec.ingest), sort_keys=False))
         (staged / ENTRY).write_text(ENTRY_CODE)
-        example = pd.DataFrame({"study_path": ["/path/to/one/dicom/study"]})
+        example = pd.DataFrame(example_request())  # a synthetic study as a zip: MLflow predicts it at logging
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=str(staged / ENTRY),  # models from code: no pickled object in the artifact
@@ -335,6 +351,8 @@ def log_study_model(spec: ServingSpec, *, name: str = "model") -> ModelInfo:
                 INGEST: str(staged / INGEST),
             },
             code_paths=[str(_copy_code(staged / "code"))],  # the hlip package: serve the same code
+            # the deployment's serving policy; a loader may add roots: load_model(uri, model_config={"serving": ...})
+            model_config={"serving": {"roots": []}},
             signature=signature(list(spec.findings)),
             input_example=example,
             pip_requirements=pip_requirements(),

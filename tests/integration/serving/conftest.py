@@ -106,6 +106,7 @@ def champion(env: dict[str, str], exported_model: Path, ingest_config: Any) -> s
     from hlip.tracking.pyfunc import ServingSpec, log_study_model
 
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    mlflow.set_experiment("register")  # this module's store: an experiment id set by an earlier module is not in it
     spec = ServingSpec.resolve(exported_model, PROMPTS, ingest_config)
     with mlflow.start_run():
         info = log_study_model(spec)

@@ -57,7 +57,8 @@ def register_once(
 
 def predict_fresh(studies: list[Path], out: Path) -> dict[str, float]:
     """`models:/hlip-demo@champion` loaded and run in a new Python process; returns its timings."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(Path("mlflow").resolve())}
+    roots = ",".join(str(s.parent) for s in studies)  # the deployment allows the studies' folders (hlip.serving)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(Path("mlflow").resolve()), "HLIP_SERVE_ROOTS": roots}
     proc = subprocess.run(
         [sys.executable, "-c", PREDICT.format(name=NAME), json.dumps([str(s) for s in studies]), str(out)],
         capture_output=True, text=True, timeout=300, env=env, cwd=out.parent,
@@ -108,7 +109,7 @@ def test_champion_serves_a_dicom_study_in_a_fresh_process(
     ingest(study, part, config=ingest_config, key=key)
     scans = manifest.read_table(part, "scans")
     order = canonical_order([s["kind"] for s in scans], [s["plane"] for s in scans], [s["scan_key"] for s in scans])
-    local = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    local = mlflow.pyfunc.load_model(f"models:/{NAME}@champion", model_config={"serving": {"roots": [str(part)]}})
     here = local.predict(pd.DataFrame({"scan_paths": [[str(part / scans[i]["path"]) for i in order]]}))
 
     row = served.iloc[0]
@@ -134,7 +135,7 @@ def test_champion_serves_a_dicom_study_in_a_fresh_process(
     # a study with no usable scan and a missing folder give an error row each, not a failed batch
     assert "no usable scan" in served.iloc[1]["error"]
     assert "localizer" in served.iloc[1]["quarantine"]
-    assert "not a folder" in served.iloc[2]["error"]
+    assert served.iloc[2]["error"].startswith("path_not_allowed:")  # missing: refused like a path outside the roots
     assert all(math.isnan(served.iloc[i][f]) for i in (1, 2) for f in prompts["findings"])
     print(f"fresh-process timings: {timings}")
 

@@ -113,7 +113,7 @@ def test_dataset_benchmark_and_served_model_choose_the_same_scans(
     uid = next(u for u in labels["study_instance_uid"] if key.hash("study", u, 20) == study_key)
     folder = _copy_study(corpus, uid, tmp_path / "one_study")
     out = tmp_path / "served.json"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "HLIP_SERVE_ROOTS": str(folder)}
     proc = subprocess.run([sys.executable, "-c", PREDICT.format(name=NAME), str(folder), str(out)],
                           capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

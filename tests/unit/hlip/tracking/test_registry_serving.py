@@ -60,7 +60,7 @@ def test_select_uses_the_deterministic_scan_policy() -> None:
 
 def test_signature_columns() -> None:
     sig = signature(["stroke", "glioma"])
-    assert sig.inputs.input_names() == ["study_path", "scan_paths"]
+    assert sig.inputs.input_names() == ["study_archive", "study_path", "scan_paths"]
     assert not any(c.required for c in sig.inputs.inputs)
     assert sig.outputs.input_names() == ["stroke", "glioma", "embedding", "n_scans", "quarantine", "error"]
 
