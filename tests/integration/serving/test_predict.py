@@ -56,10 +56,16 @@ def test_predict_writes_the_table_equal_to_evaluation_and_resumes(
     assert {"predictions.parquet", "summary.json"} <= logged
     assert client.get_run(first.mlflow_run_id).data.tags["model.version"] == first.model_version
 
-    # a rerun with the same model version predicts nothing again
-    again = run(params)
-    assert (again.n_studies, again.n_predicted) == (2, 0)
-    pd.testing.assert_frame_equal(pd.read_parquet(again.table), table)
+    # a rerun with the same model version, from the command line, predicts nothing again
+    from typer.testing import CliRunner
+
+    from hlip.cli.main import app
+
+    args = ["predict", "--model", params.model, "--source", params.source, "--out", params.out]
+    cli = CliRunner().invoke(app, args)
+    assert cli.exit_code == 0, cli.output
+    assert f"{first.model_version}: 2 studies (0 predicted now, 0 with an error)" in cli.output
+    pd.testing.assert_frame_equal(pd.read_parquet(first.table), table)
 
     # a run killed while writing its second study: the cut line is ignored, only that study is predicted again
     results = tmp_path / "predict" / RESULTS
