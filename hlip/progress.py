@@ -291,11 +291,12 @@ class _LiveTask:
         with cls._guard:
             if cls._progress is None:
                 stream = reporter.settings.stream or sys.stderr
-                numbers = "{task.fields[unit]}  {task.fields[rate]}/s  ETA {task.fields[eta]}{task.fields[extra]}"
-                columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn())
-                cls._progress = Progress(
-                    *columns, TextColumn(numbers), TimeElapsedColumn(), console=Console(file=stream), transient=False
-                )
+                columns = (
+                    TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[unit]}  {task.fields[rate]}/s  elapsed"), TimeElapsedColumn(),
+                    TextColumn("ETA {task.fields[eta]}{task.fields[extra]}"),
+                )  # fmt: skip
+                cls._progress = Progress(*columns, console=Console(file=stream), transient=False)
                 cls._progress.start()
             cls._rows += 1
             task = cls._progress.add_task(reporter.stage, total=reporter.total, completed=reporter.done,
