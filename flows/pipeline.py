@@ -1,39 +1,80 @@
-"""Flow `pipeline`: the parent flow that chains the stages, for Prefect deployments and schedules.
+"""Flow `pipeline`: scheduled and event-driven retraining through DVC, so a Prefect run leaves true lineage.
 
-`dvc repro` runs the same stage flows one by one (each as `python -m flows.<stage>`); this flow runs them as
-subflows of one flow run, so a Prefect schedule or trigger gets one run with the whole lineage:
-ingest -> validate -> label -> [sweep] -> pretrain -> evaluate -> register. The sweep runs only when
-`sweep.enabled` is true (its flow records "skipped" otherwise); its best values are written for review, never
-applied to `params.yaml` behind the user's back.
+DVC decides *what* runs, Prefect *when* and with what retries: the flow (1) records the raw data with ``dvc add``
+(``data.dvc`` then holds what is there now), (2) walks the stages of ``dvc.yaml`` in pipeline order, each a Prefect
+task that asks DVC whether the stage is stale and runs ``dvc repro --single-item <stage>`` only then (the stage's
+own command, ``python -m flows.<stage>``, so each stage is still its own flow run with its MLflow run), (3) saves
+``dvc.lock``, ``data.dvc`` and the metrics files as a commit on the ``hlip/scheduled`` branch (parent: the code
+commit; the checkout is left alone), pushed to the configured git and DVC remotes, and (4) tags the version the
+register stage made with that commit (``lineage.commit``), which `hlip lineage` reads. A run with nothing new runs
+no stage and commits nothing.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, task
 
-from flows.evaluate import evaluate_flow
-from flows.ingest import ingest_flow
-from flows.label import label_flow
-from flows.pretrain import pretrain_flow
-from flows.register import register_flow
-from flows.sweep import sweep_flow
-from flows.validate import validate_flow
+from hlip.lineage import repro
+
+REGISTER_DECISION = "outputs/register/decision.json"
+
+
+@task(task_run_name="record-data")
+def record_data(repo: Path) -> tuple[str | None, str | None]:
+    """``dvc add`` of the raw data; its md5 before and after."""
+    return repro.record_data(repo)
+
+
+@task(retries=1, retry_delay_seconds=30, task_run_name="repro-{stage}")
+def repro_stage(repo: Path, stage: str) -> bool:
+    """Run `stage` through DVC when DVC finds it stale; whether it ran."""
+    if not repro.is_stale(repo, stage):
+        return False
+    repro.reproduce(repo, stage)
+    return True
+
+
+@task(task_run_name="save-result")
+def save_result(repo: Path, message: str, branch: str) -> dict[str, Any]:
+    """Commit the lock, data pointer and metrics on `branch`, push where remotes exist."""
+    commit = repro.save_result(repo, message, branch)
+    return {"commit": commit, "pushed": repro.push(repo, commit, branch)}
+
+
+@task(task_run_name="tag-version")
+def tag_version(repo: Path, commit: str) -> str | None:
+    """Tag the version the register stage made in this run with the saved commit; its ``name/version``."""
+    from mlflow import MlflowClient
+
+    from hlip.tracking.lineage import tag_lineage_commit
+    from hlip.tracking.runs import tracking_uri
+
+    decision = json.loads((repo / REGISTER_DECISION).read_text())
+    uri = tracking_uri(repo / "outputs" / "mlflow")  # the stages' store: theirs ran with `repo` as working directory
+    tag_lineage_commit(decision["name"], str(decision["version"]), commit, MlflowClient(uri, registry_uri=uri))
+    return f"{decision['name']}/{decision['version']}"
 
 
 @flow(name="pipeline", log_prints=True)
-def pipeline_flow(params: str | None = None) -> dict[str, Any]:
-    """Run every stage in order on one parameters file; a stage that fails stops the ones after it."""
-    results: dict[str, Any] = {}
-    results["ingest"] = ingest_flow(params)
-    results["validate"] = validate_flow(params)  # raises on a critical contract failure: nothing downstream runs
-    results["label"] = label_flow(params)
-    results["sweep"] = sweep_flow(params)
-    results["pretrain"] = pretrain_flow(params)
-    results["evaluate"] = evaluate_flow(params)
-    results["register"] = register_flow(params)
-    return results
+def pipeline_flow(repo: str = ".", branch: str = repro.BRANCH) -> dict[str, Any]:
+    """Record the raw data, re-run what DVC finds stale (in pipeline order), save and tag the result."""
+    root = Path(repo).resolve()
+    before, after = record_data(root)
+    ran = [stage for stage in repro.pipeline_order(root) if repro_stage(root, stage)]
+    result: dict[str, Any] = {"data_md5": after, "data_changed": before != after, "ran": ran}
+    if not ran and before == after:
+        print("pipeline: no new data and no stale stage; nothing ran, nothing to save")
+        return result
+    message = f"Scheduled run: data {after}; stages re-run: {', '.join(ran) or 'none'}"
+    result.update(save_result(root, message, branch))
+    if "register" in ran:
+        result["version"] = tag_version(root, result["commit"])
+    print(f"pipeline: ran {', '.join(ran) or 'no stage'}; lineage commit {result['commit'][:12]} on {branch}")
+    return result
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""Flow `watch`: a sensor on the raw sources; runs the ingest flow when new data has arrived.
+"""Flow `watch`: a sensor on the raw sources; runs the pipeline through DVC when new data has arrived.
 
 Scheduled on a short interval (infra/prefect.yaml), it fingerprints each part's DICOM source (local folder or
 ``s3://`` prefix: paths, sizes, mtimes/ETags, no content read) and reports file, compares with the fingerprints
-of the last ingestion it triggered (``outputs/watch/state.json``), and runs `ingest_flow` as a subflow when any
-changed. The state is written only after ingestion succeeded, so a failed ingestion is retried on the next tick.
+of the last run it triggered (``outputs/watch/state.json``), and when any changed runs the `pipeline` flow as a
+subflow: the new data is recorded with ``dvc add``, DVC re-runs what is stale and the result is saved as a commit
+that `hlip lineage` finds (see `flows.pipeline`). With ``pipeline=False`` it runs only `ingest_flow`, for a working
+directory that is not a DVC project (no lineage is saved then). The state is written only after the triggered run
+succeeded, so a failed one is retried on the next tick.
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ def fingerprint_parts(parts: dict[str, dict[str, str]]) -> dict[str, str]:
 
 
 @flow(name="watch", log_prints=True)
-def watch_flow(params: str | None = None, state: str = DEFAULT_STATE) -> dict[str, Any]:
-    """Run the ingest flow when the sources' fingerprints differ from the last triggered ingestion."""
-    from flows.ingest import ingest_flow
+def watch_flow(params: str | None = None, state: str = DEFAULT_STATE, pipeline: bool = True) -> dict[str, Any]:
+    """Run the pipeline through DVC (or, with `pipeline` false, the ingest flow alone) when the sources'
+    fingerprints differ from the last triggered run."""
 
+    if pipeline and params:
+        raise ValueError(f"params={params!r}: the pipeline runs through DVC, whose stages read params.yaml; "
+                         "edit params.yaml, or pass pipeline=False to run the ingest flow alone")  # fmt: skip
     parts = stage_params("ingest", Path(params) if params else None).get("parts") or {}
     current = fingerprint_parts(parts)
     state_path = Path(state)
@@ -45,8 +51,16 @@ def watch_flow(params: str | None = None, state: str = DEFAULT_STATE) -> dict[st
     if not changed:
         print("watch: no new data")
         return {"triggered": False, "changed": []}
-    print(f"watch: new data in {', '.join(changed)}: running ingest")
-    ingest_flow(params)
+    if pipeline:
+        from flows.pipeline import pipeline_flow
+
+        print(f"watch: new data in {', '.join(changed)}: running the pipeline through DVC")
+        pipeline_flow()
+    else:
+        from flows.ingest import ingest_flow
+
+        print(f"watch: new data in {', '.join(changed)}: running ingest (pipeline=False: no DVC lineage)")
+        ingest_flow(params)
     state_path.parent.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
     return {"triggered": True, "changed": changed}

@@ -58,6 +58,7 @@ def print_lineage(result: Lineage) -> None:
         ("model", f"{result.name} version {result.version}{aliases}"),
         ("source run", result.source_run_id or "-"),
         ("git commit", f"{result.git_commit} (dirty: {result.git_dirty})"),
+        ("lineage commit", result.lineage_commit or "- (the lock and data are read at the git commit)"),
         ("data.dvc md5", f"{result.data_md5} (tag); {result.data_dvc_md5 or '-'} (data.dvc in {result.source})"),
         ("params sha256", result.params_sha256),
         ("read from", result.source),

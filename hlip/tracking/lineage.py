@@ -9,6 +9,11 @@ too, it takes the parameters logged on the source run. It then finds each stage'
 commit and data md5, and its ``stage``; a ``run.<stage>`` version tag names it
 directly) and the validation report of that data (the ``validate`` stage's output
 hash in ``dvc.lock`` and the report artifacts of the validate run).
+
+A version made by a scheduled run (``flows/pipeline.py``, through DVC) also carries ``lineage.commit``: the commit
+that run saved with its ``dvc.lock`` and ``data.dvc`` (on the ``hlip/scheduled`` branch, parent the code commit).
+``dvc.lock``, ``data.dvc`` and ``params.yaml`` are then read at that commit, not at ``git.commit``, which holds the
+code but the lock of an earlier run.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from hlip.lineage.repro import LINEAGE_COMMIT_TAG
 from hlip.tracking.registry import RUN_TAG  # version tags ``run.<stage>`` = that stage's MLflow run id
 
 if TYPE_CHECKING:
@@ -91,6 +97,7 @@ class Lineage:
     runs: tuple[StageRun, ...]
     validation: ValidationRef | None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    lineage_commit: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -143,7 +150,8 @@ def resolve_lineage(model_uri: str, repo: Path = Path("."), client: MlflowClient
     if tags["git.dirty"] == "True":
         warnings.append("the run was made from a dirty working tree: the commit does not hold all of its code")
 
-    files, source = _files_at(repo, commit, ("dvc.lock", "params.yaml", "data.dvc"), warnings)
+    lineage_commit = mv.tags.get(LINEAGE_COMMIT_TAG)  # a scheduled run's saved lock and data, else the code commit
+    files, source = _files_at(repo, lineage_commit or commit, ("dvc.lock", "params.yaml", "data.dvc"), warnings)
     stages = _parse_lock(files["dvc.lock"])
     if files["dvc.lock"] is None:
         warnings.append(f"no dvc.lock in {source}: stage hashes unknown")
@@ -179,7 +187,15 @@ def resolve_lineage(model_uri: str, repo: Path = Path("."), client: MlflowClient
         runs=runs,
         validation=validation,
         warnings=tuple(warnings),
+        lineage_commit=lineage_commit,
     )
+
+
+def tag_lineage_commit(name: str, version: str, commit: str, client: MlflowClient | None = None) -> None:
+    """Tag version `version` of `name` with the commit that holds its ``dvc.lock`` and ``data.dvc``."""
+    from mlflow import MlflowClient
+
+    (client or MlflowClient()).set_model_version_tag(name, version, LINEAGE_COMMIT_TAG, commit)
 
 
 def _get_run(client: MlflowClient, run_id: str) -> Run | None:

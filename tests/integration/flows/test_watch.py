@@ -1,5 +1,6 @@
 """The `watch` sensor flow on a tiny demo corpus: it runs ingestion when a new study arrives in a source, not when
-nothing changed, and records the sources' fingerprints only after an ingestion succeeded."""
+nothing changed, and records the sources' fingerprints only after an ingestion succeeded. Here with
+``pipeline=False`` (the working directory is no DVC project); the DVC path is tests/integration/lineage."""
 
 from __future__ import annotations
 
@@ -44,14 +45,14 @@ def test_watch_ingests_new_data_only(
     workdir = project_workdir(corpus, None)
     state = workdir / DEFAULT_STATE
 
-    first = watch_flow()  # no state yet: the first look ingests everything
+    first = watch_flow(pipeline=False)  # no state yet: the first look ingests everything
     assert first["triggered"] is True
     assert _ingest_runs() == 1
     studies_before = _train_studies()
     state_before = json.loads(state.read_text())
     assert state_before["train/dicom"] == source_fingerprint(str(dicom))[0]
 
-    assert watch_flow() == {"triggered": False, "changed": []}  # nothing new: no ingestion
+    assert watch_flow(pipeline=False) == {"triggered": False, "changed": []}  # nothing new: no ingestion
     assert _ingest_runs() == 1
     assert json.loads(state.read_text()) == state_before
 
@@ -64,11 +65,11 @@ def test_watch_ingests_new_data_only(
     monkeypatch.setattr(hlip.data.ingest, "ingest", unreachable)
     monkeypatch.setattr(flows.ingest.ingest_part, "retry_delay_seconds", [0.0, 0.0])
     with pytest.raises(ConnectionResetError, match="injected"):
-        watch_flow()  # the ingestion it triggers fails ...
+        watch_flow(pipeline=False)  # the ingestion it triggers fails ...
     assert json.loads(state.read_text()) == state_before  # ... so the state still says "not ingested yet"
 
     monkeypatch.setattr(hlip.data.ingest, "ingest", real)
-    third = watch_flow()  # the next tick sees the new data again and ingests it
+    third = watch_flow(pipeline=False)  # the next tick sees the new data again and ingests it
     assert third == {"triggered": True, "changed": ["train/dicom"]}
     assert _ingest_runs() == 3  # the failed run and this one
     metrics = json.loads(Path("outputs/metrics/ingest.json").read_text())
@@ -82,4 +83,4 @@ def test_watch_ingests_new_data_only(
     assert {k: v for k, v in state_after.items() if k != "train/dicom"} == {
         k: v for k, v in state_before.items() if k != "train/dicom"
     }
-    assert watch_flow()["triggered"] is False  # and then it is quiet again
+    assert watch_flow(pipeline=False)["triggered"] is False  # and then it is quiet again

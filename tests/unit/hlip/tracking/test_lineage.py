@@ -189,3 +189,35 @@ def test_run_tags_on_the_version_name_the_stage_runs(project: dict[str, Any]) ->
     assert runs["validate"] == untagged  # named by the version, although not tagged with the commit
     assert runs["ingest"] == project["runs"]["ingest"]  # found by its tags
     assert any(w.startswith(f"stage label: the version names run {'f' * 32}") for w in got.warnings)
+
+
+def test_a_scheduled_versions_lineage_commit_holds_its_lock_and_data(project: dict[str, Any]) -> None:
+    """A scheduled run saves dvc.lock and data.dvc as a commit on a branch (the checkout untouched) and tags the
+    version with it: lineage reads the new lock and data there, not the older ones at the code commit."""
+    from hlip.lineage.repro import BRANCH, save_result
+    from hlip.tracking.lineage import tag_lineage_commit
+
+    repo, client = project["repo"], project["client"]
+    before = {name: (repo / name).read_text() for name in ("dvc.lock", "data.dvc")}
+    new_lock = {**DVC_LOCK, "stages": {"ingest": {**DVC_LOCK["stages"]["ingest"], "outs": [
+        {"path": "outputs/ingest", "hash": "md5", "md5": "fff999.dir"}]}}}  # fmt: skip
+    (repo / "dvc.lock").write_text(yaml.safe_dump(new_lock, sort_keys=False))
+    (repo / "data.dvc").write_text("outs:\n- md5: 77newdata.dir\n  path: data\n")
+    try:
+        saved = save_result(repo, "scheduled run: new studies")
+    finally:
+        for name, text in before.items():
+            (repo / name).write_text(text)
+    assert git(repo, "rev-parse", "HEAD") == project["commit"]  # the checkout's HEAD did not move
+    assert git(repo, "rev-parse", BRANCH) == saved
+    assert git(repo, "rev-parse", f"{saved}^") == project["commit"]
+    run_id = project["runs"]["pretrain"]
+    tags = {"git.commit": project["commit"], "data.dvc_md5": "77newdata.dir"}
+    version = client.create_model_version(MODEL, f"runs:/{run_id}/model", run_id=run_id, tags=tags)
+    tag_lineage_commit(MODEL, version.version, saved, client)
+    got = resolve_lineage(f"models:/{MODEL}/{version.version}", repo, client)
+    assert got.lineage_commit == saved
+    assert got.source == f"git commit {saved[:12]}"
+    assert got.data_dvc_md5 == "77newdata.dir"
+    assert got.stages[0].outs == {"outputs/ingest": "fff999.dir"}
+    assert not any("data.dvc in" in w for w in got.warnings)
