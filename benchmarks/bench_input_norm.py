@@ -34,8 +34,8 @@ from numpy.typing import NDArray
 from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
 
-from hlip.data.dataset import label_matrix
 from hlip.evaluation.benchmarks.demo import DemoBenchmark
+from hlip.labels.table import to_matrix
 from hlip.models.visual import zscore, zscore_foreground
 
 DEFAULT_TASKS = ("glioma:flair,t2", "meningioma:t1c", "stroke:dwi,flair", "metastasis:t1c,flair", "glioma:all")
@@ -142,7 +142,8 @@ def main() -> None:
     names = " | ".join(f"{n} AUC (mean +- sd over {args.seeds} seeds)" for n in NORMS)
     print(f"| task | train scans (positive) | {names} | s per run |")
     print(f"|---|---:|{'---:|' * len(NORMS)}---:|")
-    silver_all = label_matrix(pd.read_parquet(args.labels / "train" / "labels.parquet"))  # read once for all tasks
+    silver_table = pd.read_parquet(args.labels / "train" / "labels.parquet")  # read once for all tasks
+    silver_all = to_matrix(silver_table, sorted(silver_table["finding"].unique())).astype("float32")
     truth_all = DemoBenchmark(args.ingest / "benchmark", args.ground_truth).labels()
     for task in args.task or DEFAULT_TASKS:
         data = load_task(task, silver_all, truth_all, args)

@@ -2,7 +2,7 @@
 
 ```python
 ds = StudyDataset("outputs/ingest/train", scans_policy=ScanPolicy("max_n", 8), text_policy=TextPolicy(),
-                  labels=label_matrix, train=True, seed=0)
+                  labels=to_matrix(label_table, findings), train=True, seed=0)  # hlip.labels.table
 loader = make_loader(ds, batch_size=16, workers=2, tokenizer=tokenizer, seed=0)
 for epoch in range(epochs):
     loader.sampler.set_epoch(epoch)
@@ -17,7 +17,6 @@ of the dataset, still see the current epoch, and `set_start` resumes in the midd
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -37,7 +36,6 @@ __all__ = [
     "StudyDataset",
     "TextPolicy",
     "collate_studies",
-    "label_matrix",
     "make_loader",
     "positive_rates",
 ]
@@ -173,32 +171,8 @@ def _read(part_dir: Path, table: str, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
-def label_matrix(labels: pd.DataFrame, findings: Sequence[str] | None = None) -> pd.DataFrame:
-    """Long labels (`study_key`, `finding`, `value` in {1, 0, -1}) -> matrix (index study_key, one column
-    per finding, NaN where a study has no label for a finding).
-
-    Args:
-        labels: The long table (e.g. `outputs/labels/<part>/labels.parquet`).
-        findings: Column order; None: the findings present, sorted. A named finding absent from the table is
-            an error.
-    """
-    missing_cols = sorted({"study_key", "finding", "value"} - set(labels.columns))
-    if missing_cols:
-        raise ValueError(f"labels table lacks column(s) {missing_cols}")
-    bad = sorted(set(labels["value"].dropna().unique()) - {1, 0, -1})
-    if bad:
-        raise ValueError(f"label values must be 1, 0 or -1, got {bad}")
-    matrix = labels.pivot_table(index="study_key", columns="finding", values="value", aggfunc="first")
-    if findings is None:
-        return matrix[sorted(matrix.columns)].astype("float32")
-    absent = [f for f in findings if f not in matrix.columns]
-    if absent:
-        raise ValueError(f"findings {absent} have no label in the table (present: {sorted(matrix.columns)})")
-    return matrix[list(findings)].astype("float32")
-
-
 def positive_rates(labels: pd.DataFrame) -> list[float]:
-    """Share of positives among the known labels of each finding column of a `label_matrix` (uncertain -1 and
+    """Share of positives among the known labels of each finding column of a label matrix (uncertain -1 and
     unknown NaN left out; 0.5 for a finding without any known label)."""
     known = labels.isin([0, 1])
     positives = (labels == 1).sum()

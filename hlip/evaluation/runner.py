@@ -181,14 +181,7 @@ def run_evaluation(
 def _split(
     benchmark: Benchmark, ids: np.ndarray, y: np.ndarray, config: EvaluateConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(validation, test) row indices: the benchmark's own validation ids when it has them, else a seeded split."""
-    own = getattr(benchmark, "validation_ids", None)
-    if callable(own):
-        val_ids = set(own())
-        val = np.array([i for i, s in enumerate(ids) if s in val_ids], dtype=np.int64)
-        test = np.array([i for i, s in enumerate(ids) if s not in val_ids], dtype=np.int64)
-        if len(val) and len(test):
-            return val, test
+    """(validation, test) row indices: a seeded, stratified split of the benchmark's studies."""
     return validation_split(y, config.val_fraction, config.seed)
 
 

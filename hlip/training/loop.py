@@ -39,7 +39,7 @@ LossFn = Callable[[nn.Module, dict[str, Any]], Tensor]
 
 
 @dataclass
-class StageRun:
+class TrainingStage:
     """Everything one stage trains with.
 
     Attributes:
@@ -123,7 +123,7 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 def train_stage(
-    run: StageRun,
+    run: TrainingStage,
     start: Position,
     info: DistInfo,
     *,
@@ -210,7 +210,7 @@ def train_stage(
     return result
 
 
-def _optimizer_step(run: StageRun, batches: Iterator[dict[str, Any]], info: DistInfo) -> tuple[float, int]:
+def _optimizer_step(run: TrainingStage, batches: Iterator[dict[str, Any]], info: DistInfo) -> tuple[float, int]:
     """One optimizer step over `accum_steps` micro-batches; returns (mean loss, studies on this rank)."""
     run.optimizer.zero_grad(set_to_none=True)
     total, studies = 0.0, 0
@@ -244,7 +244,7 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abs
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _step_metrics(run: StageRun, loss: float, rate: float) -> dict[str, float]:
+def _step_metrics(run: TrainingStage, loss: float, rate: float) -> dict[str, float]:
     metrics = {f"{run.name}/loss": loss, f"{run.name}/lr": float(run.optimizer.param_groups[0]["lr"]),
                f"{run.name}/studies_per_s": rate}  # fmt: skip
     scale = getattr(run.model, "logit_scale", None)

@@ -33,14 +33,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 from hlip.config import from_dict
 from hlip.data.contract import StudyContract
-from hlip.data.dataset import StudyDataset, label_matrix, make_loader, positive_rates
+from hlip.data.dataset import StudyDataset, make_loader, positive_rates
 from hlip.data.preprocess import PreprocessConfig
 from hlip.models.clip import HLIP, HLIPClassifier
 from hlip.models.config import ModelConfig, merge_overrides
 from hlip.models.export import save_model
 from hlip.models.factory import create_tokenizer, get_model_config
 from hlip.models.loss import ClipLoss, create_loss
-from hlip.models.mae_init import init_from_2d_vit
 from hlip.models.mae_init import init_from_2d_vit
 from hlip.training.checkpoint import (
     CheckpointMismatchError,
@@ -58,7 +57,7 @@ from hlip.training.checkpoint import (
 from hlip.training.config import PretrainConfig, StageConfig
 from hlip.training.distributed import DistInfo, barrier, cleanup_distributed, init_distributed
 from hlip.training.hooks import Evaluator, NullLogger, Report, TrainingLogger
-from hlip.training.loop import StageResult, StageRun, train_stage
+from hlip.training.loop import StageResult, TrainingStage, train_stage
 from hlip.training.optim import create_optimizer
 from hlip.training.schedule import warmup_cosine
 
@@ -100,13 +99,17 @@ def warmup_enabled(config: PretrainConfig) -> bool:
 
 def load_labels(config: PretrainConfig) -> pd.DataFrame:
     """The part's label matrix (index study_key, finding columns in finding-list order, 1/0/-1/NaN)."""
+    from hlip.labels.table import check_label_table, to_matrix
+
     table = pd.read_parquet(config.data.labels_file)
-    findings: tuple[str, ...] | None = None
     if config.data.findings:
         from hlip.labels.finding_list import load_findings
 
-        findings = load_findings(config.data.findings).names
-    return label_matrix(table, findings)
+        findings = tuple(load_findings(config.data.findings).names)
+    else:
+        findings = tuple(sorted(str(f) for f in table["finding"].unique()))
+    check_label_table(table, findings)  # the label stage's own check: every finding once per study, 1/0/-1
+    return to_matrix(table, findings).astype("float32")
 
 
 def training_data_digest(config: PretrainConfig) -> str:
@@ -182,7 +185,7 @@ def _run(
                               "data_digest": data_digest, "world_size": info.world_size,
                               "findings": list(findings)}  # fmt: skip
 
-    def saver(run: StageRun) -> Any:
+    def saver(run: TrainingStage) -> Any:
         def save(pos: Position) -> None:
             states = _gather_rng_states(info)
             if info.is_main:
@@ -230,9 +233,7 @@ def _run(
     model = HLIP(model_cfg).to(info.device)
     if visual_state is not None:
         model.visual.load_state_dict(visual_state)
-    elif config.init:
-        init_from_2d_vit(model.visual, config.init)
-    elif config.init:
+    elif config.init or config.init:
         init_from_2d_vit(model.visual, config.init)
     result_b: StageResult | None = None
     if config.contrastive.enabled.lower() != "false" and config.contrastive.epochs > 0:
@@ -325,7 +326,7 @@ def _stage_run(
     *,
     labels: pd.DataFrame | None,
     tokenizer: Any = None,
-) -> StageRun:
+) -> TrainingStage:
     """Dataset, loader, optimizer, schedule and loss of one stage."""
     text_policy = config.data.text if name == CONTRASTIVE else None
     dataset = StudyDataset(config.data.part_dir, scans_policy=config.data.scans, text_policy=text_policy,
@@ -364,7 +365,7 @@ def _stage_run(
 
         plain_clip = isinstance(contrastive, ClipLoss) and not contrastive.gather_with_grad
         loss_scale = float(info.world_size) if plain_clip and not contrastive.local_loss else 1.0
-    return StageRun(name, model, train_model, compute_loss, loader, optimizer, scheduler, scaler, stage.epochs,
+    return TrainingStage(name, model, train_model, compute_loss, loader, optimizer, scheduler, scaler, stage.epochs,
                     accum_steps=config.accum_steps, grad_clip=config.grad_clip, loss_scale=loss_scale,
                     autocast_dtype=autocast)  # fmt: skip
 

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from hlip.data.dataset import ScanPolicy, StudyDataset, TextPolicy, label_matrix, make_loader
+from hlip.data.dataset import ScanPolicy, StudyDataset, TextPolicy, make_loader
 from hlip.data.shards import ShardStudyDataset, pack_part
+from hlip.labels.table import to_matrix
 from testkit.training_data import FINDINGS, write_synthetic_part
 
 
@@ -71,7 +72,7 @@ def test_packing_twice_gives_the_same_bytes(part: tuple[Path, pd.DataFrame], pac
 def test_shard_items_equal_npy_items_for_every_epoch(part: tuple[Path, pd.DataFrame], pack: Path) -> None:
     folder, long = part
     kwargs = {"scans_policy": ScanPolicy("max_n", 2), "text_policy": TextPolicy(),
-              "labels": label_matrix(long, FINDINGS), "train": True, "seed": 7}  # fmt: skip
+              "labels": to_matrix(long, FINDINGS).astype("float32"), "train": True, "seed": 7}  # fmt: skip
     npy, shards = StudyDataset(folder, **kwargs), ShardStudyDataset(pack, **kwargs)  # type: ignore[arg-type]
     assert shards.study_keys == npy.study_keys
     for epoch in (0, 1):
