@@ -86,6 +86,21 @@ def training_composition(part_dir: str | Path) -> dict[str, Any]:
             "scan_kinds": dict(kinds.most_common())}  # fmt: skip
 
 
+def evaluation_summary(metrics: Mapping[str, float], benchmark: str | None = None) -> dict[str, Any]:
+    """The evaluation a version passed, from evaluate's metrics: the benchmark's fingerprint, how many studies,
+    and where the thresholds came from; `{}` when the metrics say nothing of it."""
+    out: dict[str, Any] = {}
+    if benchmark:
+        out["benchmark fingerprint"] = benchmark
+    for key, label in (("n_studies", "studies"), ("n_validation", "validation studies"), ("n_test", "test studies")):
+        if key in metrics:
+            out[label] = int(metrics[key])
+    if "peers_protocol" in metrics:
+        peers = bool(metrics["peers_protocol"])
+        out["thresholds"] = "tuned on the test set (the papers' protocol)" if peers else "chosen on a validation split"
+    return out
+
+
 def training_part(metadata: Mapping[str, Any]) -> Path | None:
     """The training part folder named in an export's metadata (`pretrain.data.ingest_dir` / `part`), if any."""
     data = (metadata.get("pretrain") or {}).get("data") or {}

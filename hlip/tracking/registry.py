@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hlip.config import from_dict
-from hlip.tracking.model_card import CardFacts, render_model_card
+from hlip.tracking.model_card import (
+    CardFacts,
+    evaluation_summary,
+    render_model_card,
+    training_composition,
+    training_part,
+)
 from hlip.tracking.promotion import BENCHMARK_TAG, METRIC_TAG
 
 if TYPE_CHECKING:
@@ -163,7 +169,7 @@ def register_study_model(
     """Register a logged study model with its tags (`benchmark`: the evaluated benchmark's fingerprint), then set
     its model card; returns the version and the card."""
     version = register_version(model_uri, name, version_tags(metrics, lineage, run_ids, benchmark))
-    card = render_model_card(card_facts(spec, name, str(version.version), metrics, lineage, run_ids))
+    card = render_model_card(card_facts(spec, name, str(version.version), metrics, lineage, run_ids, benchmark))
     set_model_card(name, version.version, card)
     return version, card
 
@@ -175,11 +181,16 @@ def card_facts(
     metrics: Mapping[str, float],
     lineage: Mapping[str, str],
     run_ids: Mapping[str, str],
+    benchmark: str | None = None,
 ) -> CardFacts:
-    """The card's facts: the spec, plus the labeller and scalar notes of the export metadata."""
+    """The card's facts: the spec, the labeller and scalar notes of the export metadata, what the training
+    manifests hold (when they are here) and the evaluation the metrics describe."""
     meta = spec.metadata
     labeller = meta.get("labeller", "unknown")
     labeller = json.dumps(labeller, sort_keys=True) if isinstance(labeller, Mapping) else str(labeller)
     notes = {k: v for k, v in sorted(meta.items()) if k != "labeller" and isinstance(v, str | int | float)}
+    part = training_part(meta)
+    trained_on = training_composition(part) if part is not None else {}
     return CardFacts(name, version, spec.model, list(spec.findings), spec.ingest, spec.contract.scans, dict(metrics),
-                     dict(lineage), dict(run_ids), labeller, notes)  # fmt: skip
+                     dict(lineage), dict(run_ids), labeller, notes, trained_on,
+                     evaluation_summary(metrics, benchmark))  # fmt: skip

@@ -100,3 +100,17 @@ def test_card_says_when_the_training_composition_is_unknown(tmp_path) -> None:  
     card = _card()
     assert "not recorded (ingest accepts MR, CT)" in card
     assert "No evaluation recorded." in card
+
+
+def test_evaluation_summary_says_which_benchmark_how_many_studies_and_where_thresholds_came_from() -> None:
+    from hlip.tracking.model_card import evaluation_summary
+
+    metrics = {"n_studies": 200.0, "n_validation": 60.0, "n_test": 140.0, "peers_protocol": 0.0, **METRICS}
+    summary = evaluation_summary(metrics, "demo-0123abcd")
+    assert summary == {"benchmark fingerprint": "demo-0123abcd", "studies": 200, "validation studies": 60,
+                       "test studies": 140, "thresholds": "chosen on a validation split"}  # fmt: skip
+    assert evaluation_summary({"peers_protocol": 1.0})["thresholds"].startswith("tuned on the test set")
+    assert evaluation_summary(METRICS) == {}
+    card = _card(evaluation=summary)
+    assert "| benchmark fingerprint | demo-0123abcd |" in card
+    assert "| test studies | 140 |" in card
