@@ -34,7 +34,8 @@ def prefect_runner(options: Mapping[str, Mapping[str, Any]] | None = None) -> Ca
     def run(fn: Callable[..., R], /, *args: Any, name: str = "") -> R:
         prefixes = sorted((p for p in chosen if name.startswith(p)), key=len, reverse=True)
         extra = dict(chosen[prefixes[0]]) if prefixes else {}
-        return task(fn, name=name or fn.__name__, task_run_name=name or None, **extra)(*args)
+        wrapped = task(name=name or fn.__name__, task_run_name=name or None, **extra)(fn)
+        return wrapped(*args)
 
     return run
 

@@ -9,7 +9,7 @@ import pytest
 from hlip.data.sampling import ScanPolicy
 from hlip.evaluation.prompts import FindingPrompts as EvalFindingPrompts
 from hlip.evaluation.prompts import PromptError, load_prompt_set, parse_prompt_set
-from hlip.tracking.pyfunc import load_prompts, select, signature
+from hlip.tracking.pyfunc import chosen_paths, load_prompts, signature
 
 
 def test_served_prompts_are_evaluations_prompt_sets(tmp_path: Path) -> None:
@@ -50,12 +50,20 @@ def test_bad_prompt_sets_are_rejected(data: dict[str, object], match: str) -> No
         load_prompts(data)
 
 
-def test_select_uses_the_deterministic_scan_policy() -> None:
-    paths = [f"s{i}.npy" for i in range(5)]
-    assert select(paths, ScanPolicy("max_n", 3)) == ["s0.npy", "s1.npy", "s2.npy"]
-    assert select(paths[:2], ScanPolicy("fixed_n", 3)) == ["s0.npy", "s1.npy", "s0.npy"]
+def test_served_scans_are_chosen_by_the_model_contract() -> None:
+    from hlip.data.contract import StudyContract
+
+    rows = [{"kind": k, "plane": "axial", "scan_key": f"k{i}", "path": f"s{i}.npy"}
+            for i, k in enumerate(["flair", "t2", "t1", "adc", "dwi"])]  # fmt: skip
+    # canonical kind order (t1, t2, flair, dwi, adc), truncated to the policy's count
+    assert chosen_paths(rows, StudyContract(scans=ScanPolicy("max_n", 3))) == ["s2.npy", "s1.npy", "s0.npy"]
+    assert chosen_paths(rows, StudyContract(scans=ScanPolicy("max_n", 8, kinds=("dwi", "adc")))) == ["s4.npy", "s3.npy"]
+    tiled = chosen_paths(rows[:2], StudyContract(scans=ScanPolicy("fixed_n", 3)))
+    assert tiled == ["s1.npy", "s0.npy", "s1.npy"]
     with pytest.raises(ValueError, match="no usable scan"):
-        select([], ScanPolicy())
+        chosen_paths([], StudyContract())
+    with pytest.raises(ValueError, match="no usable scan of kinds"):
+        chosen_paths(rows, StudyContract(scans=ScanPolicy(kinds=("swi",))))
 
 
 def test_signature_columns() -> None:
@@ -80,39 +88,34 @@ def _export(folder: Path, metadata: dict[str, object]) -> Path:
 PROMPTS = {"version": 1, "findings": {"stroke": {"positive": "infarct", "negative": "normal"}}}
 
 
-def test_spec_defaults_come_from_the_pretrain_metadata(tmp_path: Path) -> None:
+def test_spec_takes_its_contract_from_the_export(tmp_path: Path) -> None:
+    from hlip.data.contract import StudyContract
+    from hlip.data.preprocess import PreprocessConfig
     from hlip.tracking.pyfunc import ServingSpec
 
-    meta = {
-        "preprocess": {
-            "scaling": "uint8 / 255",
-            "scans": {"mode": "fixed_n", "max_scans": 3, "kinds": ["t1"]},
-            "size": [16, 32, 32],
-            "spacing": [8.0, 7.0, 7.0],
-            "ingest_config_fingerprint": "ab",
-        }
-    }
-    spec = ServingSpec.resolve(_export(tmp_path / "m", meta), PROMPTS)
-    assert spec.ingest.preprocess.size == (16, 32, 32)
-    assert spec.ingest.preprocess.spacing == (8.0, 7.0, 7.0)
-    assert spec.scan_policy == ScanPolicy("fixed_n", 3, ("t1",))
-    bare = ServingSpec.resolve(_export(tmp_path / "bare", {}), PROMPTS)
-    assert bare.scan_policy == ScanPolicy("max_n", 8)  # hlip-tiny's max_scans
-    assert bare.ingest.preprocess.size == (32, 64, 64)  # IngestConfig defaults
+    contract = StudyContract(
+        PreprocessConfig(size=(16, 32, 32), spacing=(8.0, 7.0, 7.0)), ScanPolicy("fixed_n", 3, ("t1",))
+    )
+    spec = ServingSpec.resolve(_export(tmp_path / "m", {"contract": contract.to_dict()}), PROMPTS)
+    assert spec.contract == contract
+    assert spec.ingest.preprocess == contract.preprocess  # serving ingests as the training part was ingested
 
 
-def test_spec_warns_when_serving_preprocessing_differs_from_training(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_spec_refuses_serving_preprocessing_that_differs_from_training(tmp_path: Path) -> None:
     from hlip.data.config import IngestConfig
+    from hlip.data.contract import ContractError, StudyContract
+    from hlip.data.preprocess import PreprocessConfig
     from hlip.tracking.pyfunc import ServingSpec
 
-    folder = _export(tmp_path / "m", {"preprocess": {"size": [16, 32, 32]}})
-    ServingSpec.resolve(folder, PROMPTS, IngestConfig.from_dict({"preprocess": {"size": [16, 32, 32]}}))
-    assert "differs" not in caplog.text
-    spec = ServingSpec.resolve(folder, PROMPTS, IngestConfig())
-    assert "differs from the one the model was trained with" in caplog.text
-    assert spec.ingest.preprocess.size == (32, 64, 64)  # used as given
+    folder = _export(tmp_path / "m", {"contract": StudyContract(PreprocessConfig(size=(16, 32, 32))).to_dict()})
+    same = ServingSpec.resolve(folder, PROMPTS, IngestConfig.from_dict({"preprocess": {"size": [16, 32, 32]}}))
+    assert same.ingest.preprocess.size == (16, 32, 32)
+    with pytest.raises(
+        ContractError, match=r"size: model \[16, 32, 32\] vs params.yaml:ingest.preprocess \[32, 64, 64\]"
+    ):
+        ServingSpec.resolve(folder, PROMPTS, IngestConfig())
+    with pytest.raises(ContractError, match="carries no study contract"):
+        ServingSpec.resolve(_export(tmp_path / "legacy", {"preprocess": {"size": [16, 32, 32]}}), PROMPTS)
 
 
 def test_served_volumes_must_be_uint8() -> None:
