@@ -159,8 +159,8 @@ def _model_stage(name: str, out: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, "studies": rows}
 
 
-def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str, str, float, float]:
-    """Run a command to completion: (exit code, stdout, stderr, wall seconds, its peak RSS in MiB from `wait4`)."""
+def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str, str, float, float, float]:
+    """Run a command to completion: (exit code, stdout, stderr, wall s, its peak RSS in MiB and CPU s from `wait4`)."""
     import tempfile
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -172,12 +172,13 @@ def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - start
         out.seek(0), err.seek(0)
-        return proc.returncode, out.read().decode(), err.read().decode(), wall, usage.ru_maxrss / 1024
+        cpu = usage.ru_utime + usage.ru_stime  # CPU seconds: far less sensitive than wall time to others' load
+        return proc.returncode, out.read().decode(), err.read().decode(), wall, usage.ru_maxrss / 1024, cpu
 
 
 def _child(args: list[str], code: Path) -> tuple[dict[str, Any], float]:
     """Run a stage child on the code snapshot `code`: (its JSON result, peak RSS in MiB)."""
-    rc, stdout, stderr, _, rss = _run(args, code, {"PYTHONPATH": str(code)})
+    rc, stdout, stderr, _, rss, _ = _run(args, code, {"PYTHONPATH": str(code)})
     if rc:
         raise RuntimeError(f"{' '.join(args[2:])} failed ({rc}):\n{stderr[-3000:]}")
     return json.loads([ln for ln in stdout.splitlines() if ln.startswith("{")][-1]), rss
@@ -199,7 +200,7 @@ DVC_LAYOUTS = {
 def _dvc_rows(work: Path) -> list[tuple[str, float, float]]:
     """Time `dvc commit` (first hashing), `dvc status` and a no-op `dvc repro` for each of `DVC_LAYOUTS`."""
     dvc = str(Path(sys.executable).with_name("dvc"))
-    (work / "params.yaml").write_text("ingest:\n  parts: {train: {dicom: s3://export/2026-12-01/train/dicom}}\n")
+    (work / "params.yaml").write_text('ingest:\n  parts: {train: {dicom: "s3://export/2026-12-01/train/dicom"}}\n')
     rows = []
     for tag, layout in DVC_LAYOUTS.items():
         shutil.rmtree(work / ".dvc", ignore_errors=True)
@@ -209,12 +210,13 @@ def _dvc_rows(work: Path) -> list[tuple[str, float, float]]:
         (work / ".dvcignore").write_text("outputs/ingest/.state\n")
         (work / "dvc.yaml").write_text(f"stages:\n  ingest:\n    cmd: python -m flows.ingest\n    {layout}\n")
         for step, cmd in (("commit", ["commit", "-f", "-q"]), ("status", ["status"]), ("repro", ["repro"])):
-            rc, out, err, seconds, rss = _run([dvc, *cmd], work)
+            rc, out, err, seconds, rss, cpu = _run([dvc, *cmd], work)
             if rc:
                 raise RuntimeError(f"dvc {step} failed ({tag}): {(out + err)[-800:]}")
             if step != "commit" and "up to date" not in out and "didn't change" not in out:
                 raise RuntimeError(f"dvc {step} was not a no-op ({tag}): {(out + err)[-800:]}")
             rows.append((f"dvc {step} ({tag})", seconds, rss))
+            print(f"  dvc {step} ({tag}): {seconds:.2f} s wall, {cpu:.2f} s CPU", flush=True)
     return rows
 
 
