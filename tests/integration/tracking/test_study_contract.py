@@ -1,7 +1,7 @@
 """The study contract holds from training to serving: for a study with more scans than the policy keeps, and with
 kinds filtered out, the training dataset in evaluation mode, the demo benchmark adapter and the served pyfunc (in a
-fresh process, from the registered model) choose the same scans in the same order and give bit-identical
-embeddings."""
+fresh process that can import only the model's runtime, from the registered model) choose the same scans in the
+same order and give bit-identical embeddings."""
 
 from __future__ import annotations
 
@@ -19,8 +19,18 @@ from hlip.data.config import IngestConfig
 
 pytestmark = pytest.mark.integration
 NAME = "hlip-contract"
+# The fresh process may import only the served model's runtime (its pinned requirements and the `hlip` code it
+# ships): the demo generator, the local stack, test fixtures and the orchestration/labelling stack are blocked.
 PREDICT = """
-import json, sys
+import importlib.abc, json, sys
+BLOCKED = {{"demo_corpus", "local_stack", "testkit", "flows", "nilearn", "prefect", "dvc", "optuna",
+           "great_expectations", "medspacy", "spacy"}}
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"the served model imported {{name}}, which is not part of its runtime")
+        return None
+sys.meta_path.insert(0, Block())
 import mlflow, pandas as pd
 model = mlflow.pyfunc.load_model("models:/{name}@champion")
 out = model.predict(pd.DataFrame({{"study_path": [sys.argv[1]]}}))
