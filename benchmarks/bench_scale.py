@@ -97,6 +97,15 @@ def _write_reports(root: Path, n: int) -> None:
             w.writerow([f"A{i:07d}", f"P{i:07d}", "2024-01-03", text])
 
 
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _since(start: tuple[float, float]) -> dict[str, float]:
+    """Wall and CPU seconds since `start` (CPU time barely moves with others' load on shared cores)."""
+    return {"seconds": time.perf_counter() - start[0], "cpu": time.process_time() - start[1]}
+
+
 # ---- the stages, each run in a child process ---------------------------------------------------------------------
 def _stage(name: str, work: Path) -> dict[str, Any]:
     """Run one stage on `work` and return what it measured (seconds of its own work, counts)."""
@@ -108,27 +117,27 @@ def _stage(name: str, work: Path) -> dict[str, Any]:
         from hlip.data.preprocess import warm_up
 
         warm_up()
-        start = time.perf_counter()
+        start = _clock()
         s = ingest(work / "data" / "dicom", out, work / "data" / "reports.csv", IngestConfig.from_dict(INGEST),
                    HashKey("bench-scale"))  # fmt: skip
-        return {"seconds": time.perf_counter() - start, "studies": s["studies"], "processed": s["studies_processed"]}
+        return {**_since(start), "studies": s["studies"], "processed": s["studies_processed"]}
     if name == "validate":
         from hlip.data.manifest import SCHEMAS
         from hlip.validation import ValidateConfig, validate_manifests
 
-        start = time.perf_counter()
+        start = _clock()
         columns = {n: list(schema.names) for n, schema in SCHEMAS.items()}
         report = validate_manifests({"train": out}, ValidateConfig(), work / "baseline.json", columns)
-        return {"seconds": time.perf_counter() - start, "passed": report.passed}
+        return {**_since(start), "passed": report.passed}
     if name == "label":
         from hlip.labels.config import LabelConfig
         from hlip.labels.finding_list import load_findings
         from hlip.labels.labeler import label_part
 
         config, findings = LabelConfig(), load_findings("brain_mri")
-        start = time.perf_counter()
+        start = _clock()
         result = label_part(out / "reports.parquet", findings, config)
-        return {"seconds": time.perf_counter() - start, "labels": len(result.table)}
+        return {**_since(start), "labels": len(result.table)}
     return _model_stage(name, out)
 
 
@@ -138,25 +147,25 @@ def _model_stage(name: str, out: Path) -> dict[str, Any]:
     from hlip.data.dataset import ScanPolicy, StudyDataset, make_loader
 
     torch.set_num_threads(1)
-    start = time.perf_counter()
+    start = _clock()
     ds = StudyDataset(out, scans_policy=ScanPolicy("max_n", 8), train=name != "embed", seed=0)
     if name == "dataset_index":
-        return {"seconds": time.perf_counter() - start, "studies": len(ds)}
+        return {**_since(start), "studies": len(ds)}
     loader = make_loader(ds, batch_size=32, workers=0, seed=0, drop_last=False)
     loader.sampler.set_epoch(0)  # type: ignore[attr-defined]
     if name == "loader_epoch":
-        start, n = time.perf_counter(), 0
+        start, n = _clock(), 0
         for batch in loader:
             n += len(batch["study_key"])
-        return {"seconds": time.perf_counter() - start, "studies": n}
+        return {**_since(start), "studies": n}
     from hlip.models import create_model
 
     model = create_model("hlip-tiny", pretrained_text=False).eval()
-    start, rows = time.perf_counter(), 0
+    start, rows = _clock(), 0
     with torch.no_grad():
         for batch in loader:
             rows += model.encode_image(batch["image"], batch["scan_mask"], normalize=True).shape[0]
-    return {"seconds": time.perf_counter() - start, "studies": rows}
+    return {**_since(start), "studies": rows}
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str, str, float, float, float]:
@@ -273,9 +282,17 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep each size's folder (corpus, outputs, DVC repo)")
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)  # a child's job
     parser.add_argument("--dvc-only", type=Path, default=None, help="time only DVC on a kept size folder")
+    parser.add_argument("--stages-on", type=Path, default=None, help="time the stages after ingest on a kept folder")
     args = parser.parse_args()
     if args.stage:
         print(json.dumps(_stage(args.stage, args.work)))
+        return
+    if args.stages_on:
+        code = _snapshot(args.work / "code")
+        for stage in STAGES[3:]:  # the stages after ingest, on an existing size folder
+            result, rss = _child([sys.executable, str(code / "bench_scale.py"), "--stage", stage, "--work",
+                                  str(args.stages_on)], code)  # fmt: skip
+            print(f"| {stage} | {result['seconds']:.2f} | {result['cpu']:.2f} | {rss:.0f} |", flush=True)
         return
     if args.dvc_only:
         for name, seconds, rss in _dvc_rows(args.dvc_only):

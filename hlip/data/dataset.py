@@ -87,7 +87,14 @@ class StudyDataset(Dataset[Item]):
         if self.scans_policy.kinds:
             scans = scans[scans["kind"].isin(self.scans_policy.kinds)]
         report_by_study = {} if reports is None else dict(zip(reports["study_key"], reports["text"], strict=True))
-        scans_by_study = {str(key): rows for key, rows in scans.groupby("study_key", sort=False)}
+        # per study: (kinds, planes, scan keys, paths), the inputs of `choose_scans`, in one pass over plain column
+        # lists (a DataFrame per study cost about 0.3 ms each and grew faster than linearly: 5 s at 16K studies)
+        scans_by_study: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {}
+        columns = [scans[c].astype(str).tolist() for c in ("study_key", "kind", "plane", "scan_key", "path")]
+        for study, *fields in zip(*columns, strict=True):
+            entry = scans_by_study.setdefault(study, ([], [], [], []))
+            for values, value in zip(entry, fields, strict=True):
+                values.append(value)
         keys = sorted(studies.loc[studies["status"] == "ok", "study_key"])
         keys = [k for k in keys if k in scans_by_study and (text_policy is None or k in report_by_study)]
         if not keys:
@@ -95,11 +102,7 @@ class StudyDataset(Dataset[Item]):
             report = ", a report" if text_policy is not None else ""
             raise ValueError(f"{self.part_dir}: no usable study (status ok, >= 1 scan{kinds}{report})")
         self.study_keys: list[str] = keys
-        # per study: (kinds, planes, scan keys, paths), the inputs of `choose_scans`
-        self._scans: list[tuple[list[str], list[str], list[str], list[str]]] = [
-            tuple(list(map(str, scans_by_study[k][c])) for c in ("kind", "plane", "scan_key", "path"))  # type: ignore[misc]
-            for k in keys
-        ]
+        self._scans: list[tuple[list[str], list[str], list[str], list[str]]] = [scans_by_study[k] for k in keys]
         self._reports: list[str | None] = [report_by_study.get(k) for k in keys]
         self.findings: tuple[str, ...] = ()
         self._labels = np.zeros((len(keys), 0), dtype=np.float32)
