@@ -16,6 +16,9 @@ from prefect import flow
 from flows.common import prefect_runner, publish_summary
 from hlip.stages import pretrain as stage
 
+# a killed trainer fails its task; the one retry resumes from the newest checkpoint
+TRAIN_RETRY: dict[str, Any] = {"retries": 1, "retry_delay_seconds": 5}
+
 
 @flow(name="pretrain", log_prints=True)
 def pretrain_flow(params: str | None = None, nproc: int = 1) -> dict[str, Any]:
@@ -24,7 +27,7 @@ def pretrain_flow(params: str | None = None, nproc: int = 1) -> dict[str, Any]:
     import torch
 
     tags = ["gpu"] if torch.cuda.is_available() else []
-    runner = prefect_runner({"pretrain-": {"retries": 1, "retry_delay_seconds": 5, "tags": tags}})
+    runner = prefect_runner({"pretrain-": {**TRAIN_RETRY, "tags": tags}})
     params_ = stage.PretrainParams.load(params)
     result = stage.run(params_, runner, nproc)
     rows: dict[str, Any] = {"model": params_.config.model, "findings": len(result.summary.get("findings", [])),

@@ -83,9 +83,11 @@ ENTRY_CODE = (
 )
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx", ".ot", ".ckpt")
 # Runtime packages of the served model, pinned to the versions installed here (the `hlip` code travels with the
-# model as code_paths). Given explicitly: inferring them costs seconds per log_model (DESIGN.md section 4).
+# model as code_paths). Given explicitly: inferring them costs 3-7 s per log_model, a given list 50 ms.
+# The DICOM decoder plugins are runtime too: a served study may be JPEG Lossless, JPEG-LS or JPEG 2000.
 RUNTIME_PACKAGES = ("mlflow", "torch", "numpy", "pandas", "pyarrow", "pydicom", "monai", "einops", "transformers",
-                    "safetensors", "tokenizers", "pyyaml", "scipy")  # fmt: skip
+                    "safetensors", "tokenizers", "pyyaml", "scipy", "pylibjpeg", "pylibjpeg-libjpeg",
+                    "pylibjpeg-openjpeg", "pylibjpeg-rle", "pyjpegls", "python-gdcm")  # fmt: skip
 
 
 def load_prompts(prompts: PromptSet | Mapping[str, Any] | str | Path) -> PromptSet:

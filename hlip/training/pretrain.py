@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from hlip.config import from_dict
-from hlip.data.contract import StudyContract
+from hlip.data.contract import ContractError, StudyContract
 from hlip.data.dataset import StudyDataset, make_loader, positive_rates
 from hlip.data.preprocess import PreprocessConfig
 from hlip.models.clip import HLIP, HLIPClassifier
@@ -412,11 +412,18 @@ def study_contract(config: PretrainConfig, preprocess: Mapping[str, Any] | None)
         if preprocess:
             contract.require_preprocess(preprocess, "params.yaml:ingest.preprocess")
         return contract
-    if preprocess:
-        return StudyContract(from_dict(PreprocessConfig, preprocess, where="ingest.preprocess"), config.data.scans)
     first = pd.read_parquet(config.data.part_dir / "scans.parquet", columns=["shape"]).head(1)
-    size = tuple(int(v) for v in first["shape"].iloc[0]) if len(first) else PreprocessConfig().size
-    return StudyContract(dataclasses.replace(PreprocessConfig(), size=size), config.data.scans)  # type: ignore[arg-type]
+    size = tuple(int(v) for v in first["shape"].iloc[0]) if len(first) else None
+    if preprocess:
+        given = from_dict(PreprocessConfig, preprocess, where="ingest.preprocess")
+        if size is not None and tuple(given.size) != size:
+            raise ContractError(
+                f"params.yaml:ingest.preprocess.size {list(given.size)} differs from the scans of "
+                f"{config.data.part_dir} {list(size)} (and the part records no preprocessing of its own)"
+            )
+        return StudyContract(given, config.data.scans)
+    shape = size or PreprocessConfig().size
+    return StudyContract(dataclasses.replace(PreprocessConfig(), size=shape), config.data.scans)  # type: ignore[arg-type]
 
 
 def _labeller(config: PretrainConfig) -> str:

@@ -74,7 +74,7 @@ def _is_training(process: Any) -> bool:
     import psutil
 
     try:
-        return "flows.training_process" in " ".join(process.cmdline())
+        return "hlip.stages.training_process" in " ".join(process.cmdline())
     except psutil.Error:  # exited meanwhile
         return False
 
@@ -105,7 +105,7 @@ def test_killed_training_is_retried_and_resumes_from_the_last_checkpoint(
     monkeypatch.chdir(tmp_path)
     for name in ("MLFLOW_TRACKING_URI", "HLIP_PARAMS", "WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(flows.pretrain.train, "retry_delay_seconds", 0)  # the same single retry, without waiting
+    monkeypatch.setitem(flows.pretrain.TRAIN_RETRY, "retry_delay_seconds", 0)  # the same single retry, no wait
 
     killed: dict[str, Any] = {}
     killer = threading.Thread(target=kill_training_after_first_checkpoint, args=(out, killed), daemon=True)

@@ -61,6 +61,7 @@ def tiny_params(params: dict[str, Any], root: Path, sweep_dir: Path) -> None:
                             scans={"mode": "max_n", "max_scans": 2, "kinds": []})  # fmt: skip
     pretrain["warmup"].update(epochs=1, warmup_steps=1)
     pretrain["contrastive"].update(epochs=2, warmup_steps=1)
+    params["ingest"]["preprocess"]["size"] = [16, 32, 32]  # the synthetic parts' scans (the study contract checks)
     params["evaluate"].update(data_root=str(root / "benchmark"),
                               benchmark_args={"labels_csv": str(root / "benchmark_labels.csv")})  # fmt: skip
     params["sweep"].update(enabled=True, objective="pretrain", n_trials=3, n_workers=2, study_name="pretrain-test",

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from hlip.models.weights import load_state_dict_file
 from hlip.models.export import load_model, read_export
+from hlip.models.weights import load_state_dict_file
 from hlip.training.checkpoint import latest_checkpoint, load_checkpoint
 from hlip.training.config import PretrainConfig
 from hlip.training.pretrain import run_pretrain
@@ -56,7 +56,9 @@ def test_two_stages_train_and_export(block: dict[str, Any]) -> None:
     assert all("contrastive/logit_scale" in m for s, m in recorder.metrics if "contrastive/loss" in m)
     _, metadata = read_export(result.model_dir)  # type: ignore[arg-type]
     assert metadata["findings"] == ["lesion_a", "lesion_b"]
-    assert metadata["preprocess"]["size"] == [16, 32, 32]
+    assert metadata["contract"]["preprocess"]["size"] == [16, 32, 32]  # the study contract: the part's scans
+    assert metadata["contract"]["scans"] == {"mode": config.data.scans.mode, "max_scans": config.data.scans.max_scans,
+                                             "kinds": list(config.data.scans.kinds)}  # fmt: skip
     assert metadata["stage_a"]["steps"] == 3
     model = load_model(result.model_dir)  # type: ignore[arg-type]
     warm = load_state_dict_file(Path(config.out) / "warmup" / "classifier.safetensors")  # stage A's weights
