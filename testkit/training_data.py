@@ -57,8 +57,9 @@ def write_synthetic_part(
             reports.append({"study_key": key, "report_key": f"r{i}", "text": text + "Electronically [NAME]\n"})
         for name, on in zip(FINDINGS, present, strict=True):
             value = -1 if i % 5 == 4 and name == FINDINGS[0] else int(on)
-            labels.append({"study_key": key, "finding": name, "value": value, "evidence": "synthetic",
-                           "backend": "synthetic"})
+            labels.append(
+                {"study_key": key, "finding": name, "value": value, "evidence": "synthetic", "backend": "synthetic"}
+            )
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(studies).to_parquet(out / "studies.parquet")
     pd.DataFrame(scans).to_parquet(out / "scans.parquet")
