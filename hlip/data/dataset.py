@@ -307,5 +307,21 @@ def make_loader(
         persistent_workers=persistent_workers and workers > 0,
         prefetch_factor=prefetch_factor if workers > 0 else None,
         multiprocessing_context=start_method if workers > 0 else None,
+        worker_init_fn=drop_inherited_exit_hooks if workers > 0 else None,
         generator=generator,
     )
+
+
+def drop_inherited_exit_hooks(worker_id: int) -> None:
+    """Start a DataLoader worker without the thread-exit hooks its parent registered.
+
+    A forked worker inherits `threading`'s exit hooks, which belong to threads that do not exist in the worker.
+    Prefect's log and event services (3.8) register one that fails in a forked child, so every worker run inside a
+    Prefect flow (or after one, in the same process) exited with code 1 at its end: "DataLoader worker exited
+    unexpectedly", a failed epoch. Hooks the worker registers itself are kept.
+    """
+    import threading
+
+    hooks = getattr(threading, "_threading_atexits", None)  # CPython's list behind threading._register_atexit
+    if isinstance(hooks, list):
+        hooks.clear()

@@ -88,5 +88,7 @@ def run(params: IngestParams, runner: TaskRunner = direct) -> IngestResult:
             mlflow.log_metrics({f"{part}/{k}": float(s[k]) for k in (*RESULT_KEYS, *RUN_KEYS) if k in s})
             mlflow.log_dict({k: s[k] for k in ("scans_by_kind", "quarantined_by_reason") if k in s},
                             f"summary/{part}.json")  # fmt: skip
-        write_run_record(STAGE, mlrun.info.run_id)
+        write_run_record(
+            STAGE, mlrun.info.run_id, {part: {k: s[k] for k in RUN_KEYS if k in s} for part, s in summaries.items()}
+        )
         return IngestResult(summaries, metrics, mlrun.info.run_id)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hlip.config import to_dict
+from hlip.serving.in_process import model_code_scope
 from hlip.stages.base import load_block, write_metrics
 
 log = logging.getLogger(__name__)
@@ -98,24 +99,9 @@ def run(params: PredictParams) -> PredictResult:
         uri, version = pin_model(params.model)
         mlflow.set_tags({"model.uri": uri, "model.version": version})
         ingested = (out / "ingest").resolve()
-        model = mlflow.pyfunc.load_model(uri, model_config={"serving": {"roots": [str(ingested)]}})
-        ingest_source(model, params, ingested)
-        studies = list(study_scans(ingested))
-        reasons = quarantine_by_study(ingested)
-        done = completed(out / RESULTS, version)
-        todo = [(key, paths) for key, paths in studies if key not in done]
-        log.info("%d studies: %d to predict, %d done before by %s", len(studies), len(todo), len(done), version)
-        drop_partial_line(out / RESULTS)
-        with (out / RESULTS).open("a") as results:
-            for i, (key, scans) in enumerate(todo):
-                row = predict_study(model, key, scans, reasons.get(key, {}), version)
-                results.write(json.dumps(row, allow_nan=False) + "\n")
-                results.flush()
-                os.fsync(results.fileno())  # a kill loses at most the study in flight
-                log.info("predicted %d/%d studies", i + 1, len(todo))
-        table = write_table(out, version, [key for key, _ in studies])
-        result = _result(table, version, len(todo), reasons, active.info.run_id)
-        mlflow.log_artifact(str(table))
+        with model_code_scope():  # the model runs its shipped code; this process keeps its own after
+            result = _predict_all(uri, version, params, out, ingested, active.info.run_id)
+        mlflow.log_artifact(str(result.table))
         mlflow.log_metrics({"n_studies": result.n_studies, "n_predicted": result.n_predicted,
                             "n_errors": result.n_errors})  # fmt: skip
         summary = {k: v for k, v in result.__dict__.items() if k != "table"}
@@ -123,6 +109,31 @@ def run(params: PredictParams) -> PredictResult:
         mlflow.log_artifact(str(out / SUMMARY))
         write_metrics(STAGE, {"n_studies": result.n_studies, "n_errors": result.n_errors})
     return result
+
+
+def _predict_all(
+    uri: str, version: str, params: PredictParams, out: Path, ingested: Path, run_id: str
+) -> PredictResult:
+    """Load the model, ingest the source, append a row per study not yet predicted, write the table."""
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(uri, model_config={"serving": {"roots": [str(ingested)]}})
+    ingest_source(model, params, ingested)
+    studies = list(study_scans(ingested))
+    reasons = quarantine_by_study(ingested)
+    done = completed(out / RESULTS, version)
+    todo = [(key, paths) for key, paths in studies if key not in done]
+    log.info("%d studies: %d to predict, %d done before by %s", len(studies), len(todo), len(done), version)
+    drop_partial_line(out / RESULTS)
+    with (out / RESULTS).open("a") as results:
+        for i, (key, scans) in enumerate(todo):
+            row = predict_study(model, key, scans, reasons.get(key, {}), version)
+            results.write(json.dumps(row, allow_nan=False) + "\n")
+            results.flush()
+            os.fsync(results.fileno())  # a kill loses at most the study in flight
+            log.info("predicted %d/%d studies", i + 1, len(todo))
+    table = write_table(out, version, [key for key, _ in studies])
+    return _result(table, version, len(todo), reasons, run_id)
 
 
 def pin_model(uri: str) -> tuple[str, str]:

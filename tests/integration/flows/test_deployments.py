@@ -103,4 +103,4 @@ def test_watch_fires_only_when_the_source_listing_changes(tmp_path: Path, monkey
     assert source_fingerprint(tmp_path / "missing") == ("", 0)
     Path("params.yaml").write_text(json.dumps({"ingest": {"parts": {"train": {"dicom": str(dicom)}}}}))
     Path("state.json").write_text(json.dumps({"train/dicom": second}))
-    assert watch_flow("params.yaml", state="state.json") == {"triggered": False, "changed": []}
+    assert watch_flow(state="state.json") == {"triggered": False, "changed": []}

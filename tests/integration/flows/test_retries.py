@@ -38,7 +38,8 @@ def _flaky_ingest(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[str]:
         return real(source, out, **kwargs)
 
     monkeypatch.setattr(hlip.data.ingest, "ingest", flaky)
-    monkeypatch.setattr(flows.ingest.ingest_part, "retry_delay_seconds", [0.0, 0.0])  # same retries, no waiting
+    no_wait = {prefix: {**options, "retry_delay_seconds": 0.0} for prefix, options in flows.ingest.RETRIES.items()}
+    monkeypatch.setattr(flows.ingest, "RETRIES", no_wait)  # same retries, no waiting
     return calls
 
 

@@ -63,7 +63,8 @@ def test_watch_ingests_new_data_only(
         raise ConnectionResetError("source unreachable (injected)")
 
     monkeypatch.setattr(hlip.data.ingest, "ingest", unreachable)
-    monkeypatch.setattr(flows.ingest.ingest_part, "retry_delay_seconds", [0.0, 0.0])
+    no_wait = {prefix: {**options, "retry_delay_seconds": 0.0} for prefix, options in flows.ingest.RETRIES.items()}
+    monkeypatch.setattr(flows.ingest, "RETRIES", no_wait)  # same retries, no waiting
     with pytest.raises(ConnectionResetError, match="injected"):
         watch_flow(pipeline=False)  # the ingestion it triggers fails ...
     assert json.loads(state.read_text()) == state_before  # ... so the state still says "not ingested yet"
@@ -72,12 +73,13 @@ def test_watch_ingests_new_data_only(
     third = watch_flow(pipeline=False)  # the next tick sees the new data again and ingests it
     assert third == {"triggered": True, "changed": ["train/dicom"]}
     assert _ingest_runs() == 3  # the failed run and this one
-    metrics = json.loads(Path("outputs/metrics/ingest.json").read_text())
+    run = json.loads(Path("outputs/runs/ingest.json").read_text())  # the run's facts (not DVC metrics)
     assert len(_train_studies() - studies_before) == 1
-    train = metrics["train"]  # incremental: the new study (and any whose report matching it changes) was ingested,
+    train = run["train"]  # incremental: the new study (and any whose report matching it changes) was ingested,
     assert 1 <= train["studies_processed"] < train["studies_processed"] + train["studies_unchanged"]  # not all
     assert train["studies_unchanged"] > 0
-    assert metrics["benchmark"]["studies_processed"] == 0
+    assert run["benchmark"]["studies_processed"] == 0
+    assert "studies_processed" not in json.loads(Path("outputs/metrics/ingest.json").read_text())["train"]
     state_after = json.loads(state.read_text())
     assert state_after["train/dicom"] == source_fingerprint(str(dicom))[0] != state_before["train/dicom"]
     assert {k: v for k, v in state_after.items() if k != "train/dicom"} == {

@@ -14,6 +14,7 @@ import pytest
 from .conftest import NAME, PROMPTS, evaluate_studies
 
 pytestmark = pytest.mark.integration
+PROJECT = Path(__file__).resolve().parents[3]
 
 
 def test_predict_writes_the_table_equal_to_evaluation_and_resumes(
@@ -25,7 +26,9 @@ def test_predict_writes_the_table_equal_to_evaluation_and_resumes(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import importlib
     import json
+    import sys
 
     import pydicom
     from mlflow import MlflowClient
@@ -35,8 +38,12 @@ def test_predict_writes_the_table_equal_to_evaluation_and_resumes(
     monkeypatch.chdir(tmp_path)  # outputs/metrics/predict.json lands here
     dicom = corpus / "benchmark" / "dicom"
     params = PredictParams(model=f"models:/{NAME}@champion", source=str(dicom), out=str(tmp_path / "predict"))
+    path_before = list(sys.path)
     first = run(params)
     table = pd.read_parquet(first.table)
+    # the model ran its shipped code; this process imports the project's own `hlip` again afterwards
+    assert sys.path == path_before
+    assert Path(importlib.import_module("hlip.data.dataset").__file__ or "").is_relative_to(PROJECT)
 
     assert first.model_version == f"{NAME}/{champion}"
     assert (first.n_studies, first.n_predicted, first.n_errors) == (2, 2, 0)

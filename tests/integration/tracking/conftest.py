@@ -131,20 +131,3 @@ def phi_study(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
     identifiers = [part for part in name.split("^") if len(part) >= 3]
     identifiers += [patient_id, str(header.AccessionNumber), uid, folder.parent.name]
     return folder, localizer_only, identifiers
-
-
-@pytest.fixture(autouse=True)
-def _restore_hlip_after_in_process_serving() -> Any:
-    """Loading the pyfunc in-process makes MLflow put the model's shipped copy of `hlip` (no demo generator) first on
-    `sys.path` and drop the imported `hlip` modules; restore both so later tests (and their spawned workers, which
-    inherit `sys.path`) import the project's own package again."""
-    import sys
-
-    path = list(sys.path)
-    modules = {k: v for k, v in sys.modules.items() if k == "hlip" or k.startswith("hlip.")}
-    yield
-    sys.path[:] = path
-    for name in [k for k in sys.modules if k == "hlip" or k.startswith("hlip.")]:
-        if modules.get(name) is not sys.modules[name]:
-            del sys.modules[name]
-    sys.modules.update(modules)

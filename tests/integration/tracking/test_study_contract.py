@@ -31,7 +31,8 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError(f"the served model imported {{name}}, which is not part of its runtime")
         return None
 sys.meta_path.insert(0, Block())
-import mlflow, pandas as pd
+import mlflow, pandas as pd, torch
+torch.set_num_threads({threads})  # the test process's count: float sums group by thread, bit-identity needs one
 model = mlflow.pyfunc.load_model("models:/{name}@champion")
 out = model.predict(pd.DataFrame({{"study_path": [sys.argv[1]]}}))
 out.to_json(sys.argv[2], orient="records", double_precision=15)
@@ -124,7 +125,8 @@ def test_dataset_benchmark_and_served_model_choose_the_same_scans(
     folder = _copy_study(corpus, uid, tmp_path / "one_study")
     out = tmp_path / "served.json"
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "HLIP_SERVE_ROOTS": str(folder)}
-    proc = subprocess.run([sys.executable, "-c", PREDICT.format(name=NAME), str(folder), str(out)],
+    script = PREDICT.format(name=NAME, threads=torch.get_num_threads())
+    proc = subprocess.run([sys.executable, "-c", script, str(folder), str(out)],
                           capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     served = json.loads(out.read_text())[0]

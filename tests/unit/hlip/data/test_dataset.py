@@ -163,3 +163,28 @@ def test_positive_rates_count_known_labels_only() -> None:
     assert positive_rates(matrix) == [0.5, 0.5]  # x: 2 of 4 known; y: only uncertain -> no information
     long.loc[1, "value"] = 1
     assert positive_rates(to_matrix(long, ["x", "y"]).astype("float32")) == [0.5, 1.0]
+
+
+def test_forked_workers_finish_cleanly_when_the_parent_holds_thread_exit_hooks(
+    part: tuple[Path, pd.DataFrame],
+) -> None:
+    """Prefect's log/event services (3.8) register a thread-exit hook that fails in a forked child; a loader run
+    inside a flow (or after one, in the same process) lost every worker with exit code 1 at the end of its epoch."""
+    import os
+    import threading
+
+    parent = os.getpid()
+
+    def fails_in_a_child() -> None:  # as prefect's QueueService._at_exit does after a fork
+        if os.getpid() != parent:
+            raise AssertionError("service state was reset by the fork")
+
+    threading._register_atexit(fails_in_a_child)  # type: ignore[attr-defined]
+    try:
+        ds = StudyDataset(part[0], seed=5)
+        loader = make_loader(ds, batch_size=3, workers=2, seed=5, start_method="fork", persistent_workers=False)
+        keys = [k for batch in loader for k in batch["study_key"]]
+        assert sorted(keys) == sorted(ds.study_keys)
+    finally:
+        hooks = threading._threading_atexits  # type: ignore[attr-defined]
+        hooks[:] = [hook for hook in hooks if getattr(hook, "func", hook) is not fails_in_a_child]

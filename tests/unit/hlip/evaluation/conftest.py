@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from hlip.evaluation.benchmarks.base import Benchmark, Task
+from testkit.threads import torch_threads
 
 CLASSES = ("normal", "stroke", "glioma", "meningioma", "metastasis")
 FINDINGS = ("stroke", "glioma", "meningioma", "metastasis")
@@ -65,6 +67,12 @@ class SyntheticBenchmark(Benchmark):
         return rng.random((self._counts[study_id], 16, 32, 32), dtype=np.float32)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with torch_threads(1):
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An exported `hlip-tiny` model whose text tower is a tiny BERT (random weights)."""
@@ -74,7 +82,6 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from hlip.models.export import save_model
     from testkit.tiny_bert import write_tiny_bert
 
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     bert = write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
     model = create_model("hlip-tiny", overrides={"text": {"model_dir": str(bert)}})

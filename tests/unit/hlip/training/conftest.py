@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
+
+from testkit.threads import torch_threads
 
 
 @pytest.fixture(scope="session")
@@ -16,10 +18,15 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_training_folder(tmp_path_factory.mktemp("training"), n_studies=14, max_scans=2)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with torch_threads(1):
+        yield
+
+
 @pytest.fixture
 def block(corpus: Path, tmp_path: Path) -> dict[str, Any]:
     """A `pretrain` block for hlip-tiny on the synthetic part (one epoch per stage, no workers)."""
-    torch.set_num_threads(1)
     return {
         "model": "hlip-tiny",
         "model_overrides": {"text": {"model_dir": str(corpus / "bert"), "context_length": 16}},

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -19,11 +18,6 @@ from hlip.data.sampling import ScanPolicy
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 N_SLICES = 10  # ingest's default min_slices
 SIDE = 16
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
 
 
 @pytest.fixture
