@@ -25,7 +25,8 @@ def stack() -> Iterator[LocalStack]:
     root = Path(tempfile.mkdtemp(prefix="hlip-stack-"))
     root.chmod(0o755)
     local = LocalStack(root / "stack", ports=StackPorts.free(), workdir=REPO)
-    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # not ours to stop
+    # not ours to stop; it waits for a signal (a fixed sleep ran out in a long CI session and read as "stopped")
+    bystander = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
     try:
         local.up()
         pids = local.running_pids()
@@ -39,7 +40,7 @@ def stack() -> Iterator[LocalStack]:
         assert [pid for pid in pids if process_group(pid)] == [], "stack-down left processes running"
         ports = (local.ports.postgres, local.ports.s3, local.ports.mlflow, local.ports.prefect)
         assert not any(port_open(p) for p in ports)
-        assert bystander.poll() is None, "stack-down stopped a process it did not start"
+        assert bystander.poll() is None, f"stack-down stopped a process it did not start (exit {bystander.poll()})"
         assert not [p for p in sockets if Path(p).exists()], "stack-down left SeaweedFS sockets in /tmp"
         assert local.down() == []
     finally:
