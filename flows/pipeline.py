@@ -5,9 +5,10 @@ DVC decides *what* runs, Prefect *when* and with what retries: the flow (1) reco
 task that asks DVC whether the stage is stale and runs ``dvc repro --single-item <stage>`` only then (the stage's
 own command, ``python -m flows.<stage>``, so each stage is still its own flow run with its MLflow run), (3) saves
 ``dvc.lock``, ``data.dvc`` and the metrics files as a commit on the ``hlip/scheduled`` branch (parent: the code
-commit; the checkout is left alone), pushed to the configured git and DVC remotes, and (4) tags the version the
-register stage made with that commit (``lineage.commit``), which `hlip lineage` reads. A run with nothing new runs
-no stage and commits nothing.
+commit; the checkout is left alone), (4) tags the version the register stage made with that commit
+(``lineage.commit``), which `hlip lineage` reads, and (5) pushes the branch and the DVC cache to the configured git
+and DVC remotes (after the tag: a failed push fails the flow run but loses neither the commit nor the tag). A run
+with nothing new runs no stage and commits nothing.
 """
 
 from __future__ import annotations
@@ -39,10 +40,15 @@ def repro_stage(repo: Path, stage: str) -> bool:
 
 
 @task(task_run_name="save-result")
-def save_result(repo: Path, message: str, branch: str) -> dict[str, Any]:
-    """Commit the lock, data pointer and metrics on `branch`, push where remotes exist."""
-    commit = repro.save_result(repo, message, branch)
-    return {"commit": commit, "pushed": repro.push(repo, commit, branch)}
+def save_result(repo: Path, message: str, branch: str) -> str:
+    """Commit the lock, data pointer and metrics on `branch`; the commit's sha."""
+    return repro.save_result(repo, message, branch)
+
+
+@task(retries=2, retry_delay_seconds=60, task_run_name="push-result")
+def push_result(repo: Path, commit: str, branch: str) -> list[str]:
+    """Push the result branch and the DVC cache where remotes are configured; what was pushed."""
+    return repro.push(repo, commit, branch)
 
 
 @task(task_run_name="tag-version")
@@ -70,9 +76,10 @@ def pipeline_flow(repo: str = ".", branch: str = repro.BRANCH) -> dict[str, Any]
         print("pipeline: no new data and no stale stage; nothing ran, nothing to save")
         return result
     message = f"Scheduled run: data {after}; stages re-run: {', '.join(ran) or 'none'}"
-    result.update(save_result(root, message, branch))
-    if "register" in ran:
+    result["commit"] = save_result(root, message, branch)
+    if "register" in ran:  # tagged before the push: an unreachable remote must not cost the version its lineage
         result["version"] = tag_version(root, result["commit"])
+    result["pushed"] = push_result(root, result["commit"], branch)
     print(f"pipeline: ran {', '.join(ran) or 'no stage'}; lineage commit {result['commit'][:12]} on {branch}")
     return result
 
