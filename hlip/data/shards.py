@@ -10,9 +10,10 @@ loader = make_loader(ds, batch_size=16, workers=8, seed=0)            # same sam
 Layout of a pack folder: `shards/shard-NNNNNN.tar` (WebDataset: one sample per study, key = study key, one member
 `<study_key>.<scan_key>.npy` per scan, the scan's `.npy` bytes unchanged; studies in key order; a shard closes
 past `shard_bytes`), `index.parquet` (scan path as in `scans.parquet` -> shard, data offset, size),
-`shards.parquet` (shard -> bytes, sha256) and the part's manifests (`studies`, `scans`, `reports` parquet), so a
-pack is self-contained. Tar headers carry no time, owner or mode of the machine: the same part packs to the same
-bytes (what DVC or a content-addressed store needs).
+`shards.parquet` (shard -> bytes, sha256) and the part's manifests (`studies`, `scans`, `reports` parquet, the
+ingest `summary.json`), so a pack is self-contained. Tar headers carry no time, owner or mode of the machine: the
+same part packs to the same bytes (what DVC or a content-addressed store needs). Training reads a pack when
+`pretrain.data.shards` names it (a folder or `s3://` URI): same items, order and weights as the part's `.npy` files.
 
 Why byte ranges and not a sequential stream: the training sampler decides the order of studies from
 (seed, epoch), and exact resume depends on it. Reading each chosen scan by range (one `pread`, or one S3 GET with
@@ -40,6 +41,7 @@ from hlip.data.dataset import StudyDataset
 log = logging.getLogger(__name__)
 
 MANIFESTS = ("studies", "scans", "reports")
+SUMMARY = "summary.json"  # the part's ingest summary: the preprocessing it was made with travels with the pack
 INDEX = "index.parquet"
 SHARDS = "shards.parquet"  # one row per shard with its sha256: small, so DVC can pin terabytes of shards by it
 SHARD_BYTES = 1 << 30  # 1 GiB: a few hundred upstream-size studies per shard, few objects, cheap range reads
@@ -86,9 +88,9 @@ def pack_part(
     writer.close()
     pd.DataFrame(rows, columns=["path", "shard", "offset", "size"]).to_parquet(out / INDEX, index=False)
     pd.DataFrame(writer.written, columns=["shard", "bytes", "sha256"]).to_parquet(out / SHARDS, index=False)
-    for name in MANIFESTS:
-        if (part / f"{name}.parquet").is_file():
-            shutil.copyfile(part / f"{name}.parquet", out / f"{name}.parquet")
+    for name in (*(f"{m}.parquet" for m in MANIFESTS), SUMMARY):
+        if (part / name).is_file():
+            shutil.copyfile(part / name, out / name)
     summary = PackSummary(scans["study_key"].nunique(), len(rows), writer.count, writer.total)
     log.info("packed %s: %d studies, %d scans in %d shards", part, summary.studies, summary.scans, summary.shards)
     return summary
@@ -155,6 +157,43 @@ def upload_pack(pack_dir: str | os.PathLike[str], uri: str, client: Any = None) 
     return len(files)
 
 
+def pack_folder(
+    root: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None, client: Any = None
+) -> Path:
+    """The local folder holding a pack's index and manifests: the pack folder itself, or for `s3://bucket/prefix` a
+    fresh download of them (shards stay on S3) into `cache_dir` (default `~/.cache/hlip/packs/<bucket>/<prefix>`).
+
+    Raises:
+        FileNotFoundError: No `index.parquet` or manifests there (the path or URI is named).
+    """
+    root = os.fspath(root)
+    if not root.startswith("s3://"):
+        local = Path(root)
+        if not (local / INDEX).is_file():
+            raise FileNotFoundError(f"{root}: no {INDEX}; is it a pack folder (hlip.data.shards.pack_part)?")
+        return local
+    from hlip.data.source import parse_s3_uri
+
+    bucket, prefix = parse_s3_uri(root)
+    prefix = prefix.rstrip("/")
+    local = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "hlip" / "packs" / bucket / prefix
+    local.mkdir(parents=True, exist_ok=True)
+    if client is None:
+        from hlip.s3 import s3_client
+
+        client = s3_client()
+    optional = ("reports.parquet", SUMMARY)
+    for name in (INDEX, *(f"{m}.parquet" for m in MANIFESTS), SUMMARY):
+        key = f"{prefix}/{name}".lstrip("/")
+        try:
+            client.download_file(bucket, key, str(local / name))  # boto3 writes a temporary file, then renames it
+        except Exception as exc:  # botocore's ClientError: reports and the summary may be absent, the rest may not
+            if name not in optional:
+                raise FileNotFoundError(f"{root}: cannot read {name}: {exc}") from exc
+            (local / name).unlink(missing_ok=True)
+    return local
+
+
 class ShardStudyDataset(StudyDataset):
     """`StudyDataset` over a pack folder or `s3://` pack: same items, same sampling, volumes read by byte range.
 
@@ -176,14 +215,15 @@ class ShardStudyDataset(StudyDataset):
         self._client: Any = None
         self._client_pid = 0
         if self.root.startswith("s3://"):
-            local = self._fetch_manifests(Path(cache_dir) if cache_dir else None)
+            from hlip.data.source import parse_s3_uri
+
+            self._bucket, prefix = parse_s3_uri(self.root)
+            self._prefix = prefix.rstrip("/")
+            local = pack_folder(self.root, cache_dir, client=self._s3())
         else:
-            local = Path(self.root)
-        index_path = local / INDEX
-        if not index_path.is_file():
-            raise FileNotFoundError(f"{self.root}: no {INDEX}; is it a pack folder (hlip.data.shards.pack_part)?")
+            local = pack_folder(self.root)
         super().__init__(local, **kwargs)
-        index = pd.read_parquet(index_path)
+        index = pd.read_parquet(local / INDEX)
         shards = sorted(index["shard"].unique())
         shard_id = {s: i for i, s in enumerate(shards)}
         self._shards: list[str] = [str(s) for s in shards]
@@ -191,24 +231,6 @@ class ShardStudyDataset(StudyDataset):
             str(p): (shard_id[s], int(o), int(n))
             for p, s, o, n in zip(index["path"], index["shard"], index["offset"], index["size"], strict=True)
         }
-
-    def _fetch_manifests(self, cache_dir: Path | None) -> Path:
-        from hlip.data.source import parse_s3_uri
-
-        self._bucket, self._prefix = parse_s3_uri(self.root)
-        self._prefix = self._prefix.rstrip("/")
-        local = cache_dir or Path.home() / ".cache" / "hlip" / "packs" / self._bucket / self._prefix
-        local.mkdir(parents=True, exist_ok=True)
-        client = self._s3()
-        for name in (INDEX, *(f"{m}.parquet" for m in MANIFESTS)):
-            key = f"{self._prefix}/{name}".lstrip("/")
-            try:
-                client.download_file(self._bucket, key, str(local / name))
-            except Exception as exc:  # botocore's ClientError: reports may be absent, the others may not
-                if name != "reports.parquet":
-                    raise FileNotFoundError(f"{self.root}: cannot read {name}: {exc}") from exc
-                (local / name).unlink(missing_ok=True)
-        return local
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -6,6 +6,7 @@ not run; this prints the lists to paste (data and output dependencies are the st
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -16,7 +17,12 @@ from hlip.lineage.closure import ROOT, dep_paths, entry_module, import_closure
 
 def main(argv: list[str]) -> int:
     """Print ``<stage>:`` and its code deps (YAML list items) for every stage of the given `dvc.yaml`."""
-    dvc_yaml = Path(argv[0]) if argv else ROOT / "dvc.yaml"
+    parser = argparse.ArgumentParser(prog="python -m hlip.lineage", description=__doc__.splitlines()[0])
+    parser.add_argument("dvc_yaml", nargs="?", type=Path, default=ROOT / "dvc.yaml", help="default: the repository's")
+    dvc_yaml: Path = parser.parse_args(argv).dvc_yaml
+    if not dvc_yaml.is_file():
+        sys.stderr.write(f"error: {dvc_yaml} is not a file\n")
+        return 2
     stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
     for name, spec in stages.items():
         root = dvc_yaml.resolve().parent

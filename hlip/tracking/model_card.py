@@ -102,8 +102,12 @@ def evaluation_summary(metrics: Mapping[str, float], benchmark: str | None = Non
 
 
 def training_part(metadata: Mapping[str, Any]) -> Path | None:
-    """The training part folder named in an export's metadata (`pretrain.data.ingest_dir` / `part`), if any."""
+    """The folder of the training manifests named in an export's metadata: the local pack it was trained from
+    (`pretrain.data.shards`), else the part folder (`pretrain.data.ingest_dir` / `part`); None when neither."""
     data = (metadata.get("pretrain") or {}).get("data") or {}
+    shards = str(data.get("shards") or "")
+    if shards and not shards.startswith("s3://"):  # a pack holds its part's manifests
+        return Path(shards)
     if not data.get("ingest_dir") or not data.get("part"):
         return None
     return Path(str(data["ingest_dir"])) / str(data["part"])

@@ -32,6 +32,9 @@ class DataConfig:
             columns; empty: the findings present in the table, sorted.
         scans: Scan policy of training items.
         text: Report policy of training items.
+        shards: A pack of the part (`hlip.data.shards.pack_part`): a folder or `s3://bucket/prefix`. When set,
+            training reads the studies' manifests and volumes from it (by byte range) instead of the part folder;
+            the items, their order and the weights are the same. Empty: the part folder's `.npy` volumes.
     """
 
     ingest_dir: Path = Path("outputs/ingest")
@@ -40,6 +43,7 @@ class DataConfig:
     findings: str = ""
     scans: ScanPolicy = field(default_factory=ScanPolicy)
     text: TextPolicy = field(default_factory=TextPolicy)
+    shards: str = ""
 
     @property
     def part_dir(self) -> Path:
@@ -173,4 +177,5 @@ class PretrainConfig:
         doc = self.to_dict()
         for key in ("workers", "checkpoint_every", "keep_last", "eval_every", "log_every", "out", "threads"):
             doc.pop(key, None)
+        doc["data"].pop("shards", None)  # where the bytes are read from; the data digest covers what they are
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -112,11 +112,32 @@ def load_labels(config: PretrainConfig) -> pd.DataFrame:
     return to_matrix(table, findings).astype("float32")
 
 
-def training_data_digest(config: PretrainConfig) -> str:
+def manifest_dir(config: PretrainConfig) -> Path:
+    """The folder holding the training part's manifests: the ingest part folder, or the pack's (`data.shards`; an
+    `s3://` pack's manifests are downloaded, its shards stay there)."""
+    if not config.data.shards:
+        return config.data.part_dir
+    from hlip.data.shards import pack_folder
+
+    return pack_folder(config.data.shards)
+
+
+def training_dataset(config: PretrainConfig, **kwargs: Any) -> StudyDataset:
+    """The training studies (`StudyDataset` arguments in `kwargs`), read from the part folder or its pack."""
+    if not config.data.shards:
+        return StudyDataset(config.data.part_dir, **kwargs)
+    from hlip.data.shards import ShardStudyDataset
+
+    return ShardStudyDataset(config.data.shards, **kwargs)
+
+
+def training_data_digest(config: PretrainConfig, manifests: Path | None = None) -> str:
     """sha256 (16 hex digits) of the training part's manifests (studies with their content fingerprints, scans,
-    reports) and of the label table when stage A uses it: new, removed or changed studies or labels change it."""
+    reports) and of the label table when stage A uses it: new, removed or changed studies or labels change it.
+    A pack holds copies of its part's manifests, so both sources give the same digest."""
     digest = hashlib.sha256()
-    files = [config.data.part_dir / f"{name}.parquet" for name in ("studies", "scans", "reports")]
+    folder = manifests or manifest_dir(config)
+    files = [folder / f"{name}.parquet" for name in ("studies", "scans", "reports")]
     if warmup_enabled(config):
         files.append(config.data.labels_file)
     for file in files:
@@ -170,10 +191,11 @@ def _run(
 ) -> PretrainResult:
     _setup_determinism(config, info)
     out = Path(config.out)
-    contract = study_contract(config, preprocess)  # before training: a disagreement must not cost a run
+    manifests = manifest_dir(config)
+    contract = study_contract(config, preprocess, manifests)  # before training: a disagreement must not cost a run
     model_cfg = resolve_model_config(config)
     config_hash = config.training_hash()
-    data_digest = training_data_digest(config)
+    data_digest = training_data_digest(config, manifests)
     resume = _resume_state(out, config_hash, data_digest, info)
     position = position_of(resume) if resume else None
     if resume:
@@ -208,8 +230,6 @@ def _run(
         classifier = HLIPClassifier(model_cfg, len(findings)).to(info.device)
         if config.init:  # upstream's start: a 2D ImageNet-MAE ViT inflated to 3D
             init_from_2d_vit(classifier.visual, config.init)
-        if config.init:  # upstream's start: a 2D ImageNet-MAE ViT inflated to 3D
-            init_from_2d_vit(classifier.visual, config.init)
         classifier.init_prior_bias(positive_rates(labels))
         run_a = _stage_run(WARMUP, classifier, config, config.warmup, info, labels=labels)
         start = Position(WARMUP, 0, 0, global_step)
@@ -233,7 +253,7 @@ def _run(
     model = HLIP(model_cfg).to(info.device)
     if visual_state is not None:
         model.visual.load_state_dict(visual_state)
-    elif config.init or config.init:
+    elif config.init:
         init_from_2d_vit(model.visual, config.init)
     result_b: StageResult | None = None
     if config.contrastive.enabled.lower() != "false" and config.contrastive.epochs > 0:
@@ -329,8 +349,8 @@ def _stage_run(
 ) -> TrainingStage:
     """Dataset, loader, optimizer, schedule and loss of one stage."""
     text_policy = config.data.text if name == CONTRASTIVE else None
-    dataset = StudyDataset(config.data.part_dir, scans_policy=config.data.scans, text_policy=text_policy,
-                           labels=labels, train=True, seed=config.seed)  # fmt: skip
+    dataset = training_dataset(config, scans_policy=config.data.scans, text_policy=text_policy, labels=labels,
+                               train=True, seed=config.seed)  # fmt: skip
     # Workers are spawned, not forked: the trainer runs among other threads (Prefect, MLflow system metrics), and
     # forked workers of a multi-threaded process died at shutdown (exit code 1) inside the Prefect flow.
     loader = make_loader(dataset, batch_size=config.batch_size, workers=config.workers, tokenizer=tokenizer,
@@ -392,34 +412,38 @@ def _save_warmup_head(out: Path, classifier: HLIPClassifier, findings: tuple[str
     (folder / "findings.json").write_text(json.dumps(list(findings)) + "\n")
 
 
-def study_contract(config: PretrainConfig, preprocess: Mapping[str, Any] | None) -> StudyContract:
+def study_contract(
+    config: PretrainConfig, preprocess: Mapping[str, Any] | None, manifests: Path | None = None
+) -> StudyContract:
     """The study contract of the trained model: the preprocessing its training part was ingested with and the
     training scan policy.
 
     The part's `summary.json` records what ingest did; `preprocess` (`params.yaml:ingest.preprocess`) is used only
-    when the part records nothing (a hand-made part), and must agree with the record when both exist.
+    when the part records nothing (a hand-made part), and must agree with the record when both exist. `manifests`:
+    the folder holding the part's manifests and summary (default: `manifest_dir(config)`).
 
     Raises:
         ContractError: The parameters and the ingested part disagree (both values named).
     """
     recorded = None
-    summary_file = config.data.part_dir / "summary.json"
+    folder = manifests or manifest_dir(config)
+    summary_file = folder / "summary.json"
     if summary_file.is_file():
         recorded = json.loads(summary_file.read_text()).get("preprocess")
-    where = f"{config.data.part_dir} (ingest summary)"
+    where = f"{folder} (ingest summary)"
     if recorded is not None:
         contract = StudyContract(from_dict(PreprocessConfig, recorded, where=where), config.data.scans)
         if preprocess:
             contract.require_preprocess(preprocess, "params.yaml:ingest.preprocess")
         return contract
-    first = pd.read_parquet(config.data.part_dir / "scans.parquet", columns=["shape"]).head(1)
+    first = pd.read_parquet(folder / "scans.parquet", columns=["shape"]).head(1)
     size = tuple(int(v) for v in first["shape"].iloc[0]) if len(first) else None
     if preprocess:
         given = from_dict(PreprocessConfig, preprocess, where="ingest.preprocess")
         if size is not None and tuple(given.size) != size:
             raise ContractError(
                 f"params.yaml:ingest.preprocess.size {list(given.size)} differs from the scans of "
-                f"{config.data.part_dir} {list(size)} (and the part records no preprocessing of its own)"
+                f"{folder} {list(size)} (and the part records no preprocessing of its own)"
             )
         return StudyContract(given, config.data.scans)
     shape = size or PreprocessConfig().size

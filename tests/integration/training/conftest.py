@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,15 +58,48 @@ def read_metrics(workdir: Path) -> list[dict[str, float]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
+def run_to_end(block: dict[str, Any], workdir: Path) -> None:
+    """Train `block` start to end in a subprocess; fail with its output when it fails."""
+    proc = start_training(block, workdir)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output.decode()[-3000:]
+
+
+def kill_after_step(block: dict[str, Any], workdir: Path, step: int) -> int:
+    """Start training, SIGKILL it once it has logged `step`; return the last step it logged."""
+    proc = start_training(block, workdir, sleep_s=0.25)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        records = read_metrics(workdir)
+        if records and max(r["step"] for r in records) >= step:
+            break
+        assert proc.poll() is None, proc.communicate()[0].decode()[-3000:]
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no handler, no cleanup
+    proc.wait(timeout=30)
+    assert proc.returncode == -9
+    return int(max(r["step"] for r in read_metrics(workdir)))
+
+
+def final_weights(out: Path) -> dict[str, Any]:
+    """The exported model's state dict of a finished run."""
+    from hlip.models.weights import load_state_dict_file
+
+    return dict(load_state_dict_file(out / "model" / "model.safetensors"))
+
+
 class TrainingHarness:
     """The helpers above, handed to tests as the `harness` fixture (tests cannot import conftest)."""
 
     tiny_block = staticmethod(tiny_block)
     start_training = staticmethod(start_training)
     read_metrics = staticmethod(read_metrics)
+    run_to_end = staticmethod(run_to_end)
+    kill_after_step = staticmethod(kill_after_step)
+    final_weights = staticmethod(final_weights)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def harness() -> type[TrainingHarness]:
     """Subprocess training helpers."""
     return TrainingHarness

@@ -3,7 +3,6 @@ same weights, bit for bit, as an uninterrupted run."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,44 +15,22 @@ from hlip.training.checkpoint import latest_checkpoint
 pytestmark = pytest.mark.integration
 
 
-def run_to_end(harness: Any, block: dict[str, object], workdir: Path) -> None:
-    proc = harness.start_training(block, workdir)
-    output, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, output.decode()[-3000:]
-
-
-def kill_after_step(harness: Any, block: dict[str, object], workdir: Path, step: int) -> int:
-    """Start training, SIGKILL it once it has logged `step`; return the last step it logged."""
-    proc = harness.start_training(block, workdir, sleep_s=0.25)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        records = harness.read_metrics(workdir)
-        if records and max(r["step"] for r in records) >= step:
-            break
-        assert proc.poll() is None, proc.communicate()[0].decode()[-3000:]
-        time.sleep(0.05)
-    proc.kill()  # SIGKILL: no handler, no cleanup
-    proc.wait(timeout=30)
-    assert proc.returncode == -9
-    return int(max(r["step"] for r in harness.read_metrics(workdir)))
-
-
 @pytest.mark.slow  # four training subprocesses: about 2 minutes on 2 busy cores
 def test_killed_and_resumed_run_matches_uninterrupted_run(corpus: Path, tmp_path: Path, harness: Any) -> None:
     reference = tmp_path / "reference"
-    run_to_end(harness, harness.tiny_block(corpus, reference), tmp_path / "run_ref")
+    harness.run_to_end(harness.tiny_block(corpus, reference), tmp_path / "run_ref")
 
     out = tmp_path / "interrupted"
     block = harness.tiny_block(corpus, out)
-    killed_in_a = kill_after_step(harness, block, tmp_path / "run1", step=4)  # stage A has 12 steps
+    killed_in_a = harness.kill_after_step(block, tmp_path / "run1", step=4)  # stage A has 12 steps
     assert killed_in_a < 12
     ckpt = latest_checkpoint(out)
     assert ckpt is not None
-    killed_in_b = kill_after_step(harness, block, tmp_path / "run2", step=16)  # stage B: steps 13-24
+    killed_in_b = harness.kill_after_step(block, tmp_path / "run2", step=16)  # stage B: steps 13-24
     first_resumed = min(r["step"] for r in harness.read_metrics(tmp_path / "run2"))
     assert first_resumed == int(ckpt.stem.split("-")[1]) + 1  # resumed after the checkpoint, not from scratch
     assert 12 < killed_in_b < 24
-    run_to_end(harness, block, tmp_path / "run3")
+    harness.run_to_end(block, tmp_path / "run3")
     assert min(r["step"] for r in harness.read_metrics(tmp_path / "run3")) > 13
 
     expected = load_state_dict_file(reference / "model" / "model.safetensors")
@@ -69,7 +46,7 @@ def test_killed_and_resumed_run_matches_uninterrupted_run(corpus: Path, tmp_path
 def test_a_finished_run_or_another_config_starts_afresh(corpus: Path, tmp_path: Path, harness: Any) -> None:
     """DVC re-runs the stage after a params or code change: it must retrain, not resume or fail on old checkpoints."""
     out = tmp_path / "out"
-    run_to_end(harness, harness.tiny_block(corpus, out, contrastive={"epochs": 0}), tmp_path / "run1")
+    harness.run_to_end(harness.tiny_block(corpus, out, contrastive={"epochs": 0}), tmp_path / "run1")
     changed = harness.tiny_block(corpus, out, contrastive={"epochs": 0}, batch_size=3)
     proc = harness.start_training(changed, tmp_path / "run2")
     output = proc.communicate(timeout=300)[0].decode()

@@ -126,3 +126,13 @@ def test_a_truncated_shard_names_the_scan(part: tuple[Path, pd.DataFrame], tmp_p
     with pytest.raises(OSError, match=r"cannot read scan volume volumes/study\d+/scan\d\.npy"):
         ds[last]
     assert np.array_equal(ds[0]["image"].numpy(), StudyDataset(part[0], train=False)[0]["image"].numpy())
+
+
+def test_a_pack_carries_the_parts_ingest_summary(part: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "part"
+    shutil.copytree(part[0], folder)
+    (folder / "summary.json").write_text('{"preprocess": {"size": [16, 32, 32]}}')
+    pack_part(folder, tmp_path / "pack", shard_bytes=40_000)
+    assert (tmp_path / "pack" / "summary.json").read_bytes() == (folder / "summary.json").read_bytes()

@@ -79,6 +79,10 @@ def test_card_states_the_modalities_and_kinds_present_in_training_not_the_config
     meta = {"pretrain": {"data": {"ingest_dir": str(tmp_path / "ingest"), "part": "train"}}}
     assert training_part(meta) == part
     assert training_part({}) is None
+    pack = {"pretrain": {"data": {**meta["pretrain"]["data"], "shards": str(tmp_path / "pack")}}}
+    assert training_part(pack) == tmp_path / "pack"  # trained from a local pack: its copies of the manifests
+    on_s3 = {"pretrain": {"data": {**meta["pretrain"]["data"], "shards": "s3://b/pack"}}}
+    assert training_part(on_s3) == part  # never downloaded for a card: the part folder if it is here
     composition = training_composition(part)
     assert composition == {"studies": 2, "scans": 6, "modalities": {"MR": 6},
                            "scan_kinds": {"t1": 2, "flair": 2, "t2": 1, "dwi": 1}}  # fmt: skip
