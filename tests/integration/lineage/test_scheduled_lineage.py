@@ -79,6 +79,7 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list
     return repo, held
 
 
+@pytest.mark.timeout(2700)  # three pipeline runs: 11 min for the first alone on 2 cores shared with two trainings
 def test_scheduled_runs_go_through_dvc_and_lineage_finds_them(
     prefect_server: None, scratch: tuple[Path, list[tuple[Path, Path]]]
 ) -> None:
