@@ -24,6 +24,17 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_training_folder(tmp_path_factory.mktemp("training"), n_studies=26, max_scans=3)
 
 
+@pytest.fixture(scope="session")
+def pack(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The corpus's part packed as study shards (`hlip.data.shards.pack_part`), several shards."""
+    from hlip.data.shards import pack_part
+
+    out = tmp_path_factory.mktemp("pack") / "train"
+    pack_part(corpus / "ingest" / "train", out, shard_bytes=40_000)
+    assert len(list((out / "shards").glob("*.tar"))) > 2  # studies in several shards: reads cross shard files
+    return out
+
+
 def tiny_block(corpus: Path, out: Path, **overrides: Any) -> dict[str, Any]:
     """A `pretrain` block for hlip-tiny on the synthetic corpus, deterministic, one thread."""
     from testkit.training_data import tiny_pretrain_block
@@ -81,6 +92,13 @@ def kill_after_step(block: dict[str, Any], workdir: Path, step: int) -> int:
     return int(max(r["step"] for r in read_metrics(workdir)))
 
 
+def shard_block(corpus: Path, out: Path, shards: str, **overrides: Any) -> dict[str, Any]:
+    """`tiny_block` reading `shards`, with no part folder to fall back to: the pack is the only source."""
+    block = tiny_block(corpus, out, **overrides)
+    block["data"].update(shards=shards, ingest_dir=str(out.parent / "no-ingest-folder"))
+    return block
+
+
 def final_weights(out: Path) -> dict[str, Any]:
     """The exported model's state dict of a finished run."""
     from hlip.models.weights import load_state_dict_file
@@ -92,6 +110,7 @@ class TrainingHarness:
     """The helpers above, handed to tests as the `harness` fixture (tests cannot import conftest)."""
 
     tiny_block = staticmethod(tiny_block)
+    shard_block = staticmethod(shard_block)
     start_training = staticmethod(start_training)
     read_metrics = staticmethod(read_metrics)
     run_to_end = staticmethod(run_to_end)

@@ -1,29 +1,29 @@
-"""DDP on CPU (gloo, torchrun): two processes at half the batch see the same losses as one process."""
+"""DDP on CPU (gloo, torchrun): two processes at half the batch see the same losses as one process, whether the
+two read the part's `.npy` files or its study shards (`pretrain.data.shards`)."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from local_stack.process import free_port
+
 pytestmark = pytest.mark.integration
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_two_processes_match_one_process_at_the_same_global_batch(corpus: Path, tmp_path: Path, harness: Any) -> None:
+@pytest.mark.parametrize("source", ["npy", "shards"])
+def test_two_processes_match_one_process_at_the_same_global_batch(
+    source: str, corpus: Path, pack: Path, tmp_path: Path, harness: Any
+) -> None:
     # No per-batch randomness in the model: patch dropout off, and no scan-index embedding (its rows are drawn at
     # random per batch in training, so a rank's draw differs from the single process's).
     common = {"warmup": {"enabled": False}, "contrastive": {"epochs": 1, "lr": 2e-3, "warmup_steps": 1},
               "patch_dropout": 0.0, "checkpoint_every": 0}  # fmt: skip
     single = harness.tiny_block(corpus, tmp_path / "single", batch_size=8, **common)
-    double = harness.tiny_block(corpus, tmp_path / "double", batch_size=4, **common)
+    double = (harness.tiny_block(corpus, tmp_path / "double", batch_size=4, **common) if source == "npy"
+              else harness.shard_block(corpus, tmp_path / "double", str(pack), batch_size=4, **common))  # fmt: skip
     for block in (single, double):
         block["model_overrides"]["vision"] = {"max_scans": 0}
     runs = {"single": harness.start_training(single, tmp_path / "run1"),

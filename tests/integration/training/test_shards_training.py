@@ -1,14 +1,13 @@
 """Training from study shards (`pretrain.data.shards`) gives the weights training from the part's `.npy` volumes gives.
 
-The part is packed into several WebDataset shards; a run reading the pack is killed with SIGKILL in stage B and
-resumed, a 2-process DDP run reads the pack, and a run reads the pack from `s3://` on a real SeaweedFS server started
-here. Each must match the `.npy` run: bit for bit for the single-process runs, the same losses for DDP.
+The part is packed into several WebDataset shards (the `pack` fixture); a run reading the pack is killed with SIGKILL
+in stage B and resumed, and a run reads the pack from `s3://` on a real SeaweedFS server started here. Each must end
+with the `.npy` run's weights bit for bit. (DDP reading the pack: `test_distributed.py`.)
 """
 
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,18 +15,10 @@ from typing import Any
 import pytest
 import torch
 
-from hlip.data.shards import pack_part, upload_pack
+from hlip.data.shards import upload_pack
 from hlip.training.checkpoint import latest_checkpoint
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def pack(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("pack") / "train"
-    pack_part(corpus / "ingest" / "train", out, shard_bytes=40_000)
-    assert len(list((out / "shards").glob("*.tar"))) > 2  # studies in several shards: reads cross shard files
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +27,6 @@ def reference(corpus: Path, tmp_path_factory: pytest.TempPathFactory, harness: A
     root = tmp_path_factory.mktemp("npy")
     harness.run_to_end(harness.tiny_block(corpus, root / "out"), root / "run")
     return root / "out"
-
-
-def from_shards(harness: Any, corpus: Path, out: Path, shards: str, **overrides: Any) -> dict[str, Any]:
-    """The `.npy` run's block reading `shards`, with no part folder to fall back to: the pack is the only source."""
-    block: dict[str, Any] = harness.tiny_block(corpus, out, **overrides)
-    block["data"].update(shards=shards, ingest_dir=str(out.parent / "no-ingest-folder"))
-    return block
 
 
 def assert_same_weights(harness: Any, expected_out: Path, actual_out: Path) -> None:
@@ -58,7 +42,7 @@ def test_a_killed_and_resumed_run_from_a_local_pack_ends_with_the_npy_runs_weigh
     corpus: Path, pack: Path, reference: Path, tmp_path: Path, harness: Any
 ) -> None:
     out = tmp_path / "out"
-    block = from_shards(harness, corpus, out, str(pack))
+    block = harness.shard_block(corpus, out, str(pack))
     killed_at = harness.kill_after_step(block, tmp_path / "run1", step=16)  # stage B: steps 13-24
     assert 12 < killed_at < 24
     checkpoint = latest_checkpoint(out)
@@ -67,30 +51,6 @@ def test_a_killed_and_resumed_run_from_a_local_pack_ends_with_the_npy_runs_weigh
     resumed = harness.read_metrics(tmp_path / "run2")
     assert min(r["step"] for r in resumed) == int(checkpoint.stem.split("-")[1]) + 1  # resumed, not restarted
     assert_same_weights(harness, reference, out)
-
-
-def test_two_ddp_processes_reading_a_pack_match_one_process_reading_npy_files(
-    corpus: Path, pack: Path, tmp_path: Path, harness: Any
-) -> None:
-    common = {"warmup": {"enabled": False}, "contrastive": {"epochs": 1, "lr": 2e-3, "warmup_steps": 1},
-              "patch_dropout": 0.0, "checkpoint_every": 0}  # fmt: skip
-    single = harness.tiny_block(corpus, tmp_path / "single", batch_size=8, **common)
-    double = from_shards(harness, corpus, tmp_path / "double", str(pack), batch_size=4, **common)
-    for block in (single, double):
-        block["model_overrides"]["vision"] = {"max_scans": 0}  # no per-batch random scan-index rows
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    runs = {"run1": harness.start_training(single, tmp_path / "run1"),
-            "run2": harness.start_training(double, tmp_path / "run2", torchrun=2, port=port)}  # fmt: skip
-    for name, proc in runs.items():
-        output = proc.communicate(timeout=400)[0].decode()
-        assert proc.returncode == 0, f"{name}: {output[-3000:]}"
-    losses = {name: [r["contrastive/loss"] for r in harness.read_metrics(tmp_path / name) if "contrastive/loss" in r]
-              for name in runs}  # fmt: skip
-    assert len(losses["run1"]) == 3  # 24 studies with reports, 8 per global batch
-    assert len(set(losses["run1"])) == 3  # the loss moved: a real comparison, not of constants
-    assert losses["run1"] == pytest.approx(losses["run2"], abs=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +70,7 @@ def test_a_run_reading_the_pack_from_s3_ends_with_the_npy_runs_weights(
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the manifests' download cache lives under it
     upload_pack(pack, "s3://packs/runs/train")
     out = tmp_path / "out"
-    harness.run_to_end(from_shards(harness, corpus, out, "s3://packs/runs/train"), tmp_path / "run")
+    harness.run_to_end(harness.shard_block(corpus, out, "s3://packs/runs/train"), tmp_path / "run")
     assert_same_weights(harness, reference, out)
     cached = tmp_path / "home/.cache/hlip/packs/packs/runs/train"
     assert sorted(p.name for p in cached.iterdir()) == ["index.parquet", "reports.parquet", "scans.parquet",
