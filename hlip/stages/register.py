@@ -2,8 +2,9 @@
 
 Reads the `register:` block (`hlip.tracking.registry.RegisterConfig`) and the `ingest:` block (serving ingests a
 DICOM study with training's series rules and de-identification; its preprocessing must equal the model's study
-contract, else `ContractError` names both). Writes `<out>/decision.json`, `<out>/model_card.md` and
-`outputs/metrics/register.json` (the decision; the version number and run id go to MLflow and the run record).
+contract, else `ContractError` names both). Writes `<out>/decision.json` and `<out>/model_card.md` (both depend on
+the registry's earlier versions, so they are logged to MLflow and are no DVC outputs) and `outputs/metrics/register.json`
+(the gated metric only; the version number and run id go to MLflow and the run record).
 """
 
 from __future__ import annotations
@@ -121,8 +122,9 @@ def run(params: RegisterParams, runner: TaskRunner = direct) -> RegisterOutcome:
         (out / "model_card.md").write_text(card)
         mlflow.log_artifact(str(out / "model_card.md"))
         mlflow.log_artifact(str(write_decision(decision, out / "decision.json")))
-        result: dict[str, Any] = {"promoted": decision.promoted, config.metric: decision.challenger_value,
-                                  "champion_value": decision.champion_value}  # fmt: skip
+        # the decision depends on the registry's history (a fresh store promotes v1): it stays in decision.json and
+        # MLflow, and the metrics file (in dvc.lock) holds only what the inputs fix
+        result: dict[str, Any] = {config.metric: decision.challenger_value}
         write_metrics(STAGE, result)
         write_run_record(STAGE, run_id, {"version": version})
         return RegisterOutcome(version, decision, card, run_id)
