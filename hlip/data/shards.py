@@ -200,6 +200,8 @@ class ShardStudyDataset(StudyDataset):
     Args:
         root: A pack folder (`pack_part`) or `s3://bucket/prefix` of an uploaded one.
         cache_dir: Where an S3 pack's manifests are downloaded (default: `~/.cache/hlip/packs/<bucket>/<prefix>`).
+        manifests: The pack's index and manifests already fetched (`pack_folder(root)`): used as they are, so a
+            run that digests them first trains on exactly those bytes and downloads them once.
         **kwargs: As `StudyDataset` (`scans_policy`, `text_policy`, `labels`, `train`, `seed`).
 
     Raises:
@@ -207,7 +209,12 @@ class ShardStudyDataset(StudyDataset):
     """
 
     def __init__(
-        self, root: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None, **kwargs: Any
+        self,
+        root: str | os.PathLike[str],
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        manifests: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
     ) -> None:
         self.root = os.fspath(root)
         self._bucket, self._prefix = "", ""
@@ -219,6 +226,11 @@ class ShardStudyDataset(StudyDataset):
 
             self._bucket, prefix = parse_s3_uri(self.root)
             self._prefix = prefix.rstrip("/")
+        if manifests is not None:
+            local = Path(manifests)
+            if not (local / INDEX).is_file():
+                raise FileNotFoundError(f"{local}: no {INDEX}; fetch the manifests of {self.root} with pack_folder")
+        elif self._bucket:
             local = pack_folder(self.root, cache_dir, client=self._s3())
         else:
             local = pack_folder(self.root)

@@ -3,8 +3,9 @@
 Reads the `register:` block (`hlip.tracking.registry.RegisterConfig`) and the `ingest:` block (serving ingests a
 DICOM study with training's series rules and de-identification; its preprocessing must equal the model's study
 contract, else `ContractError` names both). Writes `<out>/decision.json` and `<out>/model_card.md` (both depend on
-the registry's earlier versions, so they are logged to MLflow and are no DVC outputs) and `outputs/metrics/register.json`
-(the gated metric only; the version number and run id go to MLflow and the run record).
+the registry's earlier versions, so they are logged to MLflow and are no DVC outputs) and
+`outputs/metrics/register.json` (the gated metric only; the version number and run id go to MLflow and the run
+record).
 """
 
 from __future__ import annotations

@@ -122,13 +122,14 @@ def manifest_dir(config: PretrainConfig) -> Path:
     return pack_folder(config.data.shards)
 
 
-def training_dataset(config: PretrainConfig, **kwargs: Any) -> StudyDataset:
-    """The training studies (`StudyDataset` arguments in `kwargs`), read from the part folder or its pack."""
+def training_dataset(config: PretrainConfig, manifests: Path | None = None, **kwargs: Any) -> StudyDataset:
+    """The training studies (`StudyDataset` arguments in `kwargs`), read from the part folder or its pack;
+    `manifests`: the pack's manifests as `manifest_dir` fetched them (an `s3://` pack's are not fetched again)."""
     if not config.data.shards:
         return StudyDataset(config.data.part_dir, **kwargs)
     from hlip.data.shards import ShardStudyDataset
 
-    return ShardStudyDataset(config.data.shards, **kwargs)
+    return ShardStudyDataset(config.data.shards, manifests=manifests, **kwargs)
 
 
 def training_data_digest(config: PretrainConfig, manifests: Path | None = None) -> str:
@@ -231,7 +232,7 @@ def _run(
         if config.init:  # upstream's start: a 2D ImageNet-MAE ViT inflated to 3D
             init_from_2d_vit(classifier.visual, config.init)
         classifier.init_prior_bias(positive_rates(labels))
-        run_a = _stage_run(WARMUP, classifier, config, config.warmup, info, labels=labels)
+        run_a = _stage_run(WARMUP, classifier, config, config.warmup, info, labels=labels, manifests=manifests)
         start = Position(WARMUP, 0, 0, global_step)
         if resume and position:
             run_a.load_state_dict(resume)
@@ -258,7 +259,16 @@ def _run(
     result_b: StageResult | None = None
     if config.contrastive.enabled.lower() != "false" and config.contrastive.epochs > 0:
         tokenizer = create_tokenizer(model_cfg)
-        run_b = _stage_run(CONTRASTIVE, model, config, config.contrastive, info, labels=labels, tokenizer=tokenizer)
+        run_b = _stage_run(
+            CONTRASTIVE,
+            model,
+            config,
+            config.contrastive,
+            info,
+            labels=labels,
+            manifests=manifests,
+            tokenizer=tokenizer,
+        )
         start = Position(CONTRASTIVE, 0, 0, global_step)
         if resume and position and position.stage == CONTRASTIVE:
             run_b.load_state_dict(resume)
@@ -345,12 +355,13 @@ def _stage_run(
     info: DistInfo,
     *,
     labels: pd.DataFrame | None,
+    manifests: Path,
     tokenizer: Any = None,
 ) -> TrainingStage:
-    """Dataset, loader, optimizer, schedule and loss of one stage."""
+    """Dataset, loader, optimizer, schedule and loss of one stage; `manifests`: the part's, as digested."""
     text_policy = config.data.text if name == CONTRASTIVE else None
-    dataset = training_dataset(config, scans_policy=config.data.scans, text_policy=text_policy, labels=labels,
-                               train=True, seed=config.seed)  # fmt: skip
+    dataset = training_dataset(config, manifests, scans_policy=config.data.scans, text_policy=text_policy,
+                               labels=labels, train=True, seed=config.seed)  # fmt: skip
     # Workers are spawned, not forked: the trainer runs among other threads (Prefect, MLflow system metrics), and
     # forked workers of a multi-threaded process died at shutdown (exit code 1) inside the Prefect flow.
     loader = make_loader(dataset, batch_size=config.batch_size, workers=config.workers, tokenizer=tokenizer,

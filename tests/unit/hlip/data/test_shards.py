@@ -136,3 +136,23 @@ def test_a_pack_carries_the_parts_ingest_summary(part: tuple[Path, pd.DataFrame]
     (folder / "summary.json").write_text('{"preprocess": {"size": [16, 32, 32]}}')
     pack_part(folder, tmp_path / "pack", shard_bytes=40_000)
     assert (tmp_path / "pack" / "summary.json").read_bytes() == (folder / "summary.json").read_bytes()
+
+
+def test_an_s3_pack_whose_manifests_were_fetched_is_not_fetched_again(
+    part: tuple[Path, pd.DataFrame], pack: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training digests the manifests `pack_folder` fetched, then builds each stage's dataset on those same files:
+    a pack re-uploaded mid-run must not change what the digest describes (and one download per run suffices)."""
+    import hlip.data.shards as shards
+
+    def no_download(*args: object, **kwargs: object) -> Path:
+        raise AssertionError(f"manifests fetched again: {args}")
+
+    monkeypatch.setattr(shards, "pack_folder", no_download)
+    remote = ShardStudyDataset("s3://packs/train", manifests=pack, scans_policy=ScanPolicy("all"))
+    local = StudyDataset(part[0], scans_policy=ScanPolicy("all"))
+    assert remote.study_keys == local.study_keys
+    assert len(remote) > 1
+    assert remote.root == "s3://packs/train"  # volumes are still read from S3 by byte range
+    with pytest.raises(FileNotFoundError, match=r"index\.parquet.*s3://packs/train"):
+        ShardStudyDataset("s3://packs/train", manifests=part[0])  # a part folder is no pack's manifests
