@@ -1,0 +1,96 @@
+"""The longest silence of a pipeline log: per stage, the largest gap between two timestamped lines.
+
+The README's command 1 and a Prefect worker write to files, not terminals; every stage must then print a progress
+line at least every 30 s (`hlip/progress.py`). Run `make pipeline > run.log 2>&1`, then:
+
+    .venv/bin/python benchmarks/bench_silence.py run.log [--limit 30]
+
+Stages are the `Running stage 'NAME'` sections of `dvc repro` (anything before the first one is `setup/corpus`).
+A gap counts the time between two lines that start with a logging timestamp (`2026-12-03 11:30:38,968`); lines
+without one (DVC's own, `print`) do not end a silence, since their time is unknown. Exits 1 when a stage's longest
+silence exceeds `--limit` seconds by more than the heartbeat timer's jitter (`JITTER`; the stage and the two lines
+around the gap are printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3}) ")
+STAGE = re.compile(r"^Running stage '([^']+)'")
+JITTER = 1.0  # seconds: a 30 s heartbeat's lines are 30.0x s apart
+
+
+@dataclass
+class StageSilence:
+    """Timestamped lines of one stage and its longest gap."""
+
+    name: str
+    lines: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    gap: float = 0.0
+    around: tuple[str, str] = ("", "")
+    _previous: tuple[datetime, str] | None = field(default=None, repr=False)
+
+    def add(self, when: datetime, line: str) -> None:
+        self.lines += 1
+        self.first = self.first or when
+        self.last = when
+        if self._previous is not None:
+            gap = (when - self._previous[0]).total_seconds()
+            if gap > self.gap:
+                self.gap, self.around = gap, (self._previous[1], line)
+        self._previous = (when, line)
+
+    @property
+    def span(self) -> float:
+        return (self.last - self.first).total_seconds() if self.first and self.last else 0.0
+
+
+def silences(lines: list[str]) -> list[StageSilence]:
+    """Per stage (in log order), its timestamped lines and longest gap; the gap across a stage change is the next
+    stage's (its first line must come within the limit too)."""
+    stages = [StageSilence("setup/corpus")]
+    previous: tuple[datetime, str] | None = None
+    for raw in lines:
+        line = raw.rstrip("\n")
+        if match := STAGE.match(line):
+            stages.append(StageSilence(match.group(1)))
+            stages[-1]._previous = previous
+            continue
+        if match := STAMP.match(line):
+            when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(
+                microsecond=int(match.group(2)) * 1000
+            )
+            stages[-1].add(when, line)
+            previous = (when, line)
+    return [s for s in stages if s.lines]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("log", type=Path)
+    parser.add_argument("--limit", type=float, default=30.0, help="longest silence allowed, seconds (default 30)")
+    args = parser.parse_args(argv)
+    stages = silences(args.log.read_text(errors="replace").splitlines())
+    print(f"| stage | timestamped lines | span s | longest silence s | within {args.limit:g} s |")
+    print("|---|---:|---:|---:|---|")
+    loud = True
+    for s in stages:
+        ok = s.gap <= args.limit + JITTER
+        loud &= ok
+        print(f"| {s.name} | {s.lines} | {s.span:.0f} | {s.gap:.1f} | {'yes' if ok else 'NO'} |")
+    for s in stages:
+        if s.gap > args.limit + JITTER:
+            print(f"\n{s.name}: {s.gap:.0f} s of silence between\n  {s.around[0][:160]}\n  {s.around[1][:160]}")
+    return 0 if loud else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""`benchmarks/bench_silence.py` finds the longest silence of each stage of a piped pipeline log."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    path = Path(__file__).parents[3] / "benchmarks" / "bench_silence.py"
+    spec = importlib.util.spec_from_file_location("bench_silence", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+LOG = """\
+setup: creating the virtual environment
+2026-12-03 11:30:00,000 INFO demo_corpus.corpus: planning 1100 + 200 studies
+2026-12-03 11:30:30,010 INFO hlip.progress: progress demo corpus: writing studies: 10/1300
+Running stage 'ingest':
+> python -m flows.ingest
+2026-12-03 11:30:50,000 INFO hlip.progress: progress ingest: 0/1300
+a line without a timestamp
+2026-12-03 11:31:35,500 INFO hlip.progress: progress ingest: 600/1300
+2026-12-03 11:31:40,000 INFO hlip.progress: progress ingest: done
+Running stage 'validate':
+2026-12-03 11:32:20,000 INFO validate: first line 40 s after ingest's last
+"""
+
+
+def test_each_stage_reports_its_longest_gap_and_a_gap_over_the_limit_fails(
+    bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stages = {s.name: s for s in bench.silences(LOG.splitlines())}
+    assert list(stages) == ["setup/corpus", "ingest", "validate"]
+    assert stages["setup/corpus"].gap == pytest.approx(30.01)  # a heartbeat's jitter: within the limit
+    assert stages["ingest"].gap == pytest.approx(45.5)  # an untimestamped line does not end a silence
+    assert stages["validate"].gap == pytest.approx(40.0)  # the wait for a stage's first line is the stage's
+    log = tmp_path / "run.log"
+    log.write_text(LOG)
+    assert bench.main([str(log)]) == 1
+    out = capsys.readouterr().out
+    assert "| ingest | 3 | 50 | 45.5 | NO |" in out
+    assert "| setup/corpus | 2 | 30 | 30.0 | yes |" in out
+    assert bench.main([str(log), "--limit", "46"]) == 0
