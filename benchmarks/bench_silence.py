@@ -1,13 +1,16 @@
 """The longest silence of a pipeline log: per stage, the largest gap between two timestamped lines.
 
 The README's command 1 and a Prefect worker write to files, not terminals; every stage must then print a progress
-line at least every 30 s (`hlip/progress.py`). Run `make pipeline > run.log 2>&1`, then:
+line at least every 30 s (`hlip/progress.py`). Measure what a reader of the piped output sees, each line stamped
+with the time it arrived:
 
+    make pipeline 2>&1 | .venv/bin/python benchmarks/bench_silence.py --stamp run.log   # passes the output through
     .venv/bin/python benchmarks/bench_silence.py run.log [--limit 30]
 
 Stages are the `Running stage 'NAME'` sections of `dvc repro` (anything before the first one is `setup/corpus`).
-A gap counts the time between two lines that start with a logging timestamp (`2026-12-03 11:30:38,968`); lines
-without one (DVC's own, `print`) do not end a silence, since their time is unknown. Exits 1 when a stage's longest
+A gap counts the time between two lines that start with a logging timestamp (`2026-12-03 11:30:38,968`, which
+`--stamp` puts on every line); in an unstamped log, lines without one (DVC's own, bare progress lines on stderr) do
+not end a silence, since their time is unknown. Exits 1 when a stage's longest
 silence exceeds `--limit` seconds by more than the heartbeat timer's jitter (`JITTER`; the stage and the two lines
 around the gap are printed).
 """
@@ -20,9 +23,10 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3}) ")
-STAGE = re.compile(r"^Running stage '([^']+)'")
+STAGE = re.compile(r"^(?:\S+ \S+ )?Running stage '([^']+)'")  # bare, or after a --stamp
 JITTER = 1.0  # seconds: a 30 s heartbeat's lines are 30.0x s apart
 
 
@@ -63,7 +67,6 @@ def silences(lines: list[str]) -> list[StageSilence]:
         if match := STAGE.match(line):
             stages.append(StageSilence(match.group(1)))
             stages[-1]._previous = previous
-            continue
         if match := STAMP.match(line):
             when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(
                 microsecond=int(match.group(2)) * 1000
@@ -73,11 +76,26 @@ def silences(lines: list[str]) -> list[StageSilence]:
     return [s for s in stages if s.lines]
 
 
+def stamp(source: TextIO, sink: TextIO, log: Path) -> None:
+    """Copy `source` to `sink` line by line, and to `log` with each line's arrival time in front."""
+    with log.open("w") as out:
+        for line in source:
+            sink.write(line)
+            sink.flush()
+            now = datetime.now()
+            out.write(f"{now:%Y-%m-%d %H:%M:%S},{now.microsecond // 1000:03d} {line}")
+            out.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("log", type=Path)
     parser.add_argument("--limit", type=float, default=30.0, help="longest silence allowed, seconds (default 30)")
+    parser.add_argument("--stamp", action="store_true", help="write stdin to LOG with arrival times (and to stdout)")
     args = parser.parse_args(argv)
+    if args.stamp:
+        stamp(sys.stdin, sys.stdout, args.log)
+        return 0
     stages = silences(args.log.read_text(errors="replace").splitlines())
     print(f"| stage | timestamped lines | span s | longest silence s | within {args.limit:g} s |")
     print("|---|---:|---:|---:|---|")

@@ -52,3 +52,17 @@ def test_each_stage_reports_its_longest_gap_and_a_gap_over_the_limit_fails(
     assert "| ingest | 3 | 50 | 45.5 | NO |" in out
     assert "| setup/corpus | 2 | 30 | 30.0 | yes |" in out
     assert bench.main([str(log), "--limit", "46"]) == 0
+
+
+def test_a_stamped_log_counts_every_line_with_its_arrival_time(
+    bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    log = tmp_path / "stamped.log"
+    bench.stamp(io.StringIO("setup\nRunning stage 'ingest':\nprogress ingest: 1/2\n"), io.StringIO(), log)
+    lines = log.read_text().splitlines()
+    assert [line.split(" ", 2)[2] for line in lines] == ["setup", "Running stage 'ingest':", "progress ingest: 1/2"]
+    stages = bench.silences(lines)
+    assert [(s.name, s.lines) for s in stages] == [("setup/corpus", 1), ("ingest", 2)]
+    assert stages[1].gap < 1.0
