@@ -48,7 +48,7 @@ class PretrainParams:
 
 def train(params: PretrainParams, nproc: int = 1) -> dict[str, Any]:
     """Train and export in a child process of `nproc` ranks; in this process when it already is a rank of a
-    ``torchrun`` job. Returns ``{"summary", "run_id", "model_dir"}``."""
+    ``torchrun`` job. Returns ``{"summary", "timings", "run_id", "model_dir"}``."""
     if "WORLD_SIZE" not in os.environ:
         from hlip.stages.training_process import run_training_process
 
@@ -60,7 +60,8 @@ def train(params: PretrainParams, nproc: int = 1) -> dict[str, Any]:
         result = run_pretrain(params.config, logger=logger, preprocess=params.preprocess)
         if result.model_dir is not None:
             log_training_outputs(logger, result.out)
-        return {"summary": result.summary, "run_id": logger.run_id, "model_dir": str(result.model_dir)}
+        return {"summary": result.summary, "timings": result.timings, "run_id": logger.run_id,
+                "model_dir": str(result.model_dir)}  # fmt: skip
 
 
 def result_metrics(summary: dict[str, Any]) -> dict[str, Any]:
@@ -72,10 +73,11 @@ def result_metrics(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_facts(summary: dict[str, Any]) -> dict[str, Any]:
-    """Throughput and epoch times per training stage (for MLflow and the run record, never the metrics file)."""
+def run_facts(timings: dict[str, Any]) -> dict[str, Any]:
+    """Throughput and mean epoch time per training stage trained in this run (`PretrainResult.timings`; for MLflow
+    and the run record, never an output file)."""
     facts: dict[str, Any] = {}
-    for name, stage in summary.get("stages", {}).items():
+    for name, stage in timings.items():
         seconds = stage.get("seconds_per_epoch") or []
         facts[name] = {"studies_per_s": stage.get("studies_per_s"),
                        "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None}  # fmt: skip
@@ -98,5 +100,5 @@ def run(params: PretrainParams, runner: TaskRunner = direct, nproc: int = 1) -> 
     summary = result["summary"]
     metrics = result_metrics(summary)
     write_metrics(STAGE, metrics)
-    write_run_record(STAGE, result["run_id"], run_facts(summary))
+    write_run_record(STAGE, result["run_id"], run_facts(result.get("timings", {})))
     return PretrainOutcome(summary, metrics, result["run_id"], result["model_dir"])

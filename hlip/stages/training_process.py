@@ -114,7 +114,8 @@ def main(job: Path) -> None:
         result = run_pretrain(config, logger=logger, preprocess=spec["preprocess"])
         if logger is not None and result.model_dir is not None:
             log_training_outputs(logger, result.out)
-            record = {"summary": result.summary, "run_id": logger.run_id, "model_dir": str(result.model_dir)}
+            record = {"summary": result.summary, "timings": result.timings, "run_id": logger.run_id,
+                      "model_dir": str(result.model_dir)}  # fmt: skip
             (job / "result.json").write_text(json.dumps(record, default=str))
 
 

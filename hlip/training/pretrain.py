@@ -21,7 +21,7 @@ import logging
 import os
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +73,16 @@ class PretrainResult:
     Attributes:
         out: Output folder.
         model_dir: Exported CLIP model (`hlip.models.export.load_model`).
-        summary: The content of `out/summary.json`.
+        summary: The content of `out/summary.json`: results only (losses, steps), a function of the inputs, so the
+            stage's outputs (summary, checkpoints, model metadata) are byte-identical between runs.
+        timings: Wall-clock facts of the stages trained in this process (`studies_per_s`, `seconds_per_epoch`), for
+            MLflow and the run record, never for an output file.
     """
 
     out: Path
     model_dir: Path | None
     summary: dict[str, Any]
+    timings: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_model_config(config: PretrainConfig) -> ModelConfig:
@@ -219,6 +223,7 @@ def _run(
 
     summary: dict[str, Any] = {"model": config.model, "world_size": info.world_size, "findings": list(findings),
                                "config_hash": config_hash, "data_digest": data_digest, "stages": {}}  # fmt: skip
+    timings: dict[str, Any] = {}
     global_step = position.global_step if position else 0
     visual_state: dict[str, Tensor] | None = None
     stage_a: dict[str, Any] = {"enabled": labels is not None}
@@ -244,6 +249,7 @@ def _run(
         visual_state = {k.removeprefix("visual."): v for k, v in classifier.state_dict().items()
                         if k.startswith("visual.")}  # fmt: skip
         stage_a.update(_stage_summary(result_a, config.warmup))
+        timings[WARMUP] = _stage_timing(result_a)
         common["stage_a"] = stage_a
         if info.is_main:
             _save_warmup_head(out, classifier, findings)
@@ -279,16 +285,17 @@ def _run(
                                checkpoint_every=config.checkpoint_every, log_every=config.log_every,
                                progress=progress)  # fmt: skip
         summary["stages"][CONTRASTIVE] = _stage_summary(result_b, config.contrastive)
+        timings[CONTRASTIVE] = _stage_timing(result_b)
         summary["eval"] = result_b.eval
     summary["stages"][WARMUP] = stage_a
     if not info.is_main:
-        return PretrainResult(out, None, summary)
+        return PretrainResult(out, None, summary, timings)
     metadata = {"findings": list(findings), "contract": contract.to_dict(), "stage_a": stage_a,
                 "config_hash": config_hash, "pretrain": config.to_dict(), "labeller": _labeller(config)}  # fmt: skip
     model_dir = save_model(model.cpu(), out / "model", metadata=metadata)
     mark_complete(out, config_hash)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
-    return PretrainResult(out, model_dir, summary)
+    return PretrainResult(out, model_dir, summary, timings)
 
 
 def _setup_determinism(config: PretrainConfig, info: DistInfo) -> None:
@@ -402,15 +409,19 @@ def _stage_run(
 
 
 def _stage_summary(result: StageResult, stage: StageConfig) -> dict[str, Any]:
+    """What a stage produced (no wall-clock time: this goes into checkpoints, the model and `summary.json`)."""
     return {
         "epochs": stage.epochs,
         "steps": result.steps,
         "epoch_losses": result.epoch_losses,
         "final_loss": result.epoch_losses[-1] if result.epoch_losses else None,
-        "studies_per_s": result.studies_per_s,
-        "seconds_per_epoch": result.seconds_per_epoch,
         "lr": stage.lr,
     }
+
+
+def _stage_timing(result: StageResult) -> dict[str, Any]:
+    """How fast a stage ran here (for MLflow and the run record)."""
+    return {"studies_per_s": result.studies_per_s, "seconds_per_epoch": result.seconds_per_epoch}
 
 
 def _save_warmup_head(out: Path, classifier: HLIPClassifier, findings: tuple[str, ...]) -> None:
