@@ -9,10 +9,10 @@ with the time it arrived:
 
 Stages are the `Running stage 'NAME'` sections of `dvc repro` (anything before the first one is `setup/corpus`).
 A gap counts the time between two lines that start with a logging timestamp (`2026-12-03 11:30:38,968`, which
-`--stamp` puts on every line); in an unstamped log, lines without one (DVC's own, bare progress lines on stderr) do
-not end a silence, since their time is unknown. Exits 1 when a stage's longest
-silence exceeds `--limit` seconds by more than the heartbeat timer's jitter (`JITTER`; the stage and the two lines
-around the gap are printed).
+`--stamp` puts on every line). In an unstamped log, a gap with lines of unknown time inside (DVC's own, bare progress
+lines on stderr) is not a silence but unmeasured: counted in the `unmeasured` column, never passed or failed.
+Exits 1 when a stage's longest silence exceeds `--limit` seconds by more than the heartbeat timer's jitter
+(`JITTER`; the stage and the two lines around the gap are printed).
 """
 
 from __future__ import annotations
@@ -40,13 +40,16 @@ class StageSilence:
     last: datetime | None = None
     gap: float = 0.0
     around: tuple[str, str] = ("", "")
+    unmeasured: int = 0
     _previous: tuple[datetime, str] | None = field(default=None, repr=False)
 
-    def add(self, when: datetime, line: str) -> None:
+    def add(self, when: datetime, line: str, unknown_between: bool = False) -> None:
         self.lines += 1
         self.first = self.first or when
         self.last = when
-        if self._previous is not None:
+        if self._previous is not None and unknown_between:
+            self.unmeasured += 1
+        elif self._previous is not None:
             gap = (when - self._previous[0]).total_seconds()
             if gap > self.gap:
                 self.gap, self.around = gap, (self._previous[1], line)
@@ -62,6 +65,7 @@ def silences(lines: list[str]) -> list[StageSilence]:
     stage's (its first line must come within the limit too)."""
     stages = [StageSilence("setup/corpus")]
     previous: tuple[datetime, str] | None = None
+    unknown = False  # a line of unknown time since the last stamped one
     for raw in lines:
         line = raw.rstrip("\n")
         if match := STAGE.match(line):
@@ -71,8 +75,10 @@ def silences(lines: list[str]) -> list[StageSilence]:
             when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(
                 microsecond=int(match.group(2)) * 1000
             )
-            stages[-1].add(when, line)
-            previous = (when, line)
+            stages[-1].add(when, line, unknown)
+            previous, unknown = (when, line), False
+        elif line.strip():
+            unknown = True
     return [s for s in stages if s.lines]
 
 
@@ -97,16 +103,18 @@ def main(argv: list[str] | None = None) -> int:
         stamp(sys.stdin, sys.stdout, args.log)
         return 0
     stages = silences(args.log.read_text(errors="replace").splitlines())
-    print(f"| stage | timestamped lines | span s | longest silence s | within {args.limit:g} s |")
-    print("|---|---:|---:|---:|---|")
+    print(f"| stage | timestamped lines | span s | longest silence s | within {args.limit:g} s | unmeasured gaps |")
+    print("|---|---:|---:|---:|---|---:|")
     loud = True
     for s in stages:
         ok = s.gap <= args.limit + JITTER
         loud &= ok
-        print(f"| {s.name} | {s.lines} | {s.span:.0f} | {s.gap:.1f} | {'yes' if ok else 'NO'} |")
+        print(f"| {s.name} | {s.lines} | {s.span:.0f} | {s.gap:.1f} | {'yes' if ok else 'NO'} | {s.unmeasured} |")
     for s in stages:
         if s.gap > args.limit + JITTER:
             print(f"\n{s.name}: {s.gap:.0f} s of silence between\n  {s.around[0][:160]}\n  {s.around[1][:160]}")
+    if any(s.unmeasured for s in stages):
+        print("\nGaps with unstamped lines inside are unmeasured: record the run with --stamp to measure them.")
     return 0 if loud else 1
 
 

@@ -29,11 +29,12 @@ setup: creating the virtual environment
 Running stage 'ingest':
 > python -m flows.ingest
 2026-12-03 11:30:50,000 INFO hlip.progress: progress ingest: 0/1300
-a line without a timestamp
-2026-12-03 11:31:35,500 INFO hlip.progress: progress ingest: 600/1300
-2026-12-03 11:31:40,000 INFO hlip.progress: progress ingest: done
+2026-12-03 11:31:35,000 INFO hlip.progress: progress ingest: 500/1300
+progress ingest: a bare line on stderr, time unknown
+2026-12-03 11:32:40,000 INFO hlip.progress: progress ingest: 1200/1300
+2026-12-03 11:32:45,000 INFO hlip.progress: progress ingest: done
 Running stage 'validate':
-2026-12-03 11:32:20,000 INFO validate: first line 40 s after ingest's last
+2026-12-03 11:33:25,000 INFO validate: first line
 """
 
 
@@ -43,15 +44,17 @@ def test_each_stage_reports_its_longest_gap_and_a_gap_over_the_limit_fails(
     stages = {s.name: s for s in bench.silences(LOG.splitlines())}
     assert list(stages) == ["setup/corpus", "ingest", "validate"]
     assert stages["setup/corpus"].gap == pytest.approx(30.01)  # a heartbeat's jitter: within the limit
-    assert stages["ingest"].gap == pytest.approx(45.5)  # an untimestamped line does not end a silence
-    assert stages["validate"].gap == pytest.approx(40.0)  # the wait for a stage's first line is the stage's
+    assert stages["ingest"].gap == pytest.approx(45.0)  # stamped lines 45 s apart, nothing between: silence
+    assert stages["ingest"].unmeasured == 1  # the 65 s with a bare line inside: not a silence, not measured
+    assert (stages["validate"].gap, stages["validate"].unmeasured) == (0.0, 1)  # DVC's header line: time unknown
     log = tmp_path / "run.log"
     log.write_text(LOG)
     assert bench.main([str(log)]) == 1
     out = capsys.readouterr().out
-    assert "| ingest | 3 | 50 | 45.5 | NO |" in out
-    assert "| setup/corpus | 2 | 30 | 30.0 | yes |" in out
-    assert bench.main([str(log), "--limit", "46"]) == 0
+    assert "| ingest | 4 | 115 | 45.0 | NO | 1 |" in out
+    assert "| setup/corpus | 2 | 30 | 30.0 | yes | 0 |" in out
+    assert "record the run with --stamp" in out
+    assert bench.main([str(log), "--limit", "45"]) == 0
 
 
 def test_a_stamped_log_counts_every_line_with_its_arrival_time(
