@@ -45,13 +45,13 @@ def test_each_stage_reports_its_longest_gap_and_a_gap_over_the_limit_fails(
     assert list(stages) == ["setup/corpus", "ingest", "validate"]
     assert stages["setup/corpus"].gap == pytest.approx(30.01)  # a heartbeat's jitter: within the limit
     assert stages["ingest"].gap == pytest.approx(45.0)  # stamped lines 45 s apart, nothing between: silence
-    assert stages["ingest"].unmeasured == 1  # the 65 s with a bare line inside: not a silence, not measured
+    assert stages["ingest"].unmeasured == 2  # DVC's header before the first line; the 65 s with a bare line inside
     assert (stages["validate"].gap, stages["validate"].unmeasured) == (0.0, 1)  # DVC's header line: time unknown
     log = tmp_path / "run.log"
     log.write_text(LOG)
     assert bench.main([str(log)]) == 1
     out = capsys.readouterr().out
-    assert "| ingest | 4 | 115 | 45.0 | NO | 1 |" in out
+    assert "| ingest | 4 | 115 | 45.0 | NO | 2 |" in out
     assert "| setup/corpus | 2 | 30 | 30.0 | yes | 0 |" in out
     assert "record the run with --stamp" in out
     assert bench.main([str(log), "--limit", "45"]) == 0
