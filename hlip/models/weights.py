@@ -43,11 +43,27 @@ def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Ten
 
 
 def save_safetensors(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
-    """Write the model's state dict as safetensors (contiguous CPU copies)."""
-    from safetensors.torch import save_file
+    """Write the model's state dict as safetensors (contiguous CPU copies), byte-identical for equal tensors and
+    metadata: safetensors writes `__metadata__` in the order of a Rust HashMap, which changes from process to
+    process, so the header is re-serialised with sorted keys (`canonical_safetensors`)."""
+    from safetensors.torch import save
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(tensors, str(path), metadata=metadata)
+    path.write_bytes(canonical_safetensors(save(tensors, metadata=metadata)))
     return path
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with its JSON header in one canonical form (sorted keys, no spaces, padded with
+    spaces to a multiple of 8 bytes as the format requires); tensor offsets are relative to the data section, so
+    the tensor bytes are kept as they are."""
+    import json
+    import struct
+
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data[8 + size :]
