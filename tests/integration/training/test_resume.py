@@ -11,6 +11,7 @@ import torch
 
 from hlip.models.weights import load_state_dict_file
 from hlip.training.checkpoint import latest_checkpoint
+from testkit.files import sha_tree
 
 pytestmark = pytest.mark.integration
 
@@ -59,17 +60,10 @@ def test_two_runs_write_byte_identical_outputs(corpus: Path, tmp_path: Path, har
     """Everything the stage leaves under its output folder (model and its metadata, warm-up head, checkpoints,
     `summary.json`) is a function of the inputs: DVC hashes it, and a fresh clone must reproduce the committed lock.
     Wall-clock facts (epoch seconds, studies/s) belong to MLflow and the run record, not to these files."""
-    import hashlib
-
     block = harness.tiny_block(corpus, Path("out"))  # relative: both runs record the same config
     for run in ("first", "second"):
         harness.run_to_end(block, tmp_path / run)
-
-    def digests(root: Path) -> dict[str, str]:
-        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(root.rglob("*")) if p.is_file()}  # fmt: skip
-
-    first, second = digests(tmp_path / "first" / "out"), digests(tmp_path / "second" / "out")
+    first, second = sha_tree(tmp_path / "first" / "out"), sha_tree(tmp_path / "second" / "out")
     assert {"model/config.json", "model/model.safetensors", "summary.json"} <= set(first)
     assert any(name.startswith("checkpoints/step-") for name in first)
     assert first.keys() == second.keys()

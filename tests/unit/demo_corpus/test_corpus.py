@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -14,6 +13,7 @@ from pydicom.errors import InvalidDicomError
 from demo_corpus import DEFECT_KINDS, SERIES_KINDS, CorpusSummary, DemoCorpusConfig, generate_corpus
 from demo_corpus.corpus import MANIFEST, check_output
 from demo_corpus.plan import CorpusPlan
+from testkit.files import sha_tree
 
 Corpus = tuple[Path, CorpusSummary]
 
@@ -25,12 +25,6 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def _dicom_files(root: Path) -> list[Path]:
     return sorted(p for part in ("train", "benchmark") for p in (root / part / "dicom").rglob("*") if p.is_file())
-
-
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
-    }
 
 
 def test_counts_match_config_and_ground_truth(tiny_corpus: Corpus, tiny_config: DemoCorpusConfig) -> None:
@@ -239,7 +233,7 @@ def test_generation_is_byte_for_byte_deterministic(
     root, _ = tiny_corpus
     again = tmp_path / "again"
     generate_corpus(again, tiny_config, workers=2)
-    assert _digest(again) == _digest(root)
+    assert sha_tree(again) == sha_tree(root)
 
 
 def test_refuses_folders_it_did_not_write(tmp_path: Path, tiny_corpus: Corpus, tiny_config: DemoCorpusConfig) -> None:

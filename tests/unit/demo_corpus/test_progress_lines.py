@@ -3,7 +3,6 @@ moves 31 s per reading writes progress lines with counts, and the corpus bytes d
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from hlip.data.config import IngestConfig
 from hlip.data.deid import HashKey
 from hlip.data.ingest import ingest
 from hlip.progress import progress_settings
+from testkit.files import sha_tree
 
 Corpus = tuple[Path, CorpusSummary]
 
@@ -25,12 +25,6 @@ class SteppingClock:
     def __call__(self) -> float:
         self.now += 31.0
         return self.now
-
-
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
-    }
 
 
 def _counts(log: str, stage: str) -> list[tuple[int, int]]:
@@ -49,7 +43,7 @@ def test_corpus_generator_writes_progress_lines_and_the_same_bytes(
     counts = _counts(text, "demo corpus: writing studies")
     assert counts == [(i, total) for i in range(total + 1)]  # a line at the start and after each study
     assert f"progress demo corpus: writing studies: done {total}/{total} studies" in text
-    assert _digest(tmp_path / "corpus") == _digest(tiny_corpus[0])  # progress never reaches the corpus
+    assert sha_tree(tmp_path / "corpus") == sha_tree(tiny_corpus[0])  # progress never reaches the corpus
 
 
 def test_ingest_writes_progress_lines_for_both_passes(tmp_path: Path, tiny_corpus: Corpus) -> None:

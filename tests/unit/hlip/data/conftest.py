@@ -48,15 +48,6 @@ PATIENT = {
 }
 
 
-def sha_tree(root: Path) -> dict[str, str]:
-    """Hash of every file under root (for 'raw files are never modified' checks)."""
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
 def _base(sop_class: str, modality: str, study_uid: str, series_uid: str, **extra: Any) -> Dataset:
     ds = Dataset()
     ds.SOPClassUID = sop_class
@@ -212,4 +203,4 @@ def write_special() -> Callable[..., Path]:
     return write
 
 
-__all__ = ["AXIAL", "CORONAL", "PATIENT", "SAGITTAL", "DeflatedExplicitVRLittleEndian", "RLELossless", "sha_tree"]
+__all__ = ["AXIAL", "CORONAL", "PATIENT", "SAGITTAL", "DeflatedExplicitVRLittleEndian", "RLELossless"]

@@ -26,7 +26,9 @@ from hlip.data.ingest import ingest
 from hlip.data.preprocess import warm_up
 from hlip.data.source import safe_name
 
-from .conftest import RLELossless, sha_tree
+from testkit.files import sha_tree
+
+from .conftest import RLELossless
 
 Writer = Callable[..., list[Path]]
 SEED = 20

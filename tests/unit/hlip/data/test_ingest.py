@@ -20,7 +20,9 @@ from hlip.data.config import IngestConfig
 from hlip.data.deid import HashKey
 from hlip.data.ingest import ingest
 
-from .conftest import PATIENT, SAGITTAL, RLELossless, sha_tree
+from testkit.files import sha_tree
+
+from .conftest import PATIENT, SAGITTAL, RLELossless
 
 CONFIG = IngestConfig.from_dict(
     {

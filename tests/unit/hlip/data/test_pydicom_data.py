@@ -13,7 +13,7 @@ from hlip.data.deid import HashKey
 from hlip.data.ingest import ingest
 from hlip.data.quarantine import Reason
 
-from .conftest import sha_tree
+from testkit.files import sha_tree
 
 
 def test_every_pydicom_test_file_is_accounted_for(tmp_path: Path) -> None:

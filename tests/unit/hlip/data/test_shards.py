@@ -15,6 +15,7 @@ from hlip.data.dataset import ScanPolicy, StudyDataset, TextPolicy, make_loader
 from hlip.data.shards import ShardStudyDataset, pack_part
 from hlip.labels.table import to_matrix
 from testkit.training_data import FINDINGS, write_synthetic_part
+from testkit.files import sha_tree
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +29,6 @@ def pack(part: tuple[Path, pd.DataFrame], tmp_path_factory: pytest.TempPathFacto
     out = tmp_path_factory.mktemp("pack") / "train"
     pack_part(part[0], out, shard_bytes=40_000)  # a few studies per shard: several shards
     return out
-
-
-def _digest(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
 
 
 def test_pack_is_webdataset_one_sample_per_study_with_the_volume_bytes(
@@ -60,7 +56,7 @@ def test_pack_is_webdataset_one_sample_per_study_with_the_volume_bytes(
 def test_packing_twice_gives_the_same_bytes(part: tuple[Path, pd.DataFrame], pack: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
     summary = pack_part(part[0], again, shard_bytes=40_000)
-    assert _digest(again) == _digest(pack)
+    assert sha_tree(again) == sha_tree(pack)
     assert summary.scans == len(pd.read_parquet(part[0] / "scans.parquet"))
     assert summary.shards == len(list((pack / "shards").glob("*.tar")))
     table = pd.read_parquet(pack / "shards.parquet")  # what pins the shards' bytes when only small files are tracked
