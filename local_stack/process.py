@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,11 +21,55 @@ log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 
 
-def free_port() -> int:
-    """A TCP port that is free on the loopback interface right now."""
+#: Lowest port `free_port` hands out (below it: well-known and commonly configured service ports).
+PORT_FLOOR = 20000
+_EPHEMERAL_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+_random = random.SystemRandom()  # never the global `random`, which tests and training seed
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's ephemeral port range (outgoing connections take their local port from it)."""
+    try:
+        low, high = (int(v) for v in _EPHEMERAL_FILE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999  # the Linux default
+    return low, high
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now, outside the ephemeral range, new to this process.
+
+    Not `bind(0)`: that port comes from the ephemeral range, from which the kernel also picks the local port of
+    every outgoing connection. A server that binds its port a moment after it was chosen can then find it taken
+    by a client socket, often one of its own: ``weed mini`` binds its volume port only after its volume server
+    has connected to its master, and died of exactly that in CI ("Volume server listener error"). Random ports
+    between `PORT_FLOOR` and the ephemeral range are never handed to client sockets; each is returned once per
+    process, so one server's several ports are distinct.
+    """
+    low, _ = ephemeral_range()
+    if low - PORT_FLOOR >= 1000:
+        for _ in range(200):
+            port = _random.randrange(PORT_FLOOR, low)
+            if port not in _handed_out and _bindable(port):
+                _handed_out.add(port)
+                return port
+    while True:  # a kernel whose ephemeral range leaves no room below it: the kernel's choice
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOOPBACK, 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def as_user(user: str | None) -> dict[str, Any]:

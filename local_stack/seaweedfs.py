@@ -9,6 +9,8 @@ so a typo in a bucket name would silently start a new one. The buckets the stack
 from __future__ import annotations
 
 import json
+import logging
+import re
 import secrets
 import shutil
 import sys
@@ -21,6 +23,8 @@ from typing import Any
 from hlip.s3 import s3_client
 from local_stack.process import LOOPBACK, ManagedServer, free_port, port_open
 
+log = logging.getLogger(__name__)
+
 REGION = "us-east-1"
 #: gRPC unix sockets `weed mini` creates at fixed /tmp paths whatever $TMPDIR says (the port is in the name). Their
 #: ports are chosen explicitly so the server's own files are known, recorded in `SOCKETS_FILE` and removed at stop.
@@ -29,6 +33,10 @@ TMP_SOCKETS = {
     f"{name}_grpc": f"/tmp/seaweedfs-{name}-grpc-{{}}.sock" for name in ("master", "volume", "filer", "admin", "s3")
 }
 SOCKETS_FILE = "tmp-sockets.json"
+#: How weed reports a port someone else holds: its own check before starting anything ("Port allocation
+#: failed: port N for Volume ... is not available"), or a bind that lost the race after that check ("Volume server
+#: listener error: listen tcp 127.0.0.1:N: bind: address already in use", then a Go stack trace).
+TAKEN_PORT = re.compile(r"port (\d+) for \w+ .*is not available|:(\d+): bind: address already in use")
 
 
 def remove_tmp_sockets(root: Path) -> list[Path]:
@@ -98,8 +106,15 @@ class SeaweedFS(ManagedServer):
         config = root / "s3-identities.json"
         config.write_text(json.dumps(self._identities()))
         config.chmod(0o600)
+        # Go puts other temporary files in $TMPDIR: keep them inside our folder (TMP_SOCKETS ignore it).
+        super().__init__("seaweedfs", self._argv(), root / "weed.log", ready=self._ready, env={"TMPDIR": str(root)})
+
+    def _argv(self) -> list[str]:
+        """The command line, with fresh free ports for the internal services (the S3 port stays)."""
         ports = {name: free_port() for name in ("master", "volume", "filer", "admin", *TMP_SOCKETS)}
+        self.internal_ports = ports
         self.tmp_sockets = [path.format(ports[k]) for k, path in TMP_SOCKETS.items()]
+        root = self.root
         argv = [
             weed_binary(),
             "mini",
@@ -118,23 +133,44 @@ class SeaweedFS(ManagedServer):
             "-s3.port.lance=0",
             "-webdav=false",
             "-admin.ui=false",
-            f"-s3.config={config}",
+            f"-s3.config={root / 's3-identities.json'}",
             "-s3.autoCreateBucket=false",  # a missing bucket is an error, as on AWS S3 and MinIO
         ]
-        if buckets:
-            argv.append(f"-bucket={','.join(buckets)}")
-        # Go puts other temporary files in $TMPDIR: keep them inside our folder (TMP_SOCKETS ignore it).
-        env = {"TMPDIR": str(root)}
-        super().__init__("seaweedfs", argv, root / "weed.log", ready=self._ready, env=env)
+        if self.buckets:
+            argv.append(f"-bucket={','.join(self.buckets)}")
+        return argv
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, attempts: int = 3) -> None:
         """Record this server's /tmp sockets (for `stop` or a later `make stack-down`), then start it.
 
         Recorded here, not at construction: the `LocalStack` of a stack-down process builds its own SeaweedFS
         object, with other free ports, and must find the running server's record untouched.
+
+        ``weed mini`` binds its internal ports one after another over several seconds; if another process holds
+        one, or took it meanwhile, weed exits (`TAKEN_PORT`). Then it is started again with fresh internal ports,
+        up to `attempts` times, each retry logged; any other failure, or a taken S3 port, is raised at once.
         """
-        (self.root / SOCKETS_FILE).write_text(json.dumps(self.tmp_sockets))
-        super().start(timeout)
+        for attempt in range(1, attempts + 1):
+            (self.root / SOCKETS_FILE).write_text(json.dumps(self.tmp_sockets))
+            log_start = self.log_path.stat().st_size if self.log_path.is_file() else 0
+            try:
+                super().start(timeout)
+                return
+            except RuntimeError:
+                remove_tmp_sockets(self.root)
+                taken = self._port_taken_since(log_start)
+                if taken is None or taken == self.s3_port or attempt == attempts:
+                    raise
+                log.warning("seaweedfs: port %d was taken while it started; retrying with fresh ports", taken)
+                self.argv = self._argv()
+
+    def _port_taken_since(self, offset: int) -> int | None:
+        """The port of an "address already in use" in the log after `offset` (None if there is none)."""
+        with self.log_path.open("rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+        found = TAKEN_PORT.search(text)
+        return int(found.group(1) or found.group(2)) if found else None
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server and remove its /tmp sockets."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import socket
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +12,7 @@ import pytest
 from hlip.labels.finding_list import FindingList
 from hlip.labels.llm import EndpointUnavailableError, LLMConfig, LLMLabeler
 from hlip.labels.table import check_label_table, to_matrix
+from local_stack.process import free_port
 from testkit.chat_server import RunningServer, ServerBehaviour
 
 pytestmark = pytest.mark.integration
@@ -158,9 +158,6 @@ def test_api_key_is_sent_but_never_logged_or_stored(
 
 
 def test_unreachable_endpoint_raises_for_the_flow_to_retry(findings: FindingList, llm_config: LLMConfig) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = dataclasses.replace(llm_config, base_url=f"http://127.0.0.1:{port}/v1", max_retries=1)
+    config = dataclasses.replace(llm_config, base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=1)
     with pytest.raises(EndpointUnavailableError, match="transport errors"):
         LLMLabeler(findings, config).label({"s1": REPORTS["s1"]})

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,16 +23,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from local_stack.process import free_port
+
 from .conftest import NAME, PROMPTS, evaluate_studies, tree, zip_folder
 
 pytestmark = pytest.mark.integration
 MAX_UPLOAD = 8 * 2**20
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +47,7 @@ def server(
     """`mlflow models serve -m models:/hlip-demo@champion` with the allowed root, a work folder and its limits."""
     work = tmp_path_factory.mktemp("server")
     (work / "tmp").mkdir()
-    port = _free_port()
+    port = free_port()
     server_env = {
         **os.environ, **env,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

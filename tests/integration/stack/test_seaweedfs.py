@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,3 +89,40 @@ def test_stop_frees_the_port_and_removes_the_tmp_sockets(tmp_path: Path) -> None
     assert not port_open(server.s3_port)
     assert server.pid is None
     assert not any(p.exists() for p in sockets)
+
+
+def _occupy(port: int) -> socket.socket:
+    """A listening socket on 127.0.0.1:`port` (another process's server, as far as weed can tell)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", port))
+    sock.listen()
+    return sock
+
+
+def test_an_internal_port_taken_before_start_is_retried_with_fresh_ports(tmp_path: Path) -> None:
+    """CI once lost a run to this: weed mini's volume port was taken by the time weed bound it, and weed exited."""
+    server = SeaweedFS(tmp_path / "sw", buckets=("raw",))
+    taken = server.internal_ports["volume"]
+    blocker = _occupy(taken)
+    try:
+        server.start()
+        try:
+            assert server.internal_ports["volume"] != taken
+            assert server.client().list_buckets()["Buckets"][0]["Name"] == "raw"
+            log = (tmp_path / "sw" / "weed.log").read_text()
+            assert f"port {taken} for Volume" in log  # the first attempt really met the taken port
+        finally:
+            server.stop()
+    finally:
+        blocker.close()
+
+
+def test_a_taken_s3_port_fails_loudly_without_retry(tmp_path: Path) -> None:
+    server = SeaweedFS(tmp_path / "sw")
+    blocker = _occupy(server.s3_port)
+    try:
+        with pytest.raises(RuntimeError, match=f"port {server.s3_port} for S3 .*is not available"):
+            server.start()
+        assert server.pid is None
+    finally:
+        blocker.close()
