@@ -48,6 +48,13 @@ def evaluate(
         result = run_evaluation(model, bench, config, out, cache_dir)
     except (KeyError, ValueError, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)
+        if "the ingested part" in str(err):  # a ContractError of an ingested benchmark part
+            typer.echo(
+                f"hint: ingest the benchmark's DICOM for this model first, e.g. `hlip ingest data/benchmark/dicom "
+                f"--reports data/benchmark/reports.csv --out outputs/ingest/benchmark-{model.name} "
+                f"--contract-of {model}`, then pass that folder as --data-root",
+                err=True,
+            )
         raise typer.Exit(code=1) from err
     typer.echo(f"{result.facts['model_id']} on {benchmark} (protocol: {protocol})")
     for key in sorted(result.metrics):

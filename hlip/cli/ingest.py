@@ -34,6 +34,16 @@ def ingest(
     reports: Annotated[str | None, typer.Option("--reports", help="RIS reports CSV (path or s3:// URI).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Processes (default: params or 2).")] = None,
     params: Annotated[Path | None, typer.Option("--params", exists=True, dir_okay=False, help="params.yaml.")] = None,
+    contract_of: Annotated[
+        Path | None,
+        typer.Option(
+            "--contract-of",
+            exists=True,
+            file_okay=False,
+            help="Exported or imported model folder: preprocess as its study contract says (grid, spacing, "
+            "intensity handling), e.g. to evaluate released upstream weights on your own studies.",
+        ),
+    ] = None,
 ) -> None:
     """Ingest raw DICOM studies: group, de-identify, classify, build and preprocess volumes, write manifests."""
     from rich.console import Console
@@ -45,6 +55,8 @@ def ingest(
     logging.getLogger("pydicom").setLevel(logging.ERROR)  # pydicom warns per odd element; quarantine says it all
     config = _load_config(params, workers)
     console = Console(stderr=True)
+    if contract_of is not None:
+        config = _with_contract_of(config, contract_of, console)
     try:  # ingest reports its own progress (a bar on a terminal, a line every 30 s in a log)
         summary = run_ingest(source, out, reports=reports, config=config)
     except SourceError as exc:
@@ -52,6 +64,19 @@ def ingest(
         raise typer.Exit(2) from exc
     # the summary is the command's result: stdout (progress and errors stay on stderr)
     _print_summary(Console(), summary, Table, config.series.min_slices)
+
+
+def _with_contract_of(config: IngestConfig, model_dir: Path, console: Any) -> IngestConfig:
+    """`config` with the preprocessing of the study contract `model_dir` carries (exit 2 when it carries none)."""
+    from hlip.data.contract import ContractError, StudyContract
+
+    try:
+        contract = StudyContract.of_model(model_dir)
+    except (ContractError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"preprocessing as the study contract of {model_dir} says: {contract.to_dict()['preprocess']}")
+    return dataclasses.replace(config, preprocess=contract.preprocess)
 
 
 def _print_summary(console: Any, summary: dict[str, Any], table_cls: Any, min_slices: int) -> None:

@@ -103,12 +103,40 @@ def convert_upstream(
     name = choose_config(source, model)
     text_dir = text_directory(source, text_model_dir)
     overrides: dict[str, Any] = {"text": {"model_dir": text_dir}} if text_dir else {}
+    released = _released_context_length(source)
+    if released is not None and released != get_model_config(name).text.context_length:
+        log.info("text context length %d, as %s's open_clip config says (%s says %d)", released, source.name, name,
+                 get_model_config(name).text.context_length)  # fmt: skip
+        overrides.setdefault("text", {})["context_length"] = released
     # the text weights come from the file for a whole CLIP import; otherwise from the text directory
     hlip = create_model(name, overrides=overrides, pretrained_text=scope != "clip")
+    _require_context_fits(hlip)
     report = import_upstream_weights(hlip, source, scope=scope, allow_partial=allow_partial)
     hlip.eval()
     written = _write(hlip, name, source, report, Path(out), text_dir) if out is not None else None
     return Conversion(hlip, name, report, written)
+
+
+def _released_context_length(source: Path) -> int | None:
+    """The text context length a released folder's open_clip config states (None: a file, or not stated)."""
+    if not source.is_dir():
+        return None
+    length = OpenClipFolder.read(source).model_cfg.get("text_cfg", {}).get("context_length")
+    return int(length) if length is not None else None
+
+
+def _require_context_fits(hlip: HLIP) -> None:
+    """Raise when the tokenizer would pad texts to more positions than the text transformer has.
+
+    Caught here, at import, instead of as a shape error in the first text batch of an evaluation.
+    """
+    length = hlip.cfg.text.context_length
+    positions = getattr(hlip.text.transformer.config, "max_position_embeddings", None)
+    if positions is not None and length > int(positions):
+        raise ValueError(
+            f"text context length {length} exceeds the {positions} positions of the text model in "
+            f"{hlip.cfg.text.model_dir}: give the text directory the checkpoint was trained with (--text-model-dir)"
+        )
 
 
 def _write(hlip: HLIP, name: str, source: Path, report: ImportReport, out: Path, text_dir: str | None) -> Path:

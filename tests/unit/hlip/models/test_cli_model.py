@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,9 @@ from hlip.cli.main import app
 from hlip.models import create_model, factory, get_model_config
 from hlip.models.convert import choose_config
 from hlip.models.export import load_model, read_export
+from testkit.upstream_checkpoint import released_folder, upstream_state_dict
 
-from .test_upstream import LINEAR, upstream_state_dict
+from .test_upstream import LINEAR
 
 runner = CliRunner()
 
@@ -28,18 +28,6 @@ def test_model_list_shows_configs_params_and_tokens() -> None:
     large = next(row for row in result.output.splitlines() if row.startswith("hlip-vit-l-brainmri-scan-study-dinotxt "))
     assert large.split()[3:5] == ["1568", "scan+study"]
     assert any(row.startswith("hlip-demo ") and " 64 " in row for row in result.output.splitlines())
-
-
-def released_folder(tmp_path: Path, tiny_bert_dir: Path, state: dict[str, torch.Tensor], timm_name: str) -> Path:
-    """An open_clip model folder as released: config JSON, weights, and the text tower's config + tokenizer."""
-    folder = tmp_path / "released"
-    folder.mkdir()
-    model_cfg = {"embed_dim": 16, "vision_cfg": {"timm_model_name": timm_name}, "text_cfg": {"context_length": 32}}
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": {}}))
-    torch.save(state, folder / "open_clip_pytorch_model.bin")
-    for name in ("config.json", "vocab.txt", "tokenizer_config.json"):
-        shutil.copy(tiny_bert_dir / name, folder / name)
-    return folder
 
 
 @pytest.fixture(autouse=True)

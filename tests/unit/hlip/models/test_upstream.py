@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from hlip.models import HLIP, WeightMismatchError, create_model, import_upstream_weights, load_state_dict_file
 from hlip.models.upstream import normalise_layout
+from testkit.upstream_checkpoint import upstream_state_dict
 
 LINEAR = {"vision": {"stem_channels": []}}  # upstream uses the linear Conv3d patch embedding
 
@@ -19,61 +20,6 @@ LINEAR = {"vision": {"stem_channels": []}}  # upstream uses the linear Conv3d pa
 def build_model(tiny_text: dict, name: str = "hlip-tiny", **vision: object) -> HLIP:
     overrides = {**tiny_text, "vision": {**LINEAR["vision"], **vision}}
     return create_model(name, overrides=overrides)
-
-
-def upstream_state_dict(model: HLIP, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random tensors under the key names of an upstream HLIP open_clip checkpoint of `model`'s architecture.
-
-    Names as in Zch0414/hlip src/hlip/visual_encoder.py (timm VisionTransformer subclass with `spatial_posemb`,
-    `sequential_posemb` only with two or more scan rows, `reg_token` with registers, `PatchEmbed3D.proj`)
-    wrapped by open_clip's TimmModel (`visual.trunk`, `visual.head.proj`) and HFTextEncoder (`text.transformer`
-    with its unused pooler, `text.proj`); `logit_bias` when the open_clip config sets `init_logit_bias`.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    cfg, v = model.cfg, model.cfg.vision
-    C, d, h, w = v.width, *v.grid_size
-    shapes: dict[str, tuple[int, ...]] = {
-        "visual.trunk.cls_token": (1, 1, C),
-        "visual.trunk.spatial_posemb": (1, d, h, w, C),
-        "visual.trunk.patch_embed.proj.weight": (C, 1, *v.patch_size),
-        "visual.trunk.patch_embed.proj.bias": (C,),
-        "visual.trunk.norm.weight": (C,),
-        "visual.trunk.norm.bias": (C,),
-        "visual.head.proj.weight": (cfg.embed_dim, 2 * C if v.pool == "dinotxt" else C),
-        "text.proj.weight": (cfg.embed_dim, model.text.transformer.config.hidden_size),
-        "logit_scale": (),
-    }
-    if v.reg_tokens:
-        shapes["visual.trunk.reg_token"] = (1, v.reg_tokens, C)
-    if v.max_scans > 1:
-        shapes["visual.trunk.sequential_posemb"] = (1, v.max_scans, C)
-    if cfg.init_logit_bias is not None:
-        shapes["logit_bias"] = ()
-    hidden = int(C * v.mlp_ratio)
-    block = {
-        "norm1.weight": (C,),
-        "norm1.bias": (C,),
-        "attn.qkv.weight": (3 * C, C),
-        "attn.qkv.bias": (3 * C,),
-        "attn.proj.weight": (C, C),
-        "attn.proj.bias": (C,),
-        "norm2.weight": (C,),
-        "norm2.bias": (C,),
-        "mlp.fc1.weight": (hidden, C),
-        "mlp.fc1.bias": (hidden,),
-        "mlp.fc2.weight": (C, hidden),
-        "mlp.fc2.bias": (C,),
-    }
-    for i in range(v.depth):
-        shapes.update({f"visual.trunk.blocks.{i}.{k}": s for k, s in block.items()})
-    state = {k: torch.randn(s, generator=gen) for k, s in shapes.items()}
-    for k, t in model.text.transformer.state_dict().items():
-        state[f"text.transformer.{k}"] = torch.randn(t.shape, generator=gen)
-    width = model.text.transformer.config.hidden_size
-    state["text.transformer.pooler.dense.weight"] = torch.randn(width, width, generator=gen)  # HF BertModel pooler
-    state["text.transformer.pooler.dense.bias"] = torch.randn(width, generator=gen)
-    state["text.transformer.embeddings.position_ids"] = torch.arange(64)[None]  # older transformers buffer
-    return state
 
 
 def our_key(upstream: str) -> str:
