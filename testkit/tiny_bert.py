@@ -65,7 +65,7 @@ def write_tiny_bert(path: str | Path, words: tuple[str, ...] = DEFAULT_WORDS, hi
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=2 * hidden_size,
-        max_position_embeddings=64,
+        max_position_embeddings=512,  # as BERT-base, BiomedBERT and CXR-BERT
         pad_token_id=0,
     )
     torch.manual_seed(0)

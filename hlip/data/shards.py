@@ -168,10 +168,7 @@ def pack_folder(
     """
     root = os.fspath(root)
     if not root.startswith("s3://"):
-        local = Path(root)
-        if not (local / INDEX).is_file():
-            raise FileNotFoundError(f"{root}: no {INDEX}; is it a pack folder (hlip.data.shards.pack_part)?")
-        return local
+        return _require_index(Path(root), "is it a pack folder (hlip.data.shards.pack_part)?")
     from hlip.data.source import parse_s3_uri
 
     bucket, prefix = parse_s3_uri(root)
@@ -191,6 +188,13 @@ def pack_folder(
             if name not in optional:
                 raise FileNotFoundError(f"{root}: cannot read {name}: {exc}") from exc
             (local / name).unlink(missing_ok=True)
+    return local
+
+
+def _require_index(local: Path, hint: str) -> Path:
+    """`local` when it holds a pack's index, else FileNotFoundError naming it and `hint`."""
+    if not (local / INDEX).is_file():
+        raise FileNotFoundError(f"{local}: no {INDEX}; {hint}")
     return local
 
 
@@ -227,9 +231,7 @@ class ShardStudyDataset(StudyDataset):
             self._bucket, prefix = parse_s3_uri(self.root)
             self._prefix = prefix.rstrip("/")
         if manifests is not None:
-            local = Path(manifests)
-            if not (local / INDEX).is_file():
-                raise FileNotFoundError(f"{local}: no {INDEX}; fetch the manifests of {self.root} with pack_folder")
+            local = _require_index(Path(manifests), f"fetch the manifests of {self.root} with pack_folder")
         elif self._bucket:
             local = pack_folder(self.root, cache_dir, client=self._s3())
         else:

@@ -109,8 +109,7 @@ def convert_upstream(
                  get_model_config(name).text.context_length)  # fmt: skip
         overrides.setdefault("text", {})["context_length"] = released
     # the text weights come from the file for a whole CLIP import; otherwise from the text directory
-    hlip = create_model(name, overrides=overrides, pretrained_text=scope != "clip")
-    _require_context_fits(hlip)
+    hlip = create_model(name, overrides=overrides, pretrained_text=scope != "clip")  # checks the text context
     report = import_upstream_weights(hlip, source, scope=scope, allow_partial=allow_partial)
     hlip.eval()
     written = _write(hlip, name, source, report, Path(out), text_dir) if out is not None else None
@@ -123,20 +122,6 @@ def _released_context_length(source: Path) -> int | None:
         return None
     length = OpenClipFolder.read(source).model_cfg.get("text_cfg", {}).get("context_length")
     return int(length) if length is not None else None
-
-
-def _require_context_fits(hlip: HLIP) -> None:
-    """Raise when the tokenizer would pad texts to more positions than the text transformer has.
-
-    Caught here, at import, instead of as a shape error in the first text batch of an evaluation.
-    """
-    length = hlip.cfg.text.context_length
-    positions = getattr(hlip.text.transformer.config, "max_position_embeddings", None)
-    if positions is not None and length > int(positions):
-        raise ValueError(
-            f"text context length {length} exceeds the {positions} positions of the text model in "
-            f"{hlip.cfg.text.model_dir}: give the text directory the checkpoint was trained with (--text-model-dir)"
-        )
 
 
 def _write(hlip: HLIP, name: str, source: Path, report: ImportReport, out: Path, text_dir: str | None) -> Path:

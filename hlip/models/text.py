@@ -75,7 +75,15 @@ class TextTower(nn.Module):
             self.transformer = AutoModel.from_config(AutoConfig.from_pretrained(model_dir), **kwargs)
         hf_cfg = self.transformer.config
         self.pad_token_id = int(hf_cfg.pad_token_id or 0)
-        self.context_length = min(cfg.context_length, int(getattr(hf_cfg, "max_position_embeddings", 1 << 30)))
+        positions = getattr(hf_cfg, "max_position_embeddings", None)
+        if positions is not None and cfg.context_length > int(positions):
+            # the tokenizer pads every text to context_length: more than the position table would fail (or, clamped
+            # here alone, disagree with the tokenizer) only at the first text batch
+            raise ValueError(
+                f"text.context_length {cfg.context_length} exceeds the {positions} positions of the text model in "
+                f"{model_dir}; set text.context_length <= {positions}"
+            )
+        self.context_length = cfg.context_length
         self.proj = nn.Linear(hf_cfg.hidden_size, embed_dim, bias=cfg.proj_bias)
         self.frozen = False
         if cfg.freeze:

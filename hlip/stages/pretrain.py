@@ -100,5 +100,5 @@ def run(params: PretrainParams, runner: TaskRunner = direct, nproc: int = 1) -> 
     summary = result["summary"]
     metrics = result_metrics(summary)
     write_metrics(STAGE, metrics)
-    write_run_record(STAGE, result["run_id"], run_facts(result.get("timings", {})))
+    write_run_record(STAGE, result["run_id"], run_facts(result["timings"]))
     return PretrainOutcome(summary, metrics, result["run_id"], result["model_dir"])

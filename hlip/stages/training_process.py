@@ -50,7 +50,7 @@ def describe_exit(code: int) -> str:
 
 
 def run_training_process(block: dict[str, Any], preprocess: dict[str, Any] | None, nproc: int = 1) -> dict[str, Any]:
-    """Train `block` (a `pretrain` block) in a child process; return its result (summary, run_id, model_dir).
+    """Train `block` (a `pretrain` block) in a child process; return its result (summary, timings, run_id, model_dir).
 
     Raises:
         TrainingProcessError: The child exited non-zero or was killed; its MLflow run is marked FAILED.

@@ -96,9 +96,9 @@ def test_a_text_tower_shorter_than_the_context_fails_at_import(released_tiny: Pa
     """The released config asks for more text positions than its BERT has: an error now, not in the first batch."""
     config = released_tiny / "open_clip_config.json"
     data = json.loads(config.read_text())
-    data["model_cfg"]["text_cfg"]["context_length"] = 65  # the tiny BERT has 64 positions
+    data["model_cfg"]["text_cfg"]["context_length"] = 513  # the tiny BERT has 512 positions
     config.write_text(json.dumps(data))
     result = runner.invoke(app, ["model", "import", str(released_tiny), "--out", str(tmp_path / "imported")])
     assert result.exit_code == 1
-    assert "text context length 65 exceeds the 64 positions" in result.output
+    assert "text.context_length 513 exceeds the 512 positions" in result.output
     assert not (tmp_path / "imported").exists()

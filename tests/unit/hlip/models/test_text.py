@@ -26,6 +26,13 @@ def test_tiny_bert_tower_and_tokenizer(tiny_bert_dir: Path) -> None:
     assert tower.transformer.embeddings.word_embeddings.weight.grad is not None
 
 
+def test_a_context_longer_than_the_position_table_fails_at_construction(tiny_bert_dir: Path) -> None:
+    """Was: the tower clamped its own length while the tokenizer padded to the full one, failing at the first batch."""
+    TextTower(TextConfig(model_dir=str(tiny_bert_dir), context_length=512), embed_dim=8)  # exactly fits
+    with pytest.raises(ValueError, match=r"text\.context_length 513 exceeds the 512 positions"):
+        TextTower(TextConfig(model_dir=str(tiny_bert_dir), context_length=513), embed_dim=8)
+
+
 def test_padding_does_not_change_the_embedding(tiny_bert_dir: Path) -> None:
     tower = TextTower(TextConfig(model_dir=str(tiny_bert_dir)), embed_dim=8).eval()
     short = Tokenizer(str(tiny_bert_dir), 8)(["no acute finding"])
