@@ -18,7 +18,7 @@ if [[ ! -d data || -z "$(ls -A data 2>/dev/null)" ]]; then
   if "$BIN/dvc" pull -q data.dvc 2>/dev/null; then
     echo "corpus: pulled data/ from the DVC remote"
   else
-    echo "corpus: generating the demo corpus into data/ (deterministic; about 6 minutes on 2 cores)"
+    echo "corpus: generating the demo corpus into data/ (deterministic; 6-14 minutes on 2 cores, a progress line every 30 s)"
     "$BIN/hlip" demo corpus --out data
   fi
 fi
