@@ -39,13 +39,17 @@ DEFAULT_WORDS = (
 )
 
 
-def write_tiny_bert(path: str | Path, words: tuple[str, ...] = DEFAULT_WORDS, hidden_size: int = 16) -> Path:
+def write_tiny_bert(
+    path: str | Path, words: tuple[str, ...] = DEFAULT_WORDS, hidden_size: int = 16, initializer_range: float = 0.02
+) -> Path:
     """Save a randomly initialised 2-layer BERT and its word-level tokenizer to `path`.
 
     Args:
         path: Directory to create (or fill).
         words: Vocabulary besides the special tokens.
         hidden_size: BERT width (2 heads).
+        initializer_range: Std of the random weights (BERT's 0.02 makes every text's CLS embedding nearly the
+            same direction, cosine about 0.999999; larger values make texts of other words point elsewhere).
 
     Returns:
         The directory, usable as `TextConfig.model_dir`.
@@ -67,6 +71,7 @@ def write_tiny_bert(path: str | Path, words: tuple[str, ...] = DEFAULT_WORDS, hi
         intermediate_size=2 * hidden_size,
         max_position_embeddings=512,  # as BERT-base, BiomedBERT and CXR-BERT
         pad_token_id=0,
+        initializer_range=initializer_range,
     )
     torch.manual_seed(0)
     BertModel(config, add_pooling_layer=False).save_pretrained(path)

@@ -75,7 +75,9 @@ def _one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An exported `hlip-tiny` model whose text tower is a tiny BERT (random weights)."""
+    """An exported `hlip-tiny` model whose text tower is a tiny BERT (random weights, spread wide enough that the
+    class prompts' text embeddings differ: at BERT's usual 0.02 they are collinear to 1e-6, and zero-shot tests of
+    planted embeddings would rank by float noise)."""
     import torch
 
     from hlip.models import create_model
@@ -83,7 +85,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from testkit.tiny_bert import write_tiny_bert
 
     torch.manual_seed(0)
-    bert = write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+    bert = write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), initializer_range=0.5)
     model = create_model("hlip-tiny", overrides={"text": {"model_dir": str(bert)}})
     return save_model(model, tmp_path_factory.mktemp("model") / "model", metadata={"purpose": "tests"})
 

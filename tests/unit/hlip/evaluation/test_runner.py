@@ -90,6 +90,8 @@ def test_zero_shot_on_planted_embeddings_ranks_as_planted(tmp_path: Path, tiny_m
     prompts = load_prompt_set("brain_mri_demo")
     encode = PromptEncoder(ModelHandle(tiny_model_dir, "cpu"), None)
     class_text = np.stack([ensemble_embedding(encode, prompts, p) for p in prompts.class_phrasings(bench.classes)])
+    off_diagonal = (class_text @ class_text.T)[~np.eye(len(class_text), dtype=bool)]
+    assert off_diagonal.max() < 0.999, "the fixture's class texts must differ, else ranks are float noise"
     truth = bench.labels().to_numpy().argmax(1)
     _plant(tiny_model_dir, bench, tmp_path / "cache", class_text[truth])  # each study = its class's text embedding
 
