@@ -117,11 +117,25 @@ def cached_embeddings(
     return embeddings, False
 
 
+def why_empty(benchmark: Benchmark) -> str:
+    """Why a benchmark serves no study, from its `excluded()` table when it has one ("" otherwise)."""
+    excluded = getattr(benchmark, "excluded", None)
+    table = excluded() if callable(excluded) else None
+    if table is None or len(table) == 0:
+        return ""
+    counts = table["reason"].value_counts()
+    text = ": left out " + ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
+    if set(counts.index) <= {"no_reference_label", "not_ingested"}:
+        text += (" (no labelled study matches an ingested one: check the labels file, and that HLIP_DEID_KEY is the"
+                 " key the part was ingested with)")  # fmt: skip
+    return text
+
+
 def compute_embeddings(handle: ModelHandle, benchmark: Benchmark, batch_size: int = 4) -> StudyEmbeddings:
     """Run every study (vision tower) and every report (text tower) of `benchmark` through the model."""
     ids = list(benchmark.study_ids())
     if not ids:
-        raise ValueError(f"benchmark {benchmark.name!r} serves no studies")
+        raise ValueError(f"benchmark {benchmark.name!r} serves no studies{why_empty(benchmark)}")
     image = encode_studies(handle, benchmark, ids, batch_size)
     reports = benchmark.reports()
     report = np.zeros_like(image)

@@ -133,3 +133,14 @@ def test_missing_inputs_are_named(part: tuple[Path, Path], tmp_path: Path) -> No
     (root / "scans.parquet").unlink()
     with pytest.raises(MissingBenchmarkFileError, match=r"scans\.parquet"):
         DemoBenchmark(root, labels, key=KEY, contract=CONTRACT)
+
+
+def test_a_benchmark_with_no_study_says_why(part: tuple[Path, Path]) -> None:
+    """Ingested with one key, opened with another: no label matches; the error names the reasons and the cause."""
+    from hlip.evaluation.embeddings import compute_embeddings
+
+    bench = DemoBenchmark(part[0], part[1], key=HashKey("another-secret"), contract=CONTRACT)
+    assert bench.study_ids() == []
+    with pytest.raises(ValueError, match="serves no studies: left out 5 no_reference_label, 5 not_ingested") as err:
+        compute_embeddings(None, bench)  # type: ignore[arg-type]  # fails before the model is touched
+    assert "HLIP_DEID_KEY" in str(err.value)
