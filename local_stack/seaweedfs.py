@@ -113,7 +113,6 @@ class SeaweedFS(ManagedServer):
         """The command line, with fresh free ports for the internal services (the S3 port stays)."""
         ports = {name: free_port() for name in ("master", "volume", "filer", "admin", *TMP_SOCKETS)}
         self.internal_ports = ports
-        self.tmp_sockets = [path.format(ports[k]) for k, path in TMP_SOCKETS.items()]
         root = self.root
         argv = [
             weed_binary(),
@@ -139,6 +138,11 @@ class SeaweedFS(ManagedServer):
         if self.buckets:
             argv.append(f"-bucket={','.join(self.buckets)}")
         return argv
+
+    @property
+    def tmp_sockets(self) -> list[str]:
+        """The /tmp sockets weed creates for the current internal ports."""
+        return [path.format(self.internal_ports[k]) for k, path in TMP_SOCKETS.items()]
 
     def start(self, timeout: float = 60.0, attempts: int = 3) -> None:
         """Record this server's /tmp sockets (for `stop` or a later `make stack-down`), then start it.

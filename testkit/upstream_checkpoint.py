@@ -9,10 +9,32 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from hlip.models import HLIP
+
+#: Overrides that give our configs upstream's linear Conv3d patch embedding (no conv stem).
+LINEAR: dict[str, dict[str, Any]] = {"vision": {"stem_channels": []}}
+
+
+def vit_block_shapes(width: int, hidden: int) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes of one timm `VisionTransformer` block (pre-norm attention + MLP), by key within the block."""
+    return {
+        "norm1.weight": (width,),
+        "norm1.bias": (width,),
+        "attn.qkv.weight": (3 * width, width),
+        "attn.qkv.bias": (3 * width,),
+        "attn.proj.weight": (width, width),
+        "attn.proj.bias": (width,),
+        "norm2.weight": (width,),
+        "norm2.bias": (width,),
+        "mlp.fc1.weight": (hidden, width),
+        "mlp.fc1.bias": (hidden,),
+        "mlp.fc2.weight": (width, hidden),
+        "mlp.fc2.bias": (width,),
+    }
 
 
 def upstream_state_dict(model: HLIP, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -43,21 +65,7 @@ def upstream_state_dict(model: HLIP, seed: int = 0) -> dict[str, torch.Tensor]:
         shapes["visual.trunk.sequential_posemb"] = (1, v.max_scans, C)
     if cfg.init_logit_bias is not None:
         shapes["logit_bias"] = ()
-    hidden = int(C * v.mlp_ratio)
-    block = {
-        "norm1.weight": (C,),
-        "norm1.bias": (C,),
-        "attn.qkv.weight": (3 * C, C),
-        "attn.qkv.bias": (3 * C,),
-        "attn.proj.weight": (C, C),
-        "attn.proj.bias": (C,),
-        "norm2.weight": (C,),
-        "norm2.bias": (C,),
-        "mlp.fc1.weight": (hidden, C),
-        "mlp.fc1.bias": (hidden,),
-        "mlp.fc2.weight": (C, hidden),
-        "mlp.fc2.bias": (C,),
-    }
+    block = vit_block_shapes(C, int(C * v.mlp_ratio))
     for i in range(v.depth):
         shapes.update({f"visual.trunk.blocks.{i}.{k}": s for k, s in block.items()})
     state = {k: torch.randn(s, generator=gen) for k, s in shapes.items()}

@@ -103,10 +103,10 @@ def convert_upstream(
     name = choose_config(source, model)
     text_dir = text_directory(source, text_model_dir)
     overrides: dict[str, Any] = {"text": {"model_dir": text_dir}} if text_dir else {}
-    released = _released_context_length(source)
-    if released is not None and released != get_model_config(name).text.context_length:
+    released, configured = _released_context_length(source), get_model_config(name).text.context_length
+    if released is not None and released != configured:
         log.info("text context length %d, as %s's open_clip config says (%s says %d)", released, source.name, name,
-                 get_model_config(name).text.context_length)  # fmt: skip
+                 configured)  # fmt: skip
         overrides.setdefault("text", {})["context_length"] = released
     # the text weights come from the file for a whole CLIP import; otherwise from the text directory
     hlip = create_model(name, overrides=overrides, pretrained_text=scope != "clip")  # checks the text context

@@ -20,7 +20,7 @@ from hlip.cli.main import app
 from hlip.models import create_model, factory, get_model_config, upstream_configs
 from hlip.models.upstream_configs import UpstreamModel
 from testkit.tiny_bert import write_tiny_bert
-from testkit.upstream_checkpoint import released_folder, upstream_state_dict
+from testkit.upstream_checkpoint import LINEAR, released_folder, upstream_state_dict
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -35,7 +35,7 @@ CONTRACT = {
 @pytest.fixture
 def released_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A released open_clip folder of `hlip-tiny` with upstream's linear patch embedding and upstream key names."""
-    tiny = get_model_config("hlip-tiny", {"vision": {"stem_channels": []}}).to_dict()
+    tiny = get_model_config("hlip-tiny", LINEAR).to_dict()
     monkeypatch.setitem(factory._registry(), "hlip-tiny-released", tiny)
     entry = UpstreamModel(RELEASED, "hlip-tiny-released", "test", CONTRACT)
     monkeypatch.setattr(upstream_configs, "UPSTREAM_MODELS", (*upstream_configs.UPSTREAM_MODELS, entry))

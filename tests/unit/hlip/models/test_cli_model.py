@@ -13,9 +13,7 @@ from hlip.cli.main import app
 from hlip.models import create_model, factory, get_model_config
 from hlip.models.convert import choose_config
 from hlip.models.export import load_model, read_export
-from testkit.upstream_checkpoint import released_folder, upstream_state_dict
-
-from .test_upstream import LINEAR
+from testkit.upstream_checkpoint import LINEAR, released_folder, upstream_state_dict
 
 runner = CliRunner()
 

@@ -11,6 +11,7 @@ from hlip.models.config import VisionConfig
 from hlip.models.mae_init import init_from_2d_vit
 from hlip.models.pos_embed import sincos_1d
 from hlip.models.visual import VisionTransformer3D
+from testkit.upstream_checkpoint import vit_block_shapes
 
 C = 24
 
@@ -34,21 +35,7 @@ def vit_2d(grid: int = 2, patch: int = 16, seed: int = 0) -> dict[str, torch.Ten
         "decoder_embed.weight": (16, C),  # MAE decoder: no place in the tower
     }
     for i in range(2):
-        for name, shape in {
-            "norm1.weight": (C,),
-            "norm1.bias": (C,),
-            "attn.qkv.weight": (3 * C, C),
-            "attn.qkv.bias": (3 * C,),
-            "attn.proj.weight": (C, C),
-            "attn.proj.bias": (C,),
-            "norm2.weight": (C,),
-            "norm2.bias": (C,),
-            "mlp.fc1.weight": (4 * C, C),
-            "mlp.fc1.bias": (4 * C,),
-            "mlp.fc2.weight": (C, 4 * C),
-            "mlp.fc2.bias": (C,),
-        }.items():
-            shapes[f"blocks.{i}.{name}"] = shape
+        shapes.update({f"blocks.{i}.{name}": shape for name, shape in vit_block_shapes(C, 4 * C).items()})
     return {k: torch.randn(s, generator=gen) for k, s in shapes.items()}
 
 

@@ -12,9 +12,7 @@ from safetensors.torch import save_file
 
 from hlip.models import HLIP, WeightMismatchError, create_model, import_upstream_weights, load_state_dict_file
 from hlip.models.upstream import normalise_layout
-from testkit.upstream_checkpoint import upstream_state_dict
-
-LINEAR = {"vision": {"stem_channels": []}}  # upstream uses the linear Conv3d patch embedding
+from testkit.upstream_checkpoint import LINEAR, upstream_state_dict
 
 
 def build_model(tiny_text: dict, name: str = "hlip-tiny", **vision: object) -> HLIP:
