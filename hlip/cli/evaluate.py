@@ -36,6 +36,7 @@ def evaluate(
     if protocol not in PROTOCOLS:
         typer.echo(f"error: --protocol must be one of {list(PROTOCOLS)}, got {protocol!r}", err=True)
         raise typer.Exit(code=2)
+    from hlip.data.contract import PartContractError
     from hlip.evaluation.benchmarks import open_benchmark
     from hlip.evaluation.config import EvaluateConfig
     from hlip.evaluation.runner import run_evaluation
@@ -48,7 +49,7 @@ def evaluate(
         result = run_evaluation(model, bench, config, out, cache_dir)
     except (KeyError, ValueError, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)
-        if "the ingested part" in str(err):  # a ContractError of an ingested benchmark part
+        if isinstance(err, PartContractError):
             typer.echo(
                 f"hint: ingest the benchmark's DICOM for this model first, e.g. `hlip ingest data/benchmark/dicom "
                 f"--reports data/benchmark/reports.csv --out outputs/ingest/benchmark-{model.name} "

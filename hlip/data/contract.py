@@ -38,6 +38,11 @@ class ContractError(ValueError):
     """A study contract disagrees with the data or settings it meets (the message names both values)."""
 
 
+class PartContractError(ContractError):
+    """An ingested part was preprocessed otherwise than a model's contract says: re-ingest it for the model
+    (`hlip ingest --contract-of MODEL`)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class StudyContract:
     """How a study becomes a model's input.

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
@@ -36,6 +37,17 @@ MAX_DECODED_BYTES = 4 * 1024**3
 MAX_EXPANSION = 5_000
 _BITS_ALLOCATED = (1, 8, 16, 32, 64)
 _PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
+# Value representations whose conversion is a plain text decode (with replacement, read-time validation off) and
+# cannot fail, so the completeness check leaves them lazy (tests/unit/hlip/data/test_dicom.py converts arbitrary
+# bytes in every one under several character sets). Not here: PN (its component split can raise under ISO 2022),
+# UN (converted to the dictionary's VR), numbers and sequences.
+_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UC", "UI", "UR", "UT", "OB", "OW"})
+
+# pydicom validates each value as it converts it and, for one it finds invalid, warns *and logs* a message quoting
+# the value (a UID, a birth date, a name), whatever warnings filter is active. Ingestion acts on what it reads
+# (a quarantine reason), never on those messages, and identifiers must never reach a log: read-time validation is
+# off in every process that reads DICOM through this module.
+pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,41 @@ class Instance:
         return tuple(str(v).upper() for v in _multi(self.header.get("ImageType")))
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Where one file belongs, from a header read without forcing every value (the ingest header pass).
+
+    Attributes:
+        path: Relative source path.
+        sop_uid: SOPInstanceUID (raw).
+        series_uid: SeriesInstanceUID (raw).
+        study_uid: StudyInstanceUID (raw).
+        accession: AccessionNumber (raw, stripped; "" when absent).
+    """
+
+    path: str
+    sop_uid: str
+    series_uid: str
+    study_uid: str
+    accession: str
+
+
+def read_identity(source: Source, path: str, size: int | None = None) -> Identity:
+    """Read just enough of one file's header to place it in a study.
+
+    The checks that need no value conversion run here too (empty, not DICOM, cut inside the header, DICOMDIR,
+    missing UIDs, absurd image attributes), so most bad files are rejected in the header pass; a file whose other
+    values cannot be decoded is rejected, with the same reason, when its study reads it (`read_instance`). Forcing
+    every value costs about twice the parse, and the study pass does it anyway.
+
+    Raises:
+        RejectedError: As `read_instance`, for the checks above.
+    """
+    ds, _, uids = _identified(source, path, size, complete=False)
+    accession = str(ds.get("AccessionNumber", "") or "").strip()
+    return Identity(path, uids["SOPInstanceUID"], uids["SeriesInstanceUID"], uids["StudyInstanceUID"], accession)
+
+
 def read_instance(source: Source, path: str, size: int | None = None) -> Instance:
     """Read one file's header.
 
@@ -118,17 +165,7 @@ def read_instance(source: Source, path: str, size: int | None = None) -> Instanc
         RejectedError: With a file-level reason for empty, non-DICOM, truncated or unreadable files, DICOMDIRs and
             files without the UIDs that place them in a study and series.
     """
-    if size == 0:
-        raise RejectedError(Reason.EMPTY_FILE, "zero-byte file")
-    ds = _read_header(source, path, size)
-    sop_class = str(ds.get("SOPClassUID", "") or getattr(ds.get("file_meta", Dataset()), "MediaStorageSOPClassUID", ""))
-    if sop_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
-        raise RejectedError(Reason.DICOMDIR, "DICOMDIR media directory, not an image")
-    uids = {k: str(ds.get(k, "") or "").strip() for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")}
-    missing = [k for k, v in uids.items() if not v]
-    if missing:
-        raise RejectedError(Reason.MISSING_UID, f"no {', '.join(missing)}: cannot place the file in a study/series")
-    check_header_limits(ds, size if size is not None else _local_size(source, path))
+    ds, sop_class, uids = _identified(source, path, size, complete=True)
     return Instance(
         path=path,
         sop_uid=uids["SOPInstanceUID"],
@@ -146,20 +183,38 @@ def read_instance(source: Source, path: str, size: int | None = None) -> Instanc
     )
 
 
-def _read_header(source: Source, path: str, size: int | None) -> Dataset:
+def _identified(source: Source, path: str, size: int | None, complete: bool) -> tuple[Dataset, str, dict[str, str]]:
+    """The parsed header, its SOP class and its three UIDs, after the checks every header read makes."""
+    if size == 0:
+        raise RejectedError(Reason.EMPTY_FILE, "zero-byte file")
+    ds = _read_header(source, path, size, complete)
+    sop_class = str(ds.get("SOPClassUID", "") or getattr(ds.get("file_meta", Dataset()), "MediaStorageSOPClassUID", ""))
+    if sop_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
+        raise RejectedError(Reason.DICOMDIR, "DICOMDIR media directory, not an image")
+    uids = {k: str(ds.get(k, "") or "").strip() for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")}
+    missing = [k for k, v in uids.items() if not v]
+    if missing:
+        raise RejectedError(Reason.MISSING_UID, f"no {', '.join(missing)}: cannot place the file in a study/series")
+    check_header_limits(ds, size if size is not None else _local_size(source, path))
+    return ds, sop_class, uids
+
+
+def _read_header(source: Source, path: str, size: int | None, complete: bool = True) -> Dataset:
     local = source.local_path(path)
     try:
         if local is not None:
             size = local.stat().st_size if size is None else size
             return _parse(
-                lambda force: pydicom.dcmread(local, stop_before_pixels=True, force=force, defer_size=DEFER_BYTES), size
+                lambda force: pydicom.dcmread(local, stop_before_pixels=True, force=force, defer_size=DEFER_BYTES),
+                size,
+                complete,
             )
         head = source.read_bytes(path, HEAD_BYTES)
         if len(head) >= HEAD_BYTES and not any(t in head for t in _PIXEL_TAGS):
             head = source.read_bytes(path)  # the header is longer than the head we fetched
         data = head
         total = size if size is not None else (len(head) if len(head) < HEAD_BYTES else None)
-        return _parse(lambda force: pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=force), total)
+        return _parse(lambda force: pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=force), total, complete)
     except RejectedError:
         raise
     except PermissionError as exc:
@@ -170,17 +225,17 @@ def _read_header(source: Source, path: str, size: int | None) -> Dataset:
         raise RejectedError(Reason.UNREADABLE, f"header cannot be parsed ({type(exc).__name__})") from exc
 
 
-def _parse(read: Any, size: int | None) -> Dataset:
+def _parse(read: Any, size: int | None, complete: bool) -> Dataset:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns on every odd VR; the outcome is what counts
         try:
-            return _check_complete(read(False), size)
+            return _check_complete(read(False), size, complete)
         except InvalidDicomError:
             pass
         # A raw dataset without the 128-byte preamble and 'DICM' (old exports): accept it only when it looks like
         # an image instance, so that text or binary junk parsed by force is never taken for DICOM.
         try:
-            ds = _check_complete(read(True), size)
+            ds = _check_complete(read(True), size, complete)
         except Exception as exc:
             raise RejectedError(Reason.NOT_DICOM, "no DICOM preamble and not parseable as a raw dataset") from exc
         if not all(str(ds.get(k, "") or "").strip() for k in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID")):
@@ -188,7 +243,7 @@ def _parse(read: Any, size: int | None) -> Dataset:
         return ds
 
 
-def _check_complete(ds: Dataset, size: int | None) -> Dataset:
+def _check_complete(ds: Dataset, size: int | None, force_values: bool) -> Dataset:
     # pydicom returns a partial dataset for a file cut inside the header instead of raising: an element whose
     # declared length runs past the end of the file gives the cut away
     if size is not None:
@@ -196,9 +251,12 @@ def _check_complete(ds: Dataset, size: int | None) -> Dataset:
             length, tell = getattr(raw, "length", 0), getattr(raw, "value_tell", None)
             if tell is not None and length != 0xFFFFFFFF and tell + length > size:
                 raise EOFError("element runs past the end of the file")
-    # touching the top-level elements forces their lazy values and surfaces other damage here, not mid-study
-    for elem in ds:
-        _ = elem.value
+    # converting the top-level values now surfaces damage here, not mid-study (a bad number, name or sequence would
+    # fail the study that later reads it); plain text values cannot fail to convert, so they are left lazy
+    if force_values:
+        for tag, raw in ds._dict.items():
+            if getattr(raw, "VR", None) not in _TEXT_VRS:
+                _ = ds[tag].value
     if len(ds) == 0:
         raise InvalidDicomError("empty dataset")
     return ds
@@ -278,24 +336,40 @@ def frame_infos(ds: Dataset) -> tuple[FrameInfo, ...]:
     return tuple(frames)
 
 
+_FRAME_KEYWORDS = (
+    "PixelMeasuresSequence", "PixelValueTransformationSequence", "MRDiffusionSequence", "MREchoSequence",
+    "PlanePositionSequence", "PlaneOrientationSequence", "ImagePositionPatient", "ImageOrientationPatient",
+    "PixelSpacing", "RescaleSlope", "RescaleIntercept", "DiffusionBValue", "EffectiveEchoTime",
+)  # fmt: skip
+# Looked up by tag, not keyword: each of a file's (up to thousands of) frames reads a dozen of them, and a keyword
+# lookup costs several times a tag lookup.
+_T: dict[str, int] = {k: int(tag_for_keyword(k) or 0) for k in _FRAME_KEYWORDS}
+_EMPTY = Dataset()  # an absent functional group (read only)
+
+
+def _get(ds: Dataset, keyword: str) -> Any:
+    tag = _T[keyword]
+    return ds[tag].value if tag in ds else None
+
+
 def _enhanced_frame(index: int, item: Dataset, shared: Dataset) -> FrameInfo:
     def group(name: str) -> Dataset:
-        seq = item.get(name) or shared.get(name)
-        return seq[0] if seq else Dataset()
+        seq = _get(item, name) or _get(shared, name)
+        return seq[0] if seq else _EMPTY
 
     pixel_measures = group("PixelMeasuresSequence")
     transform = group("PixelValueTransformationSequence")
     diffusion = group("MRDiffusionSequence")
-    echo = group("MREchoSequence")
+    echo = _get(group("MREchoSequence"), "EffectiveEchoTime")
     return FrameInfo(
         frame=index,
-        position=_floats(group("PlanePositionSequence").get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
-        orientation=_floats(group("PlaneOrientationSequence").get("ImageOrientationPatient"), 6),
-        spacing=_floats(pixel_measures.get("PixelSpacing"), 2),  # type: ignore[arg-type]
-        slope=_rescale(transform.get("RescaleSlope"), 1.0),
-        intercept=_rescale(transform.get("RescaleIntercept"), 0.0),
-        b_value=_float(diffusion.get("DiffusionBValue"), None),
-        echo=None if echo.get("EffectiveEchoTime") is None else round(_float(echo.get("EffectiveEchoTime"), 0)),
+        position=_floats(_get(group("PlanePositionSequence"), "ImagePositionPatient"), 3),  # type: ignore[arg-type]
+        orientation=_floats(_get(group("PlaneOrientationSequence"), "ImageOrientationPatient"), 6),
+        spacing=_floats(_get(pixel_measures, "PixelSpacing"), 2),  # type: ignore[arg-type]
+        slope=_rescale(_get(transform, "RescaleSlope"), 1.0),
+        intercept=_rescale(_get(transform, "RescaleIntercept"), 0.0),
+        b_value=_float(_get(diffusion, "DiffusionBValue"), None),
+        echo=None if echo is None else round(_float(echo, 0)),
     )
 
 

@@ -2,8 +2,9 @@
 
 The run, in order:
 1. list the source; files whose (path, size, version) match the previous run (`files.parquet` and the version
-   stamps in `.state/`) keep their header-pass result, the others are read with `stop_before_pixels` (in the
-   pool, in chunks);
+   stamps in `.state/`) keep their header-pass result, the others are read with `read_identity` (the header
+   without pixels and without forcing its values: the study pass reads each file in full anyway) in the pool, in
+   chunks;
 2. group DICOM files by keyed StudyInstanceUID and match reports by keyed AccessionNumber;
 3. fingerprint each study (its files, reports, config, key); studies whose fingerprint is unchanged, none of
    whose files was re-read, and whose volumes exist are skipped, the others run `process_study` in a pool;
@@ -29,7 +30,7 @@ from hlip.config import to_dict
 from hlip.data import manifest
 from hlip.data.config import IngestConfig
 from hlip.data.deid import HashKey
-from hlip.data.dicom import read_instance
+from hlip.data.dicom import read_identity
 from hlip.data.quarantine import Level, QuarantineEntry, Reason, RejectedError
 from hlip.data.report import ReportRow, index_reports, parse_reports
 from hlip.data.source import Source, SourceFile, open_source, read_uri, safe_name
@@ -56,19 +57,18 @@ def index_files(source: Source, files: Sequence[SourceFile], key: HashKey, hash_
             rows.append(row)
             continue
         try:
-            inst = read_instance(source, f.path, f.size)
+            ident = read_identity(source, f.path, f.size)
         except RejectedError as exc:
             row.update(header_reason=exc.reason.value, header_message=exc.message)
         except Exception as exc:  # the per-file guard: anything unforeseen costs this file, never the run
             log.warning("header pass failed on a file: %s", type(exc).__name__)
             row.update(header_reason=Reason.INTERNAL_ERROR.value, header_message=f"header pass: {type(exc).__name__}")
         else:
-            accession = str(inst.header.get("AccessionNumber", "") or "").strip()
             row.update(
-                study_key=key.hash("study", inst.study_uid, hash_length),
-                series_key=key.hash("series", inst.series_uid, hash_length),
-                sop_key=key.hash("sop", inst.sop_uid, hash_length),
-                accession_key=key.hash("accession", accession, hash_length) if accession else "",
+                study_key=key.hash("study", ident.study_uid, hash_length),
+                series_key=key.hash("series", ident.series_uid, hash_length),
+                sop_key=key.hash("sop", ident.sop_uid, hash_length),
+                accession_key=key.hash("accession", ident.accession, hash_length) if ident.accession else "",
                 header_reason="",
                 header_message="",
             )

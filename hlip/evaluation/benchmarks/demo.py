@@ -27,7 +27,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from hlip.data.contract import StudyContract
+from hlip.data.contract import ContractError, PartContractError, StudyContract
 from hlip.data.deid import HashKey
 from hlip.evaluation.benchmarks.base import Benchmark, Task
 from hlip.evaluation.benchmarks.common import (
@@ -159,7 +159,10 @@ class DemoBenchmark(Benchmark):
         if recorded is None:
             log.warning("%s records no preprocessing: the contract cannot be checked against it", summary)
             return
-        contract.require_preprocess(recorded, f"the ingested part {self.data_root}")
+        try:
+            contract.require_preprocess(recorded, f"the ingested part {self.data_root}")
+        except ContractError as err:
+            raise PartContractError(str(err)) from err
 
     def _read_reports(self) -> pd.Series | None:
         path = self.data_root / "reports.parquet"

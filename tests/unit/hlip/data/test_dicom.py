@@ -92,3 +92,44 @@ def test_enhanced_multiframe_gives_per_frame_geometry(tmp_path: Path, write_seri
     assert sorted(f.position[2] for f in inst.frames if f.position) == pytest.approx([-30, -27, -24, -21, -18, -15])
     assert {(f.slope, f.intercept) for f in inst.frames} == {(2.0, -10.0)}
     assert read_pixels(src, inst).shape == (6, 16, 16)
+
+
+
+def _file_with_raw_element(charset: str | None, vr: str, value: bytes) -> bytes:
+    """A DICOM file (explicit VR little endian) whose last element is private (0009,1010) with these raw bytes."""
+    import io
+    import struct
+
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = pydicom.uid.MRImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = "1.2.3"
+    if charset:
+        ds.SpecificCharacterSet = charset
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    value += b" " * (len(value) % 2)
+    long_form = vr in ("OB", "OW", "UC", "UR", "UT", "UN")
+    head = struct.pack("<HH2s", 0x0009, 0x1010, vr.encode())
+    head += struct.pack("<HI", 0, len(value)) if long_form else struct.pack("<H", len(value))
+    return buf.getvalue() + head + value
+
+
+def test_text_values_left_lazy_by_the_header_check_never_fail_to_convert(tmp_path: Path) -> None:
+    # the completeness check forces every value but these; that is safe only while converting them cannot raise
+    from hlip.data.dicom import _TEXT_VRS
+
+    rng = np.random.default_rng(7)
+    path = tmp_path / "f.dcm"
+    for charset in (None, "ISO_IR 100", "ISO_IR 192", "ISO 2022 IR 87", "ISO 2022 IR 6\\ISO 2022 IR 87", "GB18030", "?"):
+        for vr in sorted(_TEXT_VRS):
+            for length in (0, 1, 2, 7, 64, 301, 1000):
+                junk = rng.integers(0, 256, length, dtype=np.uint8).tobytes() + b"\\\x00=^\x1b$B\xff"
+                path.write_bytes(_file_with_raw_element(charset, vr, junk))
+                ds = pydicom.dcmread(path)
+                assert ds[0x00091010].VR == vr
+                _ = ds[0x00091010].value  # a raise fails the test, naming the VR and charset in its traceback

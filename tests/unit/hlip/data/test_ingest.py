@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -293,3 +294,24 @@ def test_entries_that_cannot_be_ingested_are_quarantined_never_lost(
     blob += b"".join(pd.read_parquet(p).to_csv().encode() for p in out.glob("*.parquet"))
     for raw in (b"Quixote_", b"dangling", b"loop_a", b"pipe"):
         assert raw not in blob
+
+
+def test_invalid_identifier_values_never_reach_a_warning_a_log_or_stderr(
+    tmp_path: Path,
+    write_series: Callable[..., list[Path]],
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # values that break their VR's rules: pydicom's read-time validation would quote each of them
+    secrets = {"StudyInstanceUID": "1.2.826.9X.SECRETUID", "PatientBirthDate": "1980-SECRETDATE",
+               "AccessionNumber": "ACC\\SECRETACC", "PatientAge": "SECRETAGE"}  # fmt: skip
+    write_series(tmp_path / "raw", n=6, **{**PATIENT, **secrets})
+    caplog.set_level("DEBUG")  # every logger, pydicom's included
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        summary = ingest(tmp_path / "raw", tmp_path / "out", config=CONFIG, key=KEY)
+    assert summary["scans"] == 1  # the study is ingested, not quarantined for odd values
+    out, err = capfd.readouterr()
+    texts = [str(w.message) for w in warned] + [r.getMessage() for r in caplog.records] + [out, err]
+    leaks = [t[:200] for t in texts if "SECRET" in t]
+    assert not leaks, leaks
