@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_scale.py [--sizes 1000 4000] [--work /tmp/bench_scale] [--keep]
 
-For each size N, a cheap synthetic corpus is written with pydicom (N brain MR studies of one T2 series of 6 slices
-of 32x32, one report each: ingest read about 25 files/s on the loaded 2 cores, which bounds the sizes), then each
+For each size N, a cheap synthetic corpus is written with pydicom in 2 processes (N brain MR studies of one T2
+series of 6 slices of 32x32, one report each: ingest's per-file cost bounds the sizes, docs/scale.md), then each
 stage runs in its own child process, so its peak RSS (`wait4`) is its own:
 ingest (first run, no-op rerun, rerun after +2% new studies), validate, label (rules backend), dataset index build
 (`StudyDataset`), one loader epoch (0 workers), evaluation embedding (`hlip-tiny`, random weights), and DVC in a
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import math
 import os
@@ -64,12 +65,30 @@ def _template() -> Any:
     return ds
 
 
-def write_studies(root: Path, start: int, stop: int) -> None:
-    """Write studies `start..stop-1` under `root/dicom` (`SERIES` of `SLICES` slices each) and their reports."""
+def write_studies(root: Path, start: int, stop: int, processes: int = 2) -> None:
+    """Write studies `start..stop-1` under `root/dicom` (`SERIES` of `SLICES` slices each) and their reports.
+
+    The studies are split into `processes` contiguous ranges written in parallel; each study's noise is seeded by
+    its index, so the corpus is the same whatever the split.
+    """
+    bounds = np.linspace(start, stop, max(1, processes) + 1).astype(int)
+    ranges = [(root, int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+    if len(ranges) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(len(ranges)) as pool:
+            list(pool.map(_write_range, *zip(*ranges, strict=True)))
+    else:
+        for r in ranges:
+            _write_range(*r)
+    _write_reports(root, stop)
+
+
+def _write_range(root: Path, start: int, stop: int) -> None:
     ds = _template()
-    rng = np.random.default_rng(start)
     blob = (np.hypot(*np.mgrid[-16:16, -16:16]) < 12).astype(np.int16) * 300  # [32, 32]
     for i in range(start, stop):
+        rng = np.random.default_rng(i)
         ds.StudyInstanceUID = f"1.2.826.0.1.3680043.8.498.1.{i}"
         ds.PatientID, ds.AccessionNumber = f"P{i:07d}", f"A{i:07d}"
         folder = root / "dicom" / f"{i:07d}"
@@ -84,7 +103,6 @@ def write_studies(root: Path, start: int, stop: int) -> None:
                 buf = BytesIO()
                 ds.save_as(buf, enforce_file_format=True)
                 (folder / f"{s}_{k}.dcm").write_bytes(buf.getvalue())
-    _write_reports(root, stop)
 
 
 def _write_reports(root: Path, n: int) -> None:
