@@ -1,7 +1,9 @@
 """Stage `validate`: data contracts on the ingest manifests; a critical failure stops the pipeline.
 
-Reads the `validate:` block. Writes the report (`<out>/validation.{json,html}`, also MLflow artifacts),
-`outputs/metrics/validate.json` and, when the validation passes, the drift baseline for the next run.
+Reads the `validate:` block. Writes the check results (`<out>/validation.{json,html}`), the drift against the last
+accepted run beside its baseline (`drift.{json,html}`: it depends on the runs before, so it is no DVC output; all
+four are MLflow artifacts), `outputs/metrics/validate.json` and, when the validation passes, the drift baseline for
+the next run.
 """
 
 from __future__ import annotations
@@ -82,13 +84,14 @@ def run(params: ValidateParams, runner: TaskRunner = direct) -> ValidateResult:
         import mlflow
 
         report = runner(validate_parts, params.ingest_dir, params.config, params.baseline, name="validate")
-        json_path, html_path = write_report(report, params.out)
-        mlflow.log_artifact(str(json_path))
-        mlflow.log_artifact(str(html_path))
+        # the drift depends on the runs before: beside the baseline, outside the stage's DVC output
+        written = write_report(report, params.out, drift_dir=params.baseline.parent)
+        for path in written:
+            mlflow.log_artifact(str(path))
         counts = report.as_dict()["counts"]
         mlflow.log_metrics({f"validate/{k}": float(v) for k, v in counts.items()})
         write_metrics(STAGE, {"passed": report.passed, **counts})
         write_run_record(STAGE, mlrun.info.run_id)
         if not report.passed:
             raise ValidationFailedError(report.as_text())
-        return ValidateResult(report, html_path, mlrun.info.run_id)
+        return ValidateResult(report, written[1], mlrun.info.run_id)

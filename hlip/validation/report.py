@@ -1,4 +1,9 @@
-"""The validation report: every check result and the drift, as JSON, a readable HTML page and plain text."""
+"""The validation report: every check result and the drift, as JSON, a readable HTML page and plain text.
+
+The check results are a function of the manifests and the settings; the drift also of the last accepted run's
+profile, i.e. of the workspace's history. `write_report` keeps them in separate files, so that the stage's DVC
+output (the checks) is what a fresh clone writes, and the drift sits beside the baseline it was measured against.
+"""
 
 from __future__ import annotations
 
@@ -58,7 +63,11 @@ class ValidationReport:
         return not self.critical_failures and all(self.drift_level(d) != "critical" for d in self.drifts)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
+        """JSON-friendly form: the checks, then the drift."""
+        return {**self.checks_dict(), **self.drift_dict()}
+
+    def checks_dict(self) -> dict[str, Any]:
+        """The check results and the verdict (which also counts critical drift)."""
         return {
             "passed": self.passed,
             "counts": {
@@ -67,6 +76,11 @@ class ValidationReport:
                 "failed_warning": len(self.warnings),
             },
             "results": [r.as_dict() for r in self.results],
+        }
+
+    def drift_dict(self) -> dict[str, Any]:
+        """The drift against the last accepted run (history-dependent)."""
+        return {
             "baseline_found": self.baseline_found,
             "drift_thresholds": {"warn": self.thresholds.warn, "fail": self.thresholds.fail},
             "drift": [
@@ -105,54 +119,66 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def write_report(report: ValidationReport, out_dir: Path) -> tuple[Path, Path]:
-    """Write ``validation.json`` and ``validation.html`` into `out_dir`; return both paths."""
+def write_report(report: ValidationReport, out_dir: Path, drift_dir: Path | None = None) -> tuple[Path, ...]:
+    """Write the report; return the paths written.
+
+    Without `drift_dir`: ``validation.json`` and ``validation.html`` in `out_dir`, checks and drift together. With
+    it: the checks in those two files and the drift in ``drift.json`` and ``drift.html`` in `drift_dir` (the
+    validate stage passes the baseline's folder, which no DVC output covers).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out_dir / "validation.json", out_dir / "validation.html"
-    json_path.write_text(json.dumps(report.as_dict(), indent=2, default=str) + "\n")
-    html_path.write_text(_html(report))
-    return json_path, html_path
+    if drift_dir is None:
+        json_path.write_text(json.dumps(report.as_dict(), indent=2, default=str) + "\n")
+        html_path.write_text(_page(report, _checks_html(report) + _drift_html(report)))
+        return json_path, html_path
+    drift_dir.mkdir(parents=True, exist_ok=True)
+    drift_json, drift_html = drift_dir / "drift.json", drift_dir / "drift.html"
+    json_path.write_text(json.dumps(report.checks_dict(), indent=2, default=str) + "\n")
+    note = f"<p>Drift against the last accepted run: {html.escape(str(drift_html))} (depends on the runs before).</p>"
+    html_path.write_text(_page(report, _checks_html(report) + note))
+    drift_json.write_text(json.dumps(report.drift_dict(), indent=2, default=str) + "\n")
+    drift_html.write_text(_page(report, _drift_html(report)))
+    return json_path, html_path, drift_json, drift_html
 
 
-def _html(report: ValidationReport) -> str:
-    def cell(v: Any) -> str:
-        return f"<td>{html.escape(str(v))}</td>"
+def _cell(v: Any) -> str:
+    return f"<td>{html.escape(str(v))}</td>"
 
-    rows = []
-    for r in sorted(report.results, key=lambda r: (r.success, r.check.severity != Severity.CRITICAL)):
-        status = "pass" if r.success else f"FAIL ({r.check.severity.value})"
-        cls = "ok" if r.success else r.check.severity.value
-        rows.append(
-            f"<tr class='{cls}'>"
-            + "".join(
-                cell(v)
-                for v in (
-                    status,
-                    r.check.table,
-                    r.check.column,
-                    r.check.expectation,
-                    r.unexpected_count,
-                    r.observed,
-                    r.check.why,
-                )
-            )
-            + "</tr>"
-        )
-    drift_rows = [
-        "<tr>" + cell(d.column) + cell(f"{d.distance:.3f}") + cell(report.drift_level(d)) + "</tr>"
-        for d in report.drifts
-    ]
+
+def _page(report: ValidationReport, body: str) -> str:
     verdict = "PASSED" if report.passed else "FAILED"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Validation {verdict}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;
 padding:4px 8px;font-size:13px}}.critical{{background:#fdd}}.warning{{background:#ffd}}.ok{{color:#555}}</style>
 </head><body><h1>Manifest validation: {verdict}</h1>
-<p>{len(report.results)} checks; {len(report.critical_failures)} critical failure(s); {len(report.warnings)}
+{body}</body></html>
+"""
+
+
+def _checks_html(report: ValidationReport) -> str:
+    rows = []
+    for r in sorted(report.results, key=lambda r: (r.success, r.check.severity != Severity.CRITICAL)):
+        status = "pass" if r.success else f"FAIL ({r.check.severity.value})"
+        cls = "ok" if r.success else r.check.severity.value
+        values = (status, r.check.table, r.check.column, r.check.expectation, r.unexpected_count, r.observed,
+                  r.check.why)  # fmt: skip
+        rows.append(f"<tr class='{cls}'>" + "".join(_cell(v) for v in values) + "</tr>")
+    n_critical, n_warning = len(report.critical_failures), len(report.warnings)
+    return f"""<p>{len(report.results)} checks; {n_critical} critical failure(s); {n_warning}
 warning(s). Offending values are never shown, only counts and hashed row keys.</p>
 <table><tr><th>status</th><th>table</th><th>column</th><th>expectation</th><th>unexpected</th><th>observed</th>
 <th>why it matters</th></tr>{"".join(rows)}</table>
-<h2>Drift against the last accepted run</h2>
+"""
+
+
+def _drift_html(report: ValidationReport) -> str:
+    drift_rows = [
+        "<tr>" + _cell(d.column) + _cell(f"{d.distance:.3f}") + _cell(report.drift_level(d)) + "</tr>"
+        for d in report.drifts
+    ]
+    return f"""<h2>Drift against the last accepted run</h2>
 <p>{"Baseline found." if report.baseline_found else "No accepted baseline yet."} Thresholds: warning above
 {report.thresholds.warn}, critical above {report.thresholds.fail} (total variation distance).</p>
-<table><tr><th>column</th><th>distance</th><th>level</th></tr>{"".join(drift_rows)}</table></body></html>
+<table><tr><th>column</th><th>distance</th><th>level</th></tr>{"".join(drift_rows)}</table>
 """

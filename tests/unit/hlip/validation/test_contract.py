@@ -159,3 +159,26 @@ def test_kind_drift_against_the_accepted_baseline(tmp_path: Path) -> None:
     assert drift["scans.plane"] == pytest.approx(0.0)
     assert not report.passed
     assert json.loads(baseline.read_text())["scans.kind"] == {"flair": 0.5, "t1": 0.5}  # a failed run is not accepted
+
+
+def test_check_files_are_the_same_with_or_without_an_earlier_run_and_the_drift_is_kept_apart(tmp_path: Path) -> None:
+    # the check files are a DVC output: a workspace with an accepted baseline must write what a fresh clone writes
+    baseline = tmp_path / "history" / "profile.json"
+    tables = {"train": _part(6, "train")}
+    fresh = _validate(tmp_path / "a", tables, baseline)  # no baseline yet: this run becomes it
+    again = _validate(tmp_path / "b", tables, baseline)
+    assert (fresh.baseline_found, again.baseline_found) == (False, True)
+    first = write_report(fresh, tmp_path / "out_a", drift_dir=tmp_path / "history")
+    assert [p.name for p in first] == ["validation.json", "validation.html", "drift.json", "drift.html"]
+    drift_a = json.loads(first[2].read_text())
+    second = write_report(again, tmp_path / "out_b", drift_dir=tmp_path / "history")
+    for a, b in zip(first[:2], second[:2], strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    assert "drift" not in json.loads(first[0].read_text())
+    drift_b = json.loads(second[2].read_text())
+    assert (drift_a["baseline_found"], drift_b["baseline_found"]) == (False, True)
+    assert {d["column"] for d in drift_b["drift"]} >= {"scans.kind", "scans.plane"}
+    assert "Baseline found." in second[3].read_text()
+    # without a drift folder (a library caller) one report holds both, as before
+    both = write_report(again, tmp_path / "out_c")
+    assert json.loads(both[0].read_text())["baseline_found"] is True
