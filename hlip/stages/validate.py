@@ -85,13 +85,13 @@ def run(params: ValidateParams, runner: TaskRunner = direct) -> ValidateResult:
 
         report = runner(validate_parts, params.ingest_dir, params.config, params.baseline, name="validate")
         # the drift depends on the runs before: beside the baseline, outside the stage's DVC output
-        written = write_report(report, params.out, drift_dir=params.baseline.parent)
-        for path in written:
+        json_path, html_path, *drift_paths = write_report(report, params.out, drift_dir=params.baseline.parent)
+        for path in (json_path, html_path, *drift_paths):
             mlflow.log_artifact(str(path))
-        counts = report.as_dict()["counts"]
+        counts = report.checks_dict()["counts"]
         mlflow.log_metrics({f"validate/{k}": float(v) for k, v in counts.items()})
         write_metrics(STAGE, {"passed": report.passed, **counts})
         write_run_record(STAGE, mlrun.info.run_id)
         if not report.passed:
             raise ValidationFailedError(report.as_text())
-        return ValidateResult(report, written[1], mlrun.info.run_id)
+        return ValidateResult(report, html_path, mlrun.info.run_id)

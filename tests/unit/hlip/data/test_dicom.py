@@ -94,7 +94,6 @@ def test_enhanced_multiframe_gives_per_frame_geometry(tmp_path: Path, write_seri
     assert read_pixels(src, inst).shape == (6, 16, 16)
 
 
-
 def _file_with_raw_element(charset: str | None, vr: str, value: bytes) -> bytes:
     """A DICOM file (explicit VR little endian) whose last element is private (0009,1010) with these raw bytes."""
     import io
