@@ -90,7 +90,7 @@ def run_variant(name: str, args: argparse.Namespace, work: Path, text_dir: Path)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    result = run_pretrain(config, progress=False, device=args.device)
+    result = run_pretrain(config, progress=args.progress, device=args.device)
     seconds = time.perf_counter() - start
     peak_gb = torch.cuda.max_memory_allocated() / 1e9 if args.device == "cuda" else float("nan")
     row: dict[str, Any] = {"variant": name, "seconds": seconds, "peak_gb": peak_gb}
@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {VARIANTS}")
     parser.add_argument("--grad-checkpointing", action="store_true")
     parser.add_argument("--text-config", help="folder with the text model's config.json and tokenizer files")
+    parser.add_argument("--progress", action="store_true", help="run_pretrain's progress lines (epochs, steps)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--work", help="scratch folder (default: a temporary one)")
     parser.add_argument("--json", help="also write the results to this file")
