@@ -15,7 +15,10 @@ matmuls), attention (the config's scan/study levels vs full attention) and where
 per scan, or `-shards`: the part packed by `hlip.data.shards.pack_part` into WebDataset shards read by byte
 range, what `pretrain.data.shards` does). `--min-scans 8 --scans 8` gives every study 8 scans, the batch that
 `bench_model_gpu.py` times the tower alone on, so the two rates compare. studies/s is the last epoch of each
-stage (wall clock of the epoch: loading, steps and the checkpoint), so start-up and the first steps stay out.
+stage (wall clock of the epoch: loader start and steps; the epoch-end checkpoint is timed apart), so start-up
+and the first steps stay out. A second table says where the rest of the time went, per epoch: the epoch's wall
+clock, how long the loop waited for the loader (the first batch included), and how long training stood still for
+the epoch-end checkpoint (a snapshot to host memory; the write runs in the background, its total is given too).
 
 Usage (GPU machine, repository root):
     python benchmarks/bench_pretrain_gpu.py --text-config DIR_WITH_config.json_AND_TOKENIZER
@@ -101,7 +104,11 @@ def run_variant(name: str, args: argparse.Namespace, work: Path, text_dir: Path)
             "epoch_studies_per_s": args.studies_per_epoch / last,
             "step_studies_per_s": timing["studies_per_s"],
             "losses": summary["epoch_losses"],
+            "seconds_per_epoch": timing["seconds_per_epoch"],
+            "data_wait_per_epoch": timing["data_wait_per_epoch"],
+            "save_seconds_per_epoch": timing["save_seconds_per_epoch"],
         }
+    row["checkpoints"] = result.timings["checkpoints"]
     shutil.rmtree(work / f"run-{name}", ignore_errors=True)
     return row
 
@@ -170,6 +177,18 @@ def main() -> None:
         print(f"| {r['variant']} | {a['epoch_studies_per_s']:.1f} | {b['epoch_studies_per_s']:.1f} "
               f"| {a['step_studies_per_s']:.1f} / {b['step_studies_per_s']:.1f} | {losses[0]} | {losses[1]} "
               f"| {r['peak_gb']:.1f} | {r['seconds']:.0f} |")  # fmt: skip
+    print("\n| variant | stage | epoch s | loader wait s | checkpoint stall s |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        for stage_name in ("warmup", "contrastive"):
+            t = r[stage_name]
+            cells = [" / ".join(f"{v:.1f}" for v in t[k])
+                     for k in ("seconds_per_epoch", "data_wait_per_epoch", "save_seconds_per_epoch")]  # fmt: skip
+            print(f"| {r['variant']} | {stage_name} | {' | '.join(cells)} |")
+    for r in rows:
+        c = r["checkpoints"]
+        print(f"{r['variant']}: {c['count']} checkpoints, snapshot {c['snapshot_s']:.1f} s, waited for the previous "
+              f"write {c['blocked_s']:.1f} s, background writes {c['write_s']:.1f} s")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2, default=str) + "\n")
 

@@ -74,13 +74,18 @@ def result_metrics(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_facts(timings: dict[str, Any]) -> dict[str, Any]:
-    """Throughput and mean epoch time per training stage trained in this run (`PretrainResult.timings`; for MLflow
-    and the run record, never an output file)."""
+    """Throughput, mean epoch time and time spent waiting for data or checkpoints, per training stage trained in
+    this run (`PretrainResult.timings`; for MLflow and the run record, never an output file)."""
     facts: dict[str, Any] = {}
     for name, stage in timings.items():
+        if name == "checkpoints":  # the writer's totals over both stages
+            facts[name] = dict(stage)
+            continue
         seconds = stage.get("seconds_per_epoch") or []
         facts[name] = {"studies_per_s": stage.get("studies_per_s"),
-                       "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None}  # fmt: skip
+                       "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
+                       "data_wait_s": sum(stage.get("data_wait_per_epoch") or []),
+                       "checkpoint_stall_s": sum(stage.get("save_seconds_per_epoch") or [])}  # fmt: skip
     return facts
 
 

@@ -104,7 +104,10 @@ class StageResult:
         steps: Optimizer steps of the stage (including those before a resume).
         epoch_losses: Mean training loss of each epoch run in this process.
         studies_per_s: Mean global throughput of the steps run in this process.
-        seconds_per_epoch: Wall time of each epoch run in this process.
+        seconds_per_epoch: Wall time of each epoch run in this process (loader start, steps; not its checkpoint).
+        data_wait_per_epoch: Seconds of each epoch the training loop waited for the loader (the first batch
+            included): near zero when loading keeps up.
+        save_seconds_per_epoch: Seconds training stood still for each epoch-end checkpoint.
         eval: Last evaluator metrics.
         global_step: Global optimizer step at the end.
     """
@@ -113,6 +116,8 @@ class StageResult:
     epoch_losses: list[float] = field(default_factory=list)
     studies_per_s: float = 0.0
     seconds_per_epoch: list[float] = field(default_factory=list)
+    data_wait_per_epoch: list[float] = field(default_factory=list)
+    save_seconds_per_epoch: list[float] = field(default_factory=list)
     eval: dict[str, float] = field(default_factory=dict)
     global_step: int = 0
 
@@ -174,11 +179,12 @@ def train_stage(
             first = start.step_in_epoch if epoch == start.epoch else 0
             sampler.set_epoch(epoch)
             sampler.set_start(first * run.accum_steps * batch_size)
-            batches = iter(run.loader)
-            epoch_start, losses = time.perf_counter(), []
+            epoch_start, losses, wait = time.perf_counter(), [], 0.0
+            batches = iter(run.loader)  # loader workers start here: their start-up is part of the epoch
             for step in range(first, steps_per_epoch):
                 tick = time.perf_counter()
-                loss, studies = _optimizer_step(run, batches, info)
+                loss, studies, waited = _optimizer_step(run, batches, info)
+                wait += waited
                 global_step += 1
                 result.steps += 1
                 rate = studies * info.world_size / max(time.perf_counter() - tick, 1e-9)
@@ -194,10 +200,13 @@ def train_stage(
             epoch_loss = mean_across_ranks(sum(losses) / max(len(losses), 1), info)
             result.epoch_losses.append(epoch_loss)
             result.seconds_per_epoch.append(seconds)
+            result.data_wait_per_epoch.append(wait)
             if info.is_main:
-                logger.log_metrics({f"{run.name}/epoch_loss": epoch_loss, f"{run.name}/epoch_seconds": seconds},
-                                   global_step)  # fmt: skip
+                logger.log_metrics({f"{run.name}/epoch_loss": epoch_loss, f"{run.name}/epoch_seconds": seconds,
+                                    f"{run.name}/epoch_data_wait_seconds": wait}, global_step)  # fmt: skip
+            tick = time.perf_counter()
             save(Position(run.name, epoch + 1, 0, global_step))
+            result.save_seconds_per_epoch.append(time.perf_counter() - tick)
             value: float | None = epoch_loss if evaluator is None else None
             if evaluator is not None and eval_every and (epoch + 1) % eval_every == 0 and info.is_main:
                 result.eval = _evaluate(run.model, evaluator, global_step)
@@ -210,12 +219,16 @@ def train_stage(
     return result
 
 
-def _optimizer_step(run: TrainingStage, batches: Iterator[dict[str, Any]], info: DistInfo) -> tuple[float, int]:
-    """One optimizer step over `accum_steps` micro-batches; returns (mean loss, studies on this rank)."""
+def _optimizer_step(run: TrainingStage, batches: Iterator[dict[str, Any]], info: DistInfo) -> tuple[float, int, float]:
+    """One optimizer step over `accum_steps` micro-batches; returns (mean loss, studies on this rank, seconds spent
+    waiting for the loader)."""
     run.optimizer.zero_grad(set_to_none=True)
-    total, studies = 0.0, 0
+    total, studies, waited = 0.0, 0, 0.0
     for micro in range(run.accum_steps):
-        batch = to_device(next(batches), info.device)
+        tick = time.perf_counter()
+        host_batch = next(batches)
+        waited += time.perf_counter() - tick
+        batch = to_device(host_batch, info.device)
         studies += len(batch["study_key"])
         sync = micro == run.accum_steps - 1 or not info.distributed
         no_sync = getattr(run.train_model, "no_sync", None)
@@ -235,7 +248,7 @@ def _optimizer_step(run: TrainingStage, batches: Iterator[dict[str, Any]], info:
     clamp = getattr(run.model, "clamp_logit_scale_", None)
     if clamp is not None:
         clamp()
-    return total / run.accum_steps, studies
+    return total / run.accum_steps, studies, waited
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:

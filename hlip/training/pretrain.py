@@ -43,6 +43,7 @@ from hlip.models.loss import ClipLoss, create_loss
 from hlip.models.mae_init import init_from_2d_vit
 from hlip.training.checkpoint import (
     CheckpointMismatchError,
+    CheckpointWriter,
     Position,
     latest_checkpoint,
     load_checkpoint,
@@ -50,7 +51,6 @@ from hlip.training.checkpoint import (
     position_of,
     resumable,
     rng_state,
-    save_checkpoint,
     set_rng_state,
     training_code_digest,
 )
@@ -178,15 +178,20 @@ def run_pretrain(
     """
     info = init_distributed(device)
     logger = logger if logger is not None and info.is_main else NullLogger()
+    writer = CheckpointWriter(Path(config.out), config.keep_last)
     try:
-        return _run(config, info, evaluator, report, report_metric, logger, preprocess, progress)
+        return _run(config, info, writer, evaluator, report, report_metric, logger, preprocess, progress)
     finally:
-        cleanup_distributed()
+        try:
+            writer.wait()  # a checkpoint in flight reaches the disk (or its error is raised) before we return
+        finally:
+            cleanup_distributed()
 
 
 def _run(
     config: PretrainConfig,
     info: DistInfo,
+    writer: CheckpointWriter,
     evaluator: Evaluator | None,
     report: Report | None,
     report_metric: str | None,
@@ -216,7 +221,7 @@ def _run(
         def save(pos: Position) -> None:
             states = _gather_rng_states(info)
             if info.is_main:
-                save_checkpoint(out, {**common, **run.state_dict(), "rng": states}, pos, config.keep_last)
+                writer.save({**common, **run.state_dict(), "rng": states}, pos)
             barrier(info)
 
         return save
@@ -288,6 +293,8 @@ def _run(
         timings[CONTRASTIVE] = _stage_timing(result_b)
         summary["eval"] = result_b.eval
     summary["stages"][WARMUP] = stage_a
+    writer.wait()
+    timings["checkpoints"] = writer.times.as_dict()
     if not info.is_main:
         return PretrainResult(out, None, summary, timings)
     metadata = {"findings": list(findings), "contract": contract.to_dict(), "stage_a": stage_a,
@@ -421,7 +428,9 @@ def _stage_summary(result: StageResult, stage: StageConfig) -> dict[str, Any]:
 
 def _stage_timing(result: StageResult) -> dict[str, Any]:
     """How fast a stage ran here (for MLflow and the run record)."""
-    return {"studies_per_s": result.studies_per_s, "seconds_per_epoch": result.seconds_per_epoch}
+    return {"studies_per_s": result.studies_per_s, "seconds_per_epoch": result.seconds_per_epoch,
+            "data_wait_per_epoch": result.data_wait_per_epoch,
+            "save_seconds_per_epoch": result.save_seconds_per_epoch}  # fmt: skip
 
 
 def _save_warmup_head(out: Path, classifier: HLIPClassifier, findings: tuple[str, ...]) -> None:

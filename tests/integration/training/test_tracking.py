@@ -46,6 +46,16 @@ def test_training_run_records_params_metrics_and_artifacts(corpus: Path, tmp_pat
     assert {"model", "summary.json", "checkpoints", "warmup"} <= artifacts
     model_files = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
     assert "model/model.safetensors" in model_files
+    waits = client.get_metric_history(run.info.run_id, "warmup/epoch_data_wait_seconds")
+    assert len(waits) == 1
+    # where the time went: loader waits inside each epoch, checkpoint stalls and writes per epoch end
+    for stage in ("warmup", "contrastive"):
+        timing = result.timings[stage]
+        assert len(timing["data_wait_per_epoch"]) == len(timing["save_seconds_per_epoch"]) == 1
+        assert 0 < timing["data_wait_per_epoch"][0] < timing["seconds_per_epoch"][0]  # the first batch is waited for
+    checkpoints = result.timings["checkpoints"]
+    assert checkpoints["count"] == 2
+    assert checkpoints["write_s"] > 0
 
 
 def test_sigterm_ends_the_run_failed_and_pruning_killed(corpus: Path, tmp_path: Path, tracking: Path,
