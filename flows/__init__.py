@@ -4,8 +4,14 @@ Prefect's defaults send anonymous usage telemetry from every temporary API serve
 runs offline, often inside hospital networks, so this package turns that off before Prefect is imported (the
 Makefile does the same for its own targets); an explicit `PREFECT_SERVER_ANALYTICS_ENABLED` in the environment
 still wins.
+
+It also pins CPU numerics to kernel paths every x86-64 machine shares (`hlip.numerics`), before anything imports
+torch, so each stage gives the same bytes on another machine and a fresh clone reproduces `dvc.lock`.
 """
 
 import os
 
+from hlip.numerics import pin_portable_cpu_numerics
+
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+pin_portable_cpu_numerics()
