@@ -33,10 +33,13 @@ step() {  # step NAME SECONDS COMMAND...
 
 step tower 100 python3 benchmarks/bench_model_gpu.py --compile off --batch 8 --steps 10 --no-max-batch \
     --json "$OUT/tower.json"
-step pretrain 200 python3 benchmarks/bench_pretrain_gpu.py --text-config .gpu/minilm --studies 130 --min-scans 8 \
-    --scans 8 --batch 16 --workers 14 --epochs 2 --variants bf16-shards,bf16-full-shards,bf16 --json "$OUT/pretrain.json"
-step parity 120 python3 benchmarks/bench_upstream_parity.py --upstream .gpu/upstream --pkgs /tmp/site --full \
+# 2026-12-04: one variant of 98 studies took 218 s, most of it each stage's first epoch; the table it prints now
+# says where (loader wait, checkpoint stall): two variants of 66 studies fit the limit
+step pretrain 280 python3 benchmarks/bench_pretrain_gpu.py --text-config .gpu/minilm --studies 66 --min-scans 8 \
+    --scans 8 --batch 16 --workers 14 --epochs 2 --variants bf16-shards,bf16-full-shards --progress \
+    --json "$OUT/pretrain.json"
+step parity 90 python3 benchmarks/bench_upstream_parity.py --upstream .gpu/upstream --pkgs /tmp/site --full \
     --device cuda --dtype bf16 --repeats 10 --formats plain folder --scans 1 4 --models \
     vit_base_multiscan_h2_token1176 vit_base_multiscan_h2_token588 vit_base_multiscan_h3_token1176 \
     vit_base_singlescan_h2_token2744
-step compiled 120 python3 benchmarks/bench_model_gpu.py --compile on --batch 8 --steps 10 --no-max-batch
+step compiled 100 python3 benchmarks/bench_model_gpu.py --compile on --batch 8 --steps 10 --no-max-batch
