@@ -11,7 +11,7 @@ arithmetic the same everywhere: `ATEN_CPU_CAPABILITY=avx2`, MKL's conditional nu
 
 They are read when each library starts, so `pin_portable_cpu_numerics()` must run before torch is imported: the
 pipeline's entry points (`flows`) call it first, and training's child processes inherit the environment. It costs
-about 1.2-1.5x in step time on an AVX-512 machine (`benchmarks/bench_determinism.py`). `HLIP_CPU_NUMERICS=native`
+up to 1.6x in step time on an AVX-512 machine (`benchmarks/bench_determinism.py --kernels`). `HLIP_CPU_NUMERICS=native`
 turns it off (fastest kernels, results tied to the machine); a variable already set in the environment wins.
 Other architectures (aarch64) have their own kernels: results there are reproducible on that architecture only.
 """
