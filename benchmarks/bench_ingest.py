@@ -86,7 +86,7 @@ def main() -> None:
     dicom, reports = _corpus(args.corpus)
     from hlip.data.preprocess import warm_up
 
-    warm_up()  # MONAI import (seconds) is start-up, not throughput: keep it out of every timed run
+    warm_up()  # lazy imports are start-up, not throughput: keep them out of every timed run
     n_files = sum(1 for _ in dicom.rglob("*") if _.is_file())
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_ingest_"))
     rows: list[tuple[str, dict[str, float]]] = []

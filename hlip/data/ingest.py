@@ -191,7 +191,7 @@ class _LazyPool:
     def _processes(self) -> Executor:
         from hlip.data.preprocess import warm_up
 
-        warm_up()  # import MONAI once here: forked workers inherit it instead of paying seconds each
+        warm_up()  # imports once here: forked workers inherit them instead of paying each
         return ProcessPoolExecutor(max_workers=self.workers, initializer=_init_worker)
 
     def _dask(self) -> Executor:

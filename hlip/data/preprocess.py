@@ -1,19 +1,17 @@
-"""Per-modality preprocessing with MONAI transforms: canonical orientation with the through-plane axis as depth,
-resampling to the target spacing, crop/pad (or resize) to the model's input size, intensity to [0, 1], stored as
-uint8 as upstream HLIP does.
+"""Per-modality preprocessing: canonical orientation with the through-plane axis as depth, resampling to the target
+spacing, crop/pad (or resize) to the model's input size, intensity to [0, 1], stored as uint8 as upstream HLIP does.
 
 CT is kept in Hounsfield units until each window (brain, blood, bone by default) makes its own scan, as HLIP does
-for head CT; MRI is clipped at the 0.5/99.5 percentiles and scaled. MONAI is imported inside the functions: it
-costs seconds to import and the CLI must start instantly.
+for head CT; MRI is clipped at the 0.5/99.5 percentiles and scaled. The geometry is `hlip.data.resample` (MONAI's
+conventions, in numpy: MONAI's import alone cost more per ingest process than resampling a thousand scans).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 
+from hlip.data.resample import orient, pad_or_crop, resample, resize, target_grid
 from hlip.data.volume import Volume
 
 # (W, H, D) axis codes per plane, MONAI convention (each letter is where the index grows towards): images read
@@ -90,55 +88,50 @@ def preprocess(volume: Volume, modality: str, plane: str, config: PreprocessConf
     Returns:
         The prepared scans.
     """
-    import torch
-    from monai.data import MetaTensor
-    from monai.transforms import Orientation, ScaleIntensityRange, Spacing
-
-    data = torch.from_numpy(np.ascontiguousarray(volume.array.transpose(2, 1, 0))[None])  # [1, i, j, k]
-    image: Any = MetaTensor(data, affine=torch.from_numpy(LPS_TO_RAS @ volume.affine))
     codes = config.axcodes.get(plane, config.axcodes["axial"])
-    image = Orientation(axcodes=codes, labels=(("L", "R"), ("P", "A"), ("I", "S")))(image)  # [1, W, H, D]
+    image, affine = orient(volume.array.transpose(2, 1, 0), LPS_TO_RAS @ volume.affine, codes)  # [W, H, D]
     if modality != "CT":
-        # what ScaleIntensityRangePercentiles does, with numpy's partition-based percentile: torch.quantile sorts
-        # the whole volume and took most of the ingest time
+        # clipped at the percentiles, with numpy's partition-based percentile (a full sort took most of the time)
         low, high = (float(v) for v in np.percentile(volume.array, config.mr_percentiles))
-        image = ScaleIntensityRange(low, high if high > low else low + 1.0, 0.0, 1.0, clip=True)(image)
+        image = _scale_range(image, low, high if high > low else low + 1.0)
     if config.spacing is not None:
         d, h, w = config.spacing
+        shape, grid = target_grid(image.shape, affine, (w, h, d))
         # Outside the field of view the resampler pads with zeros: fine for MRI (0 is the scaled minimum), but 0 HU
         # is water and draws soft-tissue-grey edges in CT windows. CT is shifted so that zero is air (-1024 HU, or
         # the series minimum when lower), resampled, and shifted back (interpolation commutes with the shift).
-        spacing = Spacing(pixdim=(w, h, d), mode=config.mode, padding_mode="zeros")
         if modality == "CT":
-            fill = min(AIR_HU, float(volume.array.min()))
-            image = spacing(image - fill) + fill
+            fill = np.float32(min(AIR_HU, float(volume.array.min())))
+            image = resample(image - fill, affine, shape, grid, config.mode) + fill
         else:
-            image = spacing(image)
+            image = resample(image, affine, shape, grid, config.mode)
+        affine = grid
     if modality != "CT":
-        return [_finish("", image, config)]
-    scans = []
-    for name, (level, width) in config.ct_windows.items():
-        windowed = ScaleIntensityRange(level - width / 2, level + width / 2, 0.0, 1.0, clip=True)(image)
-        scans.append(_finish(name, windowed, config))
-    return scans
+        return [_finish("", image, affine, config)]
+    return [
+        _finish(name, _scale_range(image, level - width / 2, level + width / 2), affine, config)
+        for name, (level, width) in config.ct_windows.items()
+    ]
 
 
-def _finish(window: str, image: Any, config: PreprocessConfig) -> PreparedScan:
-    from monai.transforms import Resize, ResizeWithPadOrCrop
+def _scale_range(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Map [low, high] to [0, 1] and clip, in the image's own precision."""
+    dtype = image.dtype.type
+    return np.clip((image - dtype(low)) / dtype(high - low), dtype(0.0), dtype(1.0))
 
+
+def _finish(window: str, image: np.ndarray, affine: np.ndarray, config: PreprocessConfig) -> PreparedScan:
     d, h, w = config.size
     if config.size_mode == "resize":
-        image = Resize(spatial_size=(w, h, d), mode="trilinear" if config.mode == "bilinear" else "nearest")(image)
+        image, affine = resize(image, affine, (w, h, d), config.mode)
     else:
-        image = ResizeWithPadOrCrop(spatial_size=(w, h, d))(image)
-    array = image.array if hasattr(image, "array") else np.asarray(image)
-    voxels = np.clip(np.rint(np.asarray(array[0], dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
-    affine = np.asarray(image.affine, dtype=float)
+        image, affine = pad_or_crop(image, affine, (w, h, d))
+    voxels = np.clip(np.rint(np.asarray(image, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
     out_affine = affine.copy()
     out_affine[:, 0], out_affine[:, 2] = affine[:, 2], affine[:, 0]  # index order (W, H, D) -> (D, H, W)
     return PreparedScan(window, np.ascontiguousarray(voxels.transpose(2, 1, 0)), out_affine)
 
 
 def warm_up() -> None:
-    """Import MONAI now (before a process pool forks, so workers share the import instead of paying it each)."""
-    import monai.transforms  # noqa: F401
+    """Import what preprocessing imports lazily now (before a process pool forks, so workers share the import)."""
+    import scipy.ndimage  # noqa: F401

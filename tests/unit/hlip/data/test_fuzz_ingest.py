@@ -197,7 +197,7 @@ def test_fuzzed_corpus_never_crashes_and_accounts_for_every_entry(tmp_path: Path
     before = sha_tree(corpus.root)
     for path in corpus.unreadable:
         path.chmod(0o000)
-    warm_up()  # MONAI and torch imported before tracing: their import is neither the run's memory nor its time
+    warm_up()  # lazy imports done before tracing: their import is neither the run's memory nor its time
     start = time.perf_counter()
     tracemalloc.start()
     try:
