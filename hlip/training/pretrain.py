@@ -314,6 +314,9 @@ def _setup_determinism(config: PretrainConfig, info: DistInfo) -> None:
     if config.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
+        # deterministic mode also fills every new tensor with NaN, in case a kernel reads memory it never wrote:
+        # none of ours does (the weights are bit-identical without it), and the fills took 12% of a CPU step
+        torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
         torch.backends.cudnn.benchmark = False
 
 
