@@ -84,8 +84,9 @@ ENTRY_CODE = (
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx", ".ot", ".ckpt")
 # Runtime packages of the served model, pinned to the versions installed here (the `hlip` code travels with the
 # model as code_paths). Given explicitly: inferring them costs 3-7 s per log_model, a given list 50 ms.
-# The DICOM decoder plugins are runtime too: a served study may be JPEG Lossless, JPEG-LS or JPEG 2000.
-RUNTIME_PACKAGES = ("mlflow", "torch", "numpy", "pandas", "pyarrow", "pydicom", "monai", "einops", "transformers",
+# The DICOM decoder plugins are runtime too: a served study may be JPEG Lossless, JPEG-LS or JPEG 2000. nibabel:
+# preprocessing reorients with it (MONAI, listed here before, is no longer imported; it had needed nibabel too).
+RUNTIME_PACKAGES = ("mlflow", "torch", "numpy", "pandas", "pyarrow", "pydicom", "nibabel", "einops", "transformers",
                     "safetensors", "tokenizers", "pyyaml", "scipy", "pylibjpeg", "pylibjpeg-libjpeg",
                     "pylibjpeg-openjpeg", "pylibjpeg-rle", "pyjpegls", "python-gdcm")  # fmt: skip
 
