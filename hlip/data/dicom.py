@@ -343,7 +343,16 @@ _FRAME_KEYWORDS = (
 )  # fmt: skip
 # Looked up by tag, not keyword: each of a file's (up to thousands of) frames reads a dozen of them, and a keyword
 # lookup costs several times a tag lookup.
-_T: dict[str, int] = {k: int(tag_for_keyword(k) or 0) for k in _FRAME_KEYWORDS}
+def keyword_tags(keywords: tuple[str, ...]) -> dict[str, int]:
+    """Tag numbers of DICOM keywords; an unknown keyword raises (a silent tag 0 would read nothing, forever)."""
+    tags = {k: tag_for_keyword(k) for k in keywords}
+    unknown = sorted(k for k, tag in tags.items() if tag is None)
+    if unknown:
+        raise KeyError(f"not DICOM keywords: {', '.join(unknown)}")
+    return {k: int(tag) for k, tag in tags.items() if tag is not None}
+
+
+_T = keyword_tags(_FRAME_KEYWORDS)
 _EMPTY = Dataset()  # an absent functional group (read only)
 
 

@@ -12,7 +12,7 @@ import pytest
 from pydicom.encaps import encapsulate
 from pydicom.uid import MPEG2MPML
 
-from hlip.data.dicom import read_instance, read_pixels
+from hlip.data.dicom import _FRAME_KEYWORDS, _T, keyword_tags, read_instance, read_pixels
 from hlip.data.quarantine import Reason, RejectedError
 from hlip.data.source import LocalSource
 
@@ -132,3 +132,10 @@ def test_text_values_left_lazy_by_the_header_check_never_fail_to_convert(tmp_pat
                 ds = pydicom.dcmread(path)
                 assert ds[0x00091010].VR == vr
                 _ = ds[0x00091010].value  # a raise fails the test, naming the VR and charset in its traceback
+
+
+def test_frame_attributes_are_looked_up_by_real_tags() -> None:
+    assert _T["ImagePositionPatient"] == 0x00200032
+    assert all(_T[k] > 0 for k in _FRAME_KEYWORDS)
+    with pytest.raises(KeyError, match="ImagePositionPatients"):  # a typo must not silently read tag 0
+        keyword_tags(("ImagePositionPatient", "ImagePositionPatients"))
