@@ -1,6 +1,6 @@
 """`hlip ingest`: raw DICOM studies + reports -> volumes and manifest tables, with a progress bar and a summary.
 
-Heavy imports (pydicom, pyarrow, MONAI) happen inside the command so `hlip --help` stays instant.
+Heavy imports (pydicom, pyarrow, scipy) happen inside the command so `hlip --help` stays instant.
 """
 
 from __future__ import annotations
