@@ -31,9 +31,9 @@ PLANES = [("axial", 0.0, 0.0), ("sagittal", 0.0, 0.0), ("coronal", 0.0, 0.0), ("
 
 def _volumes(n: int) -> list[tuple[object, str, str]]:
     from scipy import ndimage
+    from test_resample import _volume
 
     from hlip.data.volume import Volume
-    from test_resample import _volume
 
     out = []
     rng = np.random.default_rng(0)
@@ -63,8 +63,9 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=40)
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
-    from hlip.data.preprocess import PreprocessConfig, preprocess
     from test_resample import _monai_preprocess
+
+    from hlip.data.preprocess import PreprocessConfig, preprocess
 
     volumes = _volumes(args.scans)
     voxels = sum(v.array.size for v, _, _ in volumes)

@@ -1,6 +1,6 @@
 """HLIP pipeline: hierarchical language-image pre-training on raw, uncurated 3D CT/MRI studies.
 
-The library (`hlip`) is plain PyTorch/MONAI/pydicom and imports no orchestration; the thin Prefect flows live
+The library (`hlip`) is plain PyTorch/pydicom/numpy and imports no orchestration; the thin Prefect flows live
 in the top-level `flows` package.
 """
 

@@ -114,9 +114,9 @@ def _sample_axis(data: np.ndarray, axis: int, coords: np.ndarray, mode: str) -> 
     weight = coords - low
     i0 = np.clip(low, -1, n).astype(np.intp) + 1
     i1 = np.clip(low + 1, -1, n).astype(np.intp) + 1
-    view = [None] * data.ndim
-    view[axis] = slice(None)
-    w = weight[tuple(view)]
+    shape = [1] * data.ndim
+    shape[axis] = len(weight)
+    w = weight.reshape(shape)  # broadcast along `axis`
     return padded.take(i0, axis=axis) * (1.0 - w) + padded.take(i1, axis=axis) * w
 
 

@@ -1,7 +1,7 @@
 """Benchmark adapters, by registry name.
 
 Each adapter lives in its own module and is imported only when asked for (`get_benchmark`), so listing the
-registry costs nothing and no adapter's dependencies (MONAI, nibabel, pydicom) load before they are needed.
+registry costs nothing and no adapter's dependencies (nibabel, pydicom) load before they are needed.
 
     >>> from hlip.evaluation.benchmarks import list_benchmarks, open_benchmark
     >>> list_benchmarks()

@@ -1,7 +1,7 @@
 """Helpers every adapter shares: checked table reading, NIfTI volumes in the project's convention, preprocessing
 with the project's own pipeline, and stacking prepared scans into the `[N, D, H, W]` float array of `load`.
 
-Heavy readers (nibabel, MONAI through `hlip.data.preprocess.preprocess`) are imported inside the functions.
+The NIfTI reader (nibabel) is imported inside the function that needs it.
 """
 
 from __future__ import annotations
