@@ -16,11 +16,8 @@ import argparse
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "hlip" / "data"))
 
 GRIDS = {
     "demo 32x64x64 @ 4x3.5x3.5 mm": {"size": (32, 64, 64), "spacing": (4.0, 3.5, 3.5)},
@@ -31,16 +28,16 @@ PLANES = [("axial", 0.0, 0.0), ("sagittal", 0.0, 0.0), ("coronal", 0.0, 0.0), ("
 
 def _volumes(n: int) -> list[tuple[object, str, str]]:
     from scipy import ndimage
-    from test_resample import _volume
 
     from hlip.data.volume import Volume
+    from testkit.preprocess_reference import smooth_volume
 
     out = []
     rng = np.random.default_rng(0)
     for i in range(n):
         plane, oblique, shear = PLANES[i % len(PLANES)]
         modality = "CT" if i % 3 == 0 else "MR"
-        small = _volume(i, plane, oblique=oblique, shear=shear, ct=modality == "CT")
+        small = smooth_volume(i, plane, oblique=oblique, shear=shear, ct=modality == "CT")
         slices, side = int(rng.integers(20, 61)), int(rng.choice([128, 192, 256, 320]))
         zoom = (slices / small.array.shape[0], side / small.array.shape[1], side / small.array.shape[2])
         array = ndimage.zoom(small.array, zoom, order=1).astype(np.float32)
@@ -63,9 +60,8 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=40)
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
-    from test_resample import _monai_preprocess
-
     from hlip.data.preprocess import PreprocessConfig, preprocess
+    from testkit.preprocess_reference import monai_preprocess
 
     volumes = _volumes(args.scans)
     voxels = sum(v.array.size for v, _, _ in volumes)
@@ -76,9 +72,9 @@ def main() -> None:
         best = {"ours": float("inf"), "monai": float("inf")}
         volume, modality, plane = volumes[0]
         preprocess(volume, modality, plane, config)  # type: ignore[arg-type]  # warm-up: lazy imports, first calls
-        _monai_preprocess(volume, modality, plane, config)  # type: ignore[arg-type]
+        monai_preprocess(volume, modality, plane, config)  # type: ignore[arg-type]
         for _ in range(args.reps):
-            for label, fn in (("ours", preprocess), ("monai", _monai_preprocess)):
+            for label, fn in (("ours", preprocess), ("monai", monai_preprocess)):
                 start = time.perf_counter()
                 for volume, modality, plane in volumes:
                     fn(volume, modality, plane, config)  # type: ignore[operator]
@@ -86,7 +82,7 @@ def main() -> None:
         differ = total = 0
         for volume, modality, plane in volumes:
             for scan, (_, array, _) in zip(preprocess(volume, modality, plane, config),  # type: ignore[arg-type]
-                                           _monai_preprocess(volume, modality, plane, config), strict=True):  # type: ignore[arg-type]  # fmt: skip
+                                           monai_preprocess(volume, modality, plane, config), strict=True):  # type: ignore[arg-type]  # fmt: skip
                 differ += int(np.count_nonzero(scan.array != array))
                 total += array.size
         ratio = best["monai"] / best["ours"]
