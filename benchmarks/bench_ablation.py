@@ -51,12 +51,16 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from hlip.config import load_params
-from hlip.data.deid import HashKey
-from hlip.data.sampling import ScanPolicy, canonical_order, select_scans
-from hlip.evaluation.bootstrap import bootstrap_ci
-from hlip.evaluation.metrics import auc_per_label, macro
-from hlip.evaluation.thresholds import validation_split
+from hlip.numerics import pin_portable_cpu_numerics
+
+pin_portable_cpu_numerics()  # the pipeline's kernel paths (flows do the same), before anything imports torch
+
+from hlip.config import load_params  # noqa: E402
+from hlip.data.deid import HashKey  # noqa: E402
+from hlip.data.sampling import ScanPolicy, canonical_order, select_scans  # noqa: E402
+from hlip.evaluation.bootstrap import bootstrap_ci  # noqa: E402
+from hlip.evaluation.metrics import auc_per_label, macro  # noqa: E402
+from hlip.evaluation.thresholds import validation_split  # noqa: E402
 
 VARIANTS: dict[str, list[str]] = {
     "scan": ["scan", "scan", "scan", "scan"],
