@@ -10,6 +10,8 @@ de-identified export and report scrubbing, never written as is).
 from __future__ import annotations
 
 import io
+import os
+import struct
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,7 @@ import pydicom
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from hlip.data.quarantine import Reason, RejectedError
 from hlip.data.source import Source
@@ -36,6 +38,10 @@ MAX_FRAMES = 65_536
 MAX_DECODED_BYTES = 4 * 1024**3
 MAX_EXPANSION = 5_000
 _BITS_ALLOCATED = (1, 8, 16, 32, 64)
+_NATIVE_LITTLE_ENDIAN = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian})
+# The Image Pixel attributes pydicom's decoders read (`pydicom.pixels.utils.as_pixel_options`)
+_IMAGE_PIXEL_TAGS = frozenset({0x00280002, 0x00280004, 0x00280006, 0x00280008, 0x00280010, 0x00280011, 0x00280100,
+                               0x00280101, 0x00280103})  # fmt: skip
 _PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
 # Value representations whose conversion is a plain text decode (with replacement, read-time validation off) and
 # cannot fail, so the completeness check leaves them lazy (tests/unit/hlip/data/test_dicom.py converts arbitrary
@@ -93,6 +99,9 @@ class Instance:
         photometric: PhotometricInterpretation.
         frames: One `FrameInfo` per frame.
         header: The parsed header without pixels.
+        pixel_offset: Where the header read stopped in a local, little-endian, not Deflated file (the start of the
+            element after the header, normally Pixel Data), so that `read_pixels` can read the pixels from there
+            without parsing the file again; None otherwise.
     """
 
     path: str
@@ -108,6 +117,7 @@ class Instance:
     photometric: str
     frames: tuple[FrameInfo, ...]
     header: Dataset
+    pixel_offset: int | None = None
 
     @property
     def image_type(self) -> tuple[str, ...]:
@@ -145,7 +155,7 @@ def read_identity(source: Source, path: str, size: int | None = None) -> Identit
     Raises:
         RejectedError: As `read_instance`, for the checks above.
     """
-    ds, _, uids = _identified(source, path, size, complete=False)
+    ds, _, uids, _ = _identified(source, path, size, complete=False)
     accession = str(ds.get("AccessionNumber", "") or "").strip()
     return Identity(path, uids["SOPInstanceUID"], uids["SeriesInstanceUID"], uids["StudyInstanceUID"], accession)
 
@@ -165,7 +175,7 @@ def read_instance(source: Source, path: str, size: int | None = None) -> Instanc
         RejectedError: With a file-level reason for empty, non-DICOM, truncated or unreadable files, DICOMDIRs and
             files without the UIDs that place them in a study and series.
     """
-    ds, sop_class, uids = _identified(source, path, size, complete=True)
+    ds, sop_class, uids, pixel_offset = _identified(source, path, size, complete=True)
     return Instance(
         path=path,
         sop_uid=uids["SOPInstanceUID"],
@@ -180,14 +190,18 @@ def read_instance(source: Source, path: str, size: int | None = None) -> Instanc
         photometric=str(ds.get("PhotometricInterpretation", "") or "").upper(),
         frames=frame_infos(ds),
         header=ds,
+        pixel_offset=pixel_offset,
     )
 
 
-def _identified(source: Source, path: str, size: int | None, complete: bool) -> tuple[Dataset, str, dict[str, str]]:
-    """The parsed header, its SOP class and its three UIDs, after the checks every header read makes."""
+def _identified(
+    source: Source, path: str, size: int | None, complete: bool
+) -> tuple[Dataset, str, dict[str, str], int | None]:
+    """The parsed header, its SOP class, its three UIDs and where the header ends (`Instance.pixel_offset`), after
+    the checks every header read makes."""
     if size == 0:
         raise RejectedError(Reason.EMPTY_FILE, "zero-byte file")
-    ds = _read_header(source, path, size, complete)
+    ds, pixel_offset = _read_header(source, path, size, complete)
     sop_class = str(ds.get("SOPClassUID", "") or getattr(ds.get("file_meta", Dataset()), "MediaStorageSOPClassUID", ""))
     if sop_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
         raise RejectedError(Reason.DICOMDIR, "DICOMDIR media directory, not an image")
@@ -196,25 +210,34 @@ def _identified(source: Source, path: str, size: int | None, complete: bool) -> 
     if missing:
         raise RejectedError(Reason.MISSING_UID, f"no {', '.join(missing)}: cannot place the file in a study/series")
     check_header_limits(ds, size if size is not None else _local_size(source, path))
-    return ds, sop_class, uids
+    return ds, sop_class, uids, pixel_offset
 
 
-def _read_header(source: Source, path: str, size: int | None, complete: bool = True) -> Dataset:
+def _read_header(source: Source, path: str, size: int | None, complete: bool = True) -> tuple[Dataset, int | None]:
     local = source.local_path(path)
     try:
         if local is not None:
             size = local.stat().st_size if size is None else size
-            return _parse(
-                lambda force: pydicom.dcmread(local, stop_before_pixels=True, force=force, defer_size=DEFER_BYTES),
-                size,
-                complete,
-            )
+            with open(local, "rb") as fh:
+                stopped = [0]
+
+                def read(force: bool) -> Dataset:
+                    fh.seek(0)
+                    ds = pydicom.dcmread(fh, stop_before_pixels=True, force=force, defer_size=DEFER_BYTES)
+                    stopped[0] = fh.tell()  # pydicom rewinds to the start of the element it stopped before
+                    return ds
+
+                ds = _parse(read, size, complete)
+            return ds, (stopped[0] if _native_little_endian(ds) else None)
         head = source.read_bytes(path, HEAD_BYTES)
         if len(head) >= HEAD_BYTES and not any(t in head for t in _PIXEL_TAGS):
             head = source.read_bytes(path)  # the header is longer than the head we fetched
         data = head
         total = size if size is not None else (len(head) if len(head) < HEAD_BYTES else None)
-        return _parse(lambda force: pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=force), total, complete)
+        parsed = _parse(
+            lambda force: pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=force), total, complete
+        )
+        return parsed, None
     except RejectedError:
         raise
     except PermissionError as exc:
@@ -223,6 +246,14 @@ def _read_header(source: Source, path: str, size: int | None, complete: bool = T
         raise RejectedError(Reason.TRUNCATED, f"header ends early ({type(exc).__name__})") from exc
     except Exception as exc:  # any parser failure is a property of the file, not of the run
         raise RejectedError(Reason.UNREADABLE, f"header cannot be parsed ({type(exc).__name__})") from exc
+
+
+def _native_little_endian(ds: Dataset) -> bool:
+    """Whether the file's pixels, if any, are stored uncompressed little endian in the file as read (Deflate
+    inflates the whole dataset first, so offsets in the file mean nothing there)."""
+    syntax = str(getattr(ds.get("file_meta", Dataset()), "TransferSyntaxUID", "") or "")
+    implicit, little = ds.original_encoding
+    return syntax in _NATIVE_LITTLE_ENDIAN and little is True and implicit == (syntax == ImplicitVRLittleEndian)
 
 
 def _parse(read: Any, size: int | None, complete: bool) -> Dataset:
@@ -341,6 +372,8 @@ _FRAME_KEYWORDS = (
     "PlanePositionSequence", "PlaneOrientationSequence", "ImagePositionPatient", "ImageOrientationPatient",
     "PixelSpacing", "RescaleSlope", "RescaleIntercept", "DiffusionBValue", "EffectiveEchoTime",
 )  # fmt: skip
+
+
 # Looked up by tag, not keyword: each of a file's (up to thousands of) frames reads a dozen of them, and a keyword
 # lookup costs several times a tag lookup.
 def keyword_tags(keywords: tuple[str, ...]) -> dict[str, int]:
@@ -412,14 +445,16 @@ def read_pixels(source: Source, instance: Instance) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with source.open(instance.path) as fh:
-                # deferred: a pixel element that claims more bytes than the file holds is never allocated
-                ds = pydicom.dcmread(fh, force=True, defer_size=DEFER_BYTES)
-                if not any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-                    raise RejectedError(Reason.MISSING_PIXEL_DATA, "image instance without Pixel Data")
-                _check_pixel_length(ds, _stream_size(fh))
-                _ensure_transfer_syntax(ds)
-                array = ds.pixel_array
+            array = _native_pixels(source, instance)
+            if array is None:
+                with source.open(instance.path) as fh:
+                    # deferred: a pixel element that claims more bytes than the file holds is never allocated
+                    ds = pydicom.dcmread(fh, force=True, defer_size=DEFER_BYTES)
+                    if not any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+                        raise RejectedError(Reason.MISSING_PIXEL_DATA, "image instance without Pixel Data")
+                    _check_pixel_length(ds, _stream_size(fh))
+                    _ensure_transfer_syntax(ds)
+                    array = ds.pixel_array
     except RejectedError:
         raise
     except PermissionError as exc:
@@ -432,6 +467,46 @@ def read_pixels(source: Source, instance: Instance) -> np.ndarray:
         array = array[None]
     if array.ndim != 3 or array.shape[0] != n_frames:
         raise RejectedError(Reason.PIXEL_DECODE_ERROR, f"decoded shape {array.shape} does not fit {n_frames} frames")
+    return array
+
+
+def _native_pixels(source: Source, instance: Instance) -> np.ndarray | None:
+    """Uncompressed pixels read from where the header read stopped, decoded by pydicom from the header's Image
+    Pixel attributes: the same array as parsing the whole file again, at the cost of one seek and one read.
+
+    None (parse the whole file instead) unless the file is local, native little endian and a defined-length Pixel
+    Data element starts at `instance.pixel_offset`.
+
+    Raises:
+        RejectedError: `truncated` when the element claims more bytes than the file holds.
+    """
+    local = source.local_path(instance.path) if instance.pixel_offset is not None else None
+    if local is None or instance.pixel_offset is None:
+        return None
+    implicit = instance.header.original_encoding[0]
+    with open(local, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        fh.seek(instance.pixel_offset)
+        head = fh.read(8 if implicit else 12)
+        if head[:4] != _PIXEL_TAGS[0]:
+            return None  # no Pixel Data (or float pixels): the general path decides
+        if implicit:
+            (length,), start = struct.unpack("<I", head[4:8]), instance.pixel_offset + 8
+        elif head[4:6] in (b"OB", b"OW") and len(head) == 12:
+            (length,), start = struct.unpack("<I", head[8:12]), instance.pixel_offset + 12
+        else:
+            return None
+        if length == 0xFFFFFFFF:
+            return None  # encapsulated fragments in a native syntax: malformed, the general path reports it
+        if start + length > size:
+            raise RejectedError(Reason.TRUNCATED, f"an element claims {length} bytes past the end of the file")
+        data = fh.read(length)
+    pixel = Dataset()
+    pixel.file_meta = instance.header.file_meta
+    for tag in _IMAGE_PIXEL_TAGS & instance.header._dict.keys():
+        pixel[tag] = instance.header[tag]
+    pixel.PixelData = data
+    array: np.ndarray = pixel.pixel_array
     return array
 
 

@@ -9,10 +9,11 @@ conventions, in numpy: MONAI's import alone cost more per ingest process than re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 
 from hlip.data.resample import orient, pad_or_crop, resample, resize, target_grid
-from hlip.data.volume import Volume
+from hlip.data.volume import Volume, spacing_of
 
 # (W, H, D) axis codes per plane, MONAI convention (each letter is where the index grows towards): images read
 # in radiological convention, and the through-plane axis of the acquisition is always depth.
@@ -72,7 +73,7 @@ class PreparedScan:
     @property
     def spacing(self) -> tuple[float, float, float]:
         """(depth, height, width) voxel size in mm."""
-        d, h, w = np.linalg.norm(self.affine[:3, :3], axis=0)
+        d, h, w = spacing_of(self.affine)
         return float(d), float(h), float(w)
 
 

@@ -20,14 +20,11 @@ from __future__ import annotations
 import numpy as np
 from nibabel import orientations
 
+from hlip.data.volume import spacing_of
+
 AFFINE_TOL = 1e-3  # mm: a spacing this close to the target is kept (no resampling), as MONAI does
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 MAX_DROPPED_SHIFT = 1e-4  # voxels: cross terms of the index map that move no sample further than this are dropped
-
-
-def spacing_of(affine: np.ndarray) -> np.ndarray:
-    """Voxel size along each index axis (the column norms of the affine)."""
-    return np.sqrt(np.sum(np.asarray(affine, dtype=float)[:3, :3] ** 2, axis=0))
 
 
 def orient(array: np.ndarray, affine: np.ndarray, axcodes: str) -> tuple[np.ndarray, np.ndarray]:
@@ -132,9 +129,7 @@ def _sample_grid(data: np.ndarray, xform: np.ndarray, shape: tuple[int, int, int
     return sampled.reshape(shape)
 
 
-def pad_or_crop(
-    array: np.ndarray, affine: np.ndarray, size: tuple[int, int, int]
-) -> tuple[np.ndarray, np.ndarray]:
+def pad_or_crop(array: np.ndarray, affine: np.ndarray, size: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Pad with zeros (split evenly, the extra voxel after) and centre-crop to `size`; the affine follows."""
     pad = [max(s - n, 0) for s, n in zip(size, array.shape, strict=True)]
     widths = [(p // 2, p - p // 2) for p in pad]

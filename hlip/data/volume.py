@@ -21,6 +21,11 @@ from hlip.data.dicom import FrameInfo, Instance, spacing_values
 from hlip.data.quarantine import Reason, RejectedError
 
 
+def spacing_of(affine: np.ndarray) -> np.ndarray:
+    """Voxel size along each index axis of a 4x4 affine (its column norms), in mm."""
+    return np.sqrt(np.sum(np.asarray(affine, dtype=float)[:3, :3] ** 2, axis=0))
+
+
 @dataclass(frozen=True)
 class VolumeConfig:
     """Stack checks (`ingest.volume` in params.yaml).
@@ -129,8 +134,8 @@ class Volume:
     @property
     def spacing(self) -> tuple[float, float, float]:
         """(slice step, row spacing, column spacing) in mm."""
-        norms = np.linalg.norm(self.affine[:3, :3], axis=0)  # columns: i (column step), j (row step), k (slice)
-        return float(norms[2]), float(norms[1]), float(norms[0])
+        i, j, k = spacing_of(self.affine)  # columns: i (column step), j (row step), k (slice)
+        return float(k), float(j), float(i)
 
 
 def split_series(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from pydicom.encaps import encapsulate
 from pydicom.uid import MPEG2MPML
 
-from hlip.data.dicom import _FRAME_KEYWORDS, _T, keyword_tags, read_instance, read_pixels
+from hlip.data.dicom import _FRAME_KEYWORDS, _T, Instance, _native_pixels, keyword_tags, read_instance, read_pixels
 from hlip.data.quarantine import Reason, RejectedError
 from hlip.data.source import LocalSource
 
@@ -124,13 +125,21 @@ def test_text_values_left_lazy_by_the_header_check_never_fail_to_convert(tmp_pat
 
     rng = np.random.default_rng(7)
     path = tmp_path / "f.dcm"
-    for charset in (None, "ISO_IR 100", "ISO_IR 192", "ISO 2022 IR 87", "ISO 2022 IR 6\\ISO 2022 IR 87", "GB18030", "?"):
+    for charset in (
+        None,
+        "ISO_IR 100",
+        "ISO_IR 192",
+        "ISO 2022 IR 87",
+        "ISO 2022 IR 6\\ISO 2022 IR 87",
+        "GB18030",
+        "?",
+    ):
         for vr in sorted(_TEXT_VRS):
             for length in (0, 1, 2, 7, 64, 301, 1000):
                 junk = rng.integers(0, 256, length, dtype=np.uint8).tobytes() + b"\\\x00=^\x1b$B\xff"
                 path.write_bytes(_file_with_raw_element(charset, vr, junk))
                 ds = pydicom.dcmread(path)
-                assert ds[0x00091010].VR == vr
+                assert vr == ds[0x00091010].VR
                 _ = ds[0x00091010].value  # a raise fails the test, naming the VR and charset in its traceback
 
 
@@ -139,3 +148,47 @@ def test_frame_attributes_are_looked_up_by_real_tags() -> None:
     assert all(_T[k] > 0 for k in _FRAME_KEYWORDS)
     with pytest.raises(KeyError, match="ImagePositionPatients"):  # a typo must not silently read tag 0
         keyword_tags(("ImagePositionPatient", "ImagePositionPatients"))
+
+
+def _pixels_or_reason(src: LocalSource, inst: Instance) -> np.ndarray | Reason:
+    try:
+        return read_pixels(src, inst)
+    except RejectedError as exc:
+        return exc.reason
+
+
+def test_pixels_read_from_the_header_offset_equal_a_full_parse() -> None:
+    """Every file pydicom ships whose header read gives a pixel offset: the pixels read from that offset equal a full
+    parse's (dtype and every value), or both fail with the same reason."""
+    root = Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent  # type: ignore[arg-type]
+    src = LocalSource(root)
+    compared, offsets, syntaxes = 0, 0, set()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        try:
+            inst = read_instance(src, path.relative_to(root).as_posix())
+        except RejectedError:
+            continue
+        if inst.pixel_offset is None:
+            continue
+        offsets += 1
+        fast, full = _pixels_or_reason(src, inst), _pixels_or_reason(src, replace(inst, pixel_offset=None))
+        if isinstance(fast, Reason) or isinstance(full, Reason):
+            assert fast == full, path.name
+            continue
+        assert fast.dtype == full.dtype, path.name
+        assert fast.shape == full.shape, path.name
+        np.testing.assert_array_equal(fast, full, err_msg=path.name)
+        if _native_pixels(src, inst) is not None:
+            compared += 1
+            syntaxes.add(inst.transfer_syntax)
+    assert compared >= 20
+    assert offsets >= compared
+    assert syntaxes == {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}  # implicit and explicit VR little endian
+
+
+@pytest.mark.parametrize("syntax", [RLELossless, DeflatedExplicitVRLittleEndian])
+def test_no_pixel_offset_where_the_file_is_not_native_little_endian(
+    tmp_path: Path, write_series: Writer, syntax: str
+) -> None:
+    path = write_series(tmp_path, n=1, transfer_syntax=syntax)[0]
+    assert read_instance(LocalSource(tmp_path), path.name).pixel_offset is None

@@ -25,7 +25,6 @@ from hlip.data.deid import HashKey
 from hlip.data.ingest import ingest
 from hlip.data.preprocess import warm_up
 from hlip.data.source import safe_name
-
 from testkit.files import sha_tree
 
 from .conftest import RLELossless

@@ -20,7 +20,6 @@ from hlip.config import to_dict
 from hlip.data.config import IngestConfig
 from hlip.data.deid import HashKey
 from hlip.data.ingest import ingest
-
 from testkit.files import sha_tree
 
 from .conftest import PATIENT, SAGITTAL, RLELossless

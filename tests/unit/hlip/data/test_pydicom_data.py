@@ -12,7 +12,6 @@ from hlip.data.config import IngestConfig
 from hlip.data.deid import HashKey
 from hlip.data.ingest import ingest
 from hlip.data.quarantine import Reason
-
 from testkit.files import sha_tree
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from hlip.data.preprocess import LPS_TO_RAS, PreprocessConfig, preprocess
-from hlip.data.resample import orient, pad_or_crop, resample, spacing_of, target_grid
+from hlip.data.resample import orient, pad_or_crop, resample, target_grid
+from hlip.data.volume import spacing_of
 from testkit.preprocess_reference import monai_preprocess, smooth_volume
-
 
 CASES = [
     ("axial", 0.0, 0.0),

@@ -14,8 +14,8 @@ import torch
 from hlip.data.dataset import ScanPolicy, StudyDataset, TextPolicy, make_loader
 from hlip.data.shards import ShardStudyDataset, pack_part
 from hlip.labels.table import to_matrix
-from testkit.training_data import FINDINGS, write_synthetic_part
 from testkit.files import sha_tree
+from testkit.training_data import FINDINGS, write_synthetic_part
 
 
 @pytest.fixture(scope="module")
