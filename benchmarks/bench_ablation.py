@@ -226,14 +226,36 @@ class Scorer:
         self.text = np.stack([ensemble_embedding(encode, prompts, p) for p in prompts.class_phrasings(CLASSES)])
         self.scale = float(self.model.logit_scale.detach().exp().clamp(max=100.0))
 
-    def probabilities(self, volumes: Sequence[NDArray[np.float32]], batch_size: int = 8) -> NDArray[np.float64]:
-        """`[N, 5]` class probabilities of studies `[N_i, D, H, W]` (batches cut where the scan size changes)."""
+    def embed(self, volumes: Sequence[NDArray[np.float32]], batch_size: int = 8) -> NDArray[np.float32]:
+        """`[N, E]` normalised study embeddings of studies `[N_i, D, H, W]`."""
         from hlip.evaluation.embeddings import embed_volume_batches
-        from hlip.evaluation.zero_shot import multiclass_scores
 
         batches = [list(volumes[i : i + batch_size]) for i in range(0, len(volumes), batch_size)]
-        image = embed_volume_batches(self.model, self.device, batches)  # [N, E]
+        return embed_volume_batches(self.model, self.device, batches)
+
+    def zero_shot(self, image: NDArray[np.float32]) -> NDArray[np.float64]:
+        """`[N, 5]` zero-shot class probabilities of study embeddings `[N, E]`."""
+        from hlip.evaluation.zero_shot import multiclass_scores
+
         return np.asarray(multiclass_scores(image, self.text, self.scale), dtype=np.float64)
+
+    def probabilities(self, volumes: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
+        """`[N, 5]` zero-shot class probabilities of studies `[N_i, D, H, W]`."""
+        return self.zero_shot(self.embed(volumes))
+
+
+def probe_probabilities(
+    image: NDArray[np.float32], y: NDArray[np.int64], fit: NDArray[np.int64], test: NDArray[np.int64], params: Path
+) -> NDArray[np.float64]:
+    """`[len(test), 5]` linear-probe probabilities: fit on the benchmark's validation rows, as `evaluate` does."""
+    from hlip.evaluation.config import EvaluateConfig
+    from hlip.evaluation.linear_probe import probe_scores
+
+    block, default = load_params(params, "evaluate"), EvaluateConfig()
+    cs = tuple(block.get("probe_cs", default.probe_cs))
+    folds, seed = int(block.get("probe_folds", default.probe_folds)), int(block.get("seed", default.seed))
+    result = probe_scores(image[fit], y[fit], image[test], "multiclass", cs, folds, seed)
+    return np.asarray(result.scores, dtype=np.float64)
 
 
 def pair_auc(y: NDArray[np.int64], score: NDArray[np.float64]) -> float:
@@ -250,7 +272,8 @@ def ci_text(value: float, ci: tuple[float, float]) -> str:
 
 
 def class_table(y: NDArray[np.int64], probs: dict[str, list[NDArray[np.float64]]], n_boot: int) -> list[str]:
-    """Per-class AUC per variant (seed mean, bootstrap CI) and the paired macro-AUC difference to `scan`."""
+    """Per-class AUC per variant (seed mean, bootstrap CI) and the paired macro-AUC difference to the first row."""
+    first = next(iter(probs))
 
     def stat(rows: NDArray[np.int64]) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -260,14 +283,17 @@ def class_table(y: NDArray[np.int64], probs: dict[str, list[NDArray[np.float64]]
                 out[f"{v}/{name}"] = float(np.nanmean(per_seed[:, c]))
             out[f"{v}/macro"] = float(np.nanmean([macro(a) for a in per_seed]))
         for v in probs:
-            out[f"{v}/delta"] = out[f"{v}/macro"] - out["scan/macro"] if "scan" in probs else float("nan")
+            out[f"{v}/delta"] = out[f"{v}/macro"] - out[f"{first}/macro"]
         return out
 
     point, cis = stat(np.arange(len(y))), bootstrap_ci(stat, len(y), n_boot)
-    lines = ["| variant | " + " | ".join(CLASSES) + " | macro | macro - scan |", "|---" * (len(CLASSES) + 3) + "|"]
-    for v in probs:
-        cells = [ci_text(point[f"{v}/{c}"], cis[f"{v}/{c}"]) for c in (*CLASSES, "macro", "delta")]
-        lines.append(f"| {v} ({len(probs[v])} seeds) | " + " | ".join(cells) + " |")
+    head = "| variant | " + " | ".join(CLASSES) + f" | macro | per seed | macro - {first} |"
+    lines = [head, "|---" * (len(CLASSES) + 4) + "|"]
+    for v, seeds in probs.items():
+        cells = [ci_text(point[f"{v}/{c}"], cis[f"{v}/{c}"]) for c in (*CLASSES, "macro")]
+        cells.append(", ".join(f"{macro(auc_per_label(y, p)):.3f}" for p in seeds))
+        cells.append(ci_text(point[f"{v}/delta"], cis[f"{v}/delta"]))
+        lines.append(f"| {v} ({len(seeds)} seeds) | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -319,6 +345,63 @@ def _p_both_drawn(kinds: Sequence[str], a: str, b: str, max_scans: int) -> float
     return 1.0 - (no_a + no_b - neither) / total
 
 
+# -- recipes and earlier runs ---------------------------------------------------------------------------------------
+
+
+def apply_settings(block: dict[str, Any], settings: Sequence[str]) -> dict[str, Any]:
+    """The `pretrain` block with `KEY=VALUE` settings applied (dotted keys, YAML values): a recipe to compare."""
+    import copy
+
+    import yaml
+
+    out = copy.deepcopy(block)
+    for setting in settings:
+        key, sep, raw = setting.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set wants KEY=VALUE, got {setting!r}")
+        *path, leaf = key.split(".")
+        node = out
+        for part in path:
+            if not isinstance(node.get(part), dict):
+                raise SystemExit(f"--set {key}: pretrain.{part} is not a mapping in the params")
+            node = node[part]
+        if leaf not in node and path[:1] != ["model_overrides"]:
+            raise SystemExit(f"--set {key}: no such key in the pretrain block (a typo would silently change nothing)")
+        node[leaf] = yaml.safe_load(raw)
+    return out
+
+
+def merge_baseline(
+    path: Path,
+    bench_ids: Sequence[str],
+    pair_y: dict[str, NDArray[np.int64]],
+    probs: dict[str, list[NDArray[np.float64]]],
+    probe: dict[str, list[NDArray[np.float64]]],
+    pairs: dict[str, dict[str, dict[str, Any]]],
+) -> None:
+    """Put an earlier run's per-seed scores (`--json` of this harness) first in the tables, as `<variant> (earlier)`.
+
+    Only a run on the same benchmark test studies and the same held-out mimic studies compares pairwise.
+    """
+    record = json.loads(path.read_text())
+    if list(record["benchmark_ids"]) != list(bench_ids):
+        raise SystemExit(f"{path}: scored on other benchmark studies; it cannot be compared pairwise")
+    for v, seeds in record["variants"].items():
+        probs[f"{v} (earlier)"] = [np.asarray(p, dtype=np.float64) for p in seeds]
+    for v, seeds in record.get("probe", {}).items():
+        probe[f"{v} (earlier)"] = [np.asarray(p, dtype=np.float64) for p in seeds]
+    for task, by_variant in record.get("pairs", {}).items():
+        for v, r in by_variant.items():
+            y = np.asarray(r["y"], dtype=np.int64)
+            if task not in pair_y or len(y) != len(pair_y[task]) or (y != pair_y[task]).any():
+                raise SystemExit(f"{path}: its {task!r} studies differ from this run's (another --held-out?)")
+            pairs[task][f"{v} (earlier)"] = {
+                "y": y,
+                "both": [np.asarray(x, dtype=np.float64) for x in r["both"]],
+                "withheld": [np.asarray(x, dtype=np.float64) for x in r["withheld"]],
+            }
+
+
 # -- main -----------------------------------------------------------------------------------------------------------
 
 
@@ -335,6 +418,16 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--work", type=Path, default=None, help="where runs go (default: a temporary folder)")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a recipe change in the pretrain block, e.g. data.text.single_sentence_prob=0.5",
+    )
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="an earlier --json of this harness, shown first and compared pairwise")  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # medspacy's rule compiler warns once per pattern on the root logger
@@ -343,7 +436,8 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_ablation_"))
     start = time.perf_counter()
-    block = load_params(args.params, "pretrain")
+    block = apply_settings(load_params(args.params, "pretrain"), args.settings)
+    recipe = f" [{', '.join(args.settings)}]" if args.settings else ""
     if args.smoke:
         args.seeds, args.n_boot, args.held_out = 1, 200, 0.5
         block = {
@@ -360,11 +454,11 @@ def main() -> None:
     drop = held_out(sorted(train_loader.scans), args.held_out)
     fit_ingest, fit_labels = fit_part(args.ingest, args.labels, drop, work)
 
-    bench_ids = [k for k in sorted(bench_loader.scans) if k in bench_truth.index]
-    y_bench = np.array([[int(bench_truth[k] == c) for c in CLASSES] for k in bench_ids])
-    _, test = validation_split(y_bench, 0.3, 0)  # the rows `evaluate` reports on
-    bench_ids, y_bench = [bench_ids[i] for i in test], y_bench[test]
-    bench_volumes = [bench_loader.load(k) for k in bench_ids]
+    all_ids = [k for k in sorted(bench_loader.scans) if k in bench_truth.index]
+    y_all = np.array([[int(bench_truth[k] == c) for c in CLASSES] for k in all_ids])
+    val, test = validation_split(y_all, 0.3, 0)  # `evaluate`'s split: the probe fits on val, everything scores test
+    bench_ids, y_bench = [all_ids[i] for i in test], y_all[test]
+    bench_volumes = [bench_loader.load(k) for k in all_ids]
 
     pair_sets = {}
     for task in PAIRS:
@@ -377,15 +471,22 @@ def main() -> None:
                                 [train_loader.load(k, withheld) for k in keys])  # fmt: skip
 
     probs: dict[str, list[NDArray[np.float64]]] = {}
+    probe: dict[str, list[NDArray[np.float64]]] = {}
     pairs: dict[str, dict[str, dict[str, Any]]] = {t.name: {} for t in PAIRS}
+    if args.baseline:
+        pair_y = {name: y for name, (_, y, _, _) in pair_sets.items()}
+        merge_baseline(args.baseline, bench_ids, pair_y, probs, probe, pairs)
     for variant in args.variants:
+        name = variant + recipe
         for seed in range(args.seeds):
             model_dir = train(variant, seed, block, fit_ingest, fit_labels, work / "runs" / f"{variant}-s{seed}")
             scorer = Scorer(model_dir)
-            probs.setdefault(variant, []).append(scorer.probabilities(bench_volumes))
+            image = scorer.embed(bench_volumes)
+            probs.setdefault(name, []).append(scorer.zero_shot(image[test]))
+            probe.setdefault(name, []).append(probe_probabilities(image, y_all, val, test, args.params))
             for task in PAIRS:
                 keys, y, both, less = pair_sets[task.name]
-                r = pairs[task.name].setdefault(variant, {"y": y, "both": [], "withheld": []})
+                r = pairs[task.name].setdefault(name, {"y": y, "both": [], "withheld": []})
                 if keys:
                     cols = [CLASSES.index(c) for c in task.score]
                     r["both"].append(scorer.probabilities(both)[:, cols].sum(1))
@@ -396,17 +497,22 @@ def main() -> None:
           f"{len(bench_ids)} benchmark test studies; {time.perf_counter() - start:.0f} s)\n")  # fmt: skip
     print("Zero-shot AUC per class on the benchmark's test studies (seed mean [95% bootstrap CI over studies]):\n")
     print("\n".join(class_table(y_bench, probs, args.n_boot)))
+    print(f"\nLinear probe AUC per class on the same test studies (fit on the benchmark's {len(val)} validation "
+          "studies, as `evaluate` does):\n")  # fmt: skip
+    print("\n".join(class_table(y_bench, probe, args.n_boot)))
     print("\nPaired mimic tasks on the held-out training studies (P(class) from the 5-way prompts):\n")
     print("\n".join(pair_table(pairs, args.n_boot)))
     print(f"\nPair coverage on the held-out training studies (max_scans {max_scans}):\n")
     print("\n".join(coverage_table(train_loader, sorted(drop), max_scans)))
     if args.json:
+        mine = [variant + recipe for variant in args.variants]
         record = {
-            "variants": {v: [p.tolist() for p in ps] for v, ps in probs.items()},
+            "settings": {"seeds": args.seeds, "held_out": args.held_out, "set": args.settings},
+            "variants": {v: [p.tolist() for p in probs[v]] for v in mine},
+            "probe": {v: [p.tolist() for p in probe[v]] for v in mine},
             "benchmark_ids": bench_ids,
             "pairs": {
-                t: {v: {k: np.asarray(x).tolist() for k, x in r.items()} for v, r in d.items()}
-                for t, d in pairs.items()
+                t: {v: {k: np.asarray(x).tolist() for k, x in d[v].items()} for v in mine} for t, d in pairs.items()
             },
         }
         args.json.write_text(json.dumps(record))
