@@ -409,6 +409,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny corpus on the fly, 1 + 1 epochs, 1 seed")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="train seeds first-seed .. first-seed + seeds - 1")
+    parser.add_argument("--score-model", type=Path, action="append", default=[], metavar="DIR",
+                        help="an exported model of the same studies and recipe (outputs/pretrain/model with "
+                             "--held-out 0), scored as one more seed of the single variant, not trained")  # fmt: skip
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--corpus", type=Path, default=Path("data"), help="demo corpus (its ground_truth/)")
     parser.add_argument("--ingest", type=Path, default=Path("outputs/ingest"), help="ingest root (train, benchmark)")
@@ -446,6 +450,8 @@ def main() -> None:
             "contrastive": {**block["contrastive"], "epochs": 1},
         }
         args.corpus, args.ingest, args.labels = make_smoke_data(work, n_train=24, n_benchmark=10)
+    if args.score_model and len(args.variants) != 1:
+        parser.error("--score-model needs exactly one --variants (the one the given models were trained as)")
     key, hash_length = HashKey.from_env("HLIP_DEID_KEY"), 20
     train_truth, bench_truth = truth_by_key(args.corpus, key, hash_length)
     max_scans = int(block["data"].get("scans", {}).get("max_scans", 8))
@@ -478,8 +484,13 @@ def main() -> None:
         merge_baseline(args.baseline, bench_ids, pair_y, probs, probe, pairs)
     for variant in args.variants:
         name = variant + recipe
-        for seed in range(args.seeds):
-            model_dir = train(variant, seed, block, fit_ingest, fit_labels, work / "runs" / f"{variant}-s{seed}")
+        given = iter(args.score_model)
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        for seed in [*seeds, *(None for _ in args.score_model)]:
+            if seed is None:
+                model_dir = next(given)
+            else:
+                model_dir = train(variant, seed, block, fit_ingest, fit_labels, work / "runs" / f"{variant}-s{seed}")
             scorer = Scorer(model_dir)
             image = scorer.embed(bench_volumes)
             probs.setdefault(name, []).append(scorer.zero_shot(image[test]))
@@ -492,7 +503,8 @@ def main() -> None:
                     r["both"].append(scorer.probabilities(both)[:, cols].sum(1))
                     r["withheld"].append(scorer.probabilities(less)[:, cols].sum(1))
 
-    print(f"\n## Attention ablation ({'smoke' if args.smoke else 'full'}; {args.seeds} seed(s) per variant; "
+    n_seeds = args.seeds + len(args.score_model)
+    print(f"\n## Attention ablation ({'smoke' if args.smoke else 'full'}; {n_seeds} seed(s) per variant; "
           f"{len(train_loader.scans) - len(drop)} training studies, {len(drop)} held out; "
           f"{len(bench_ids)} benchmark test studies; {time.perf_counter() - start:.0f} s)\n")  # fmt: skip
     print("Zero-shot AUC per class on the benchmark's test studies (seed mean [95% bootstrap CI over studies]):\n")
@@ -507,7 +519,13 @@ def main() -> None:
     if args.json:
         mine = [variant + recipe for variant in args.variants]
         record = {
-            "settings": {"seeds": args.seeds, "held_out": args.held_out, "set": args.settings},
+            "settings": {
+                "seeds": args.seeds,
+                "first_seed": args.first_seed,
+                "scored": [str(m) for m in args.score_model],
+                "held_out": args.held_out,
+                "set": args.settings,
+            },
             "variants": {v: [p.tolist() for p in probs[v]] for v in mine},
             "probe": {v: [p.tolist() for p in probe[v]] for v in mine},
             "benchmark_ids": bench_ids,

@@ -88,7 +88,7 @@ def main() -> None:
     from hlip.data.preprocess import warm_up
 
     warm_up()  # lazy imports are start-up, not throughput: keep them out of every timed run
-    n_files = sum(1 for _ in dicom.rglob("*") if _.is_file())
+    files = sorted(p for p in dicom.rglob("*") if p.is_file())  # listed once: large corpora take seconds to walk
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_ingest_"))
     rows: list[tuple[str, dict[str, float]]] = []
     try:
@@ -103,9 +103,9 @@ def main() -> None:
             niix["studies"] = studies  # the same files, so the same studies
             rows.append(("dcm2niix (1 process), original", niix))
             plain = work / "decompressed"
-            _decompressed_copy(dicom, plain)
+            plain_files = _decompressed_copy(files, dicom, plain)
             rows.append(("hlip ingest (1 worker), decompressed", _run_ingest(plain, reports, 1, work / "ingest_plain")))
-            floor = _run_pydicom_floor(plain)
+            floor = _run_pydicom_floor(plain_files)
             floor["studies"] = studies
             rows.append(("pydicom once (1 process), decompr.", floor))
             niix = _run_dcm2niix(plain, work / "dcm2niix_plain")
@@ -115,7 +115,7 @@ def main() -> None:
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"\ncorpus: {dicom} ({n_files} files), machine: {os.cpu_count()} cores\n")
+    print(f"\ncorpus: {dicom} ({len(files)} files), machine: {os.cpu_count()} cores\n")
     header = f"{'tool':34s} {'seconds':>8s} {'studies':>8s} {'outputs':>8s} {'studies/s':>10s} {'studies/s/core':>15s}"
     print(header)
     print("-" * len(header))
@@ -127,12 +127,11 @@ def main() -> None:
           "(pydicom once: the floor of any reader built on pydicom).")  # fmt: skip
 
 
-def _run_pydicom_floor(dicom: Path) -> dict[str, float]:
+def _run_pydicom_floor(files: list[Path]) -> dict[str, float]:
     """What any pydicom-based reader pays at least: each file parsed once and its pixels decoded, nothing else (no
     checks, grouping, de-identification, preprocessing or writes)."""
     import pydicom
 
-    files = sorted(p for p in dicom.rglob("*") if p.is_file())
     start = time.perf_counter()
     decoded = 0
     with warnings.catch_warnings():
@@ -148,13 +147,16 @@ def _run_pydicom_floor(dicom: Path) -> dict[str, float]:
     return {"seconds": time.perf_counter() - start, "studies": float("nan"), "outputs": decoded, "cores": 1}
 
 
-def _decompressed_copy(src: Path, dst: Path) -> None:
-    """Copy `src` to `dst`, rewriting Deflate and RLE files as Explicit VR Little Endian (others byte for byte)."""
+def _decompressed_copy(files: list[Path], src: Path, dst: Path) -> list[Path]:
+    """Copy `files` (under `src`) to `dst`, rewriting Deflate and RLE files as Explicit VR Little Endian (others
+    byte for byte); returns the copies."""
     import pydicom
     from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
-    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+    copies = []
+    for path in files:
         target = dst / path.relative_to(src)
+        copies.append(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             with warnings.catch_warnings():  # pydicom's warnings name the file: paths may carry patient names
@@ -170,6 +172,7 @@ def _decompressed_copy(src: Path, dst: Path) -> None:
         except Exception:  # bad files stay bad, byte for byte
             pass
         shutil.copyfile(path, target)
+    return copies
 
 
 def _run_ingest_again(dicom: Path, reports: Path | None, workers: int, out: Path) -> dict[str, float]:
