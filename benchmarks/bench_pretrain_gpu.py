@@ -98,7 +98,7 @@ def run_variant(name: str, args: argparse.Namespace, work: Path, text_dir: Path)
     peak_gb = torch.cuda.max_memory_allocated() / 1e9 if args.device == "cuda" else float("nan")
     row: dict[str, Any] = {"variant": name, "seconds": seconds, "peak_gb": peak_gb}
     for stage_name in ("warmup", "contrastive"):
-        summary, timing = result.summary["stages"][stage_name], result.timings[stage_name]
+        summary, timing = result.summary["stages"][stage_name], result.timings["stages"][stage_name]
         last = timing["seconds_per_epoch"][-1]
         row[stage_name] = {
             "epoch_studies_per_s": args.studies_per_epoch / last,

@@ -480,8 +480,10 @@ def _native_pixels(source: Source, instance: Instance) -> np.ndarray | None:
     Raises:
         RejectedError: `truncated` when the element claims more bytes than the file holds.
     """
-    local = source.local_path(instance.path) if instance.pixel_offset is not None else None
-    if local is None or instance.pixel_offset is None:
+    if instance.pixel_offset is None:
+        return None
+    local = source.local_path(instance.path)
+    if local is None:
         return None
     implicit = instance.header.original_encoding[0]
     with open(local, "rb") as fh:
@@ -499,7 +501,7 @@ def _native_pixels(source: Source, instance: Instance) -> np.ndarray | None:
         if length == 0xFFFFFFFF:
             return None  # encapsulated fragments in a native syntax: malformed, the general path reports it
         if start + length > size:
-            raise RejectedError(Reason.TRUNCATED, f"an element claims {length} bytes past the end of the file")
+            raise _truncated(length)
         data = fh.read(length)
     pixel = Dataset()
     pixel.file_meta = instance.header.file_meta
@@ -523,7 +525,11 @@ def _check_pixel_length(ds: Dataset, size: int) -> None:
     for raw in ds._dict.values():
         length, tell = getattr(raw, "length", 0), getattr(raw, "value_tell", None)
         if tell is not None and length != 0xFFFFFFFF and tell + length > size:
-            raise RejectedError(Reason.TRUNCATED, f"an element claims {length} bytes past the end of the file")
+            raise _truncated(length)
+
+
+def _truncated(length: int) -> RejectedError:
+    return RejectedError(Reason.TRUNCATED, f"an element claims {length} bytes past the end of the file")
 
 
 def _ensure_transfer_syntax(ds: Dataset) -> None:

@@ -76,11 +76,8 @@ def result_metrics(summary: dict[str, Any]) -> dict[str, Any]:
 def run_facts(timings: dict[str, Any]) -> dict[str, Any]:
     """Throughput, mean epoch time and time spent waiting for data or checkpoints, per training stage trained in
     this run (`PretrainResult.timings`; for MLflow and the run record, never an output file)."""
-    facts: dict[str, Any] = {}
-    for name, stage in timings.items():
-        if name == "checkpoints":  # the writer's totals over both stages
-            facts[name] = dict(stage)
-            continue
+    facts: dict[str, Any] = {"checkpoints": dict(timings.get("checkpoints", {}))}
+    for name, stage in timings.get("stages", {}).items():
         seconds = stage.get("seconds_per_epoch") or []
         facts[name] = {"studies_per_s": stage.get("studies_per_s"),
                        "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,

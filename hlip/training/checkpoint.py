@@ -171,11 +171,10 @@ class CheckpointWriter:
     Args:
         out: The run's output folder (checkpoints go to `out/checkpoints`).
         keep_last: Checkpoints kept.
-        background: False writes in the caller's thread (the snapshot is still taken first).
     """
 
-    def __init__(self, out: Path, keep_last: int, *, background: bool = True) -> None:
-        self.out, self.keep_last, self.background = out, keep_last, background
+    def __init__(self, out: Path, keep_last: int) -> None:
+        self.out, self.keep_last = out, keep_last
         self.times = CheckpointTimes()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -188,13 +187,6 @@ class CheckpointWriter:
         tick = time.perf_counter()
         snapshot = host_copy(dict(payload))
         self.times.snapshot_s.append(time.perf_counter() - tick)
-        if not self.background:
-            tick = time.perf_counter()
-            try:
-                save_checkpoint(self.out, snapshot, position, self.keep_last)
-            finally:
-                self.times.write_s.append(time.perf_counter() - tick)
-            return
         self._thread = threading.Thread(target=self._write, args=(snapshot, position), name="checkpoint-writer")
         self._thread.start()
 

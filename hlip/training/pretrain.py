@@ -75,8 +75,9 @@ class PretrainResult:
         model_dir: Exported CLIP model (`hlip.models.export.load_model`).
         summary: The content of `out/summary.json`: results only (losses, steps), a function of the inputs, so the
             stage's outputs (summary, checkpoints, model metadata) are byte-identical between runs.
-        timings: Wall-clock facts of the stages trained in this process (`studies_per_s`, `seconds_per_epoch`), for
-            MLflow and the run record, never for an output file.
+        timings: Wall-clock facts of this process, for MLflow and the run record, never for an output file:
+            `stages` (per training stage trained here: `studies_per_s`, `seconds_per_epoch`, ...) and `checkpoints`
+            (the writer's totals over both stages).
     """
 
     out: Path
@@ -228,7 +229,7 @@ def _run(
 
     summary: dict[str, Any] = {"model": config.model, "world_size": info.world_size, "findings": list(findings),
                                "config_hash": config_hash, "data_digest": data_digest, "stages": {}}  # fmt: skip
-    timings: dict[str, Any] = {}
+    timings: dict[str, Any] = {"stages": {}}
     global_step = position.global_step if position else 0
     visual_state: dict[str, Tensor] | None = None
     stage_a: dict[str, Any] = {"enabled": labels is not None}
@@ -254,7 +255,7 @@ def _run(
         visual_state = {k.removeprefix("visual."): v for k, v in classifier.state_dict().items()
                         if k.startswith("visual.")}  # fmt: skip
         stage_a.update(_stage_summary(result_a, config.warmup))
-        timings[WARMUP] = _stage_timing(result_a)
+        timings["stages"][WARMUP] = _stage_timing(result_a)
         common["stage_a"] = stage_a
         if info.is_main:
             _save_warmup_head(out, classifier, findings)
@@ -290,7 +291,7 @@ def _run(
                                checkpoint_every=config.checkpoint_every, log_every=config.log_every,
                                progress=progress)  # fmt: skip
         summary["stages"][CONTRASTIVE] = _stage_summary(result_b, config.contrastive)
-        timings[CONTRASTIVE] = _stage_timing(result_b)
+        timings["stages"][CONTRASTIVE] = _stage_timing(result_b)
         summary["eval"] = result_b.eval
     summary["stages"][WARMUP] = stage_a
     writer.wait()

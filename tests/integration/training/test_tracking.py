@@ -50,7 +50,7 @@ def test_training_run_records_params_metrics_and_artifacts(corpus: Path, tmp_pat
     assert len(waits) == 1
     # where the time went: loader waits inside each epoch, checkpoint stalls and writes per epoch end
     for stage in ("warmup", "contrastive"):
-        timing = result.timings[stage]
+        timing = result.timings["stages"][stage]
         assert len(timing["data_wait_per_epoch"]) == len(timing["save_seconds_per_epoch"]) == 1
         assert 0 < timing["data_wait_per_epoch"][0] < timing["seconds_per_epoch"][0]  # the first batch is waited for
     checkpoints = result.timings["checkpoints"]

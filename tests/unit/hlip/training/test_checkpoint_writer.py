@@ -74,17 +74,16 @@ def test_one_write_in_flight_and_old_checkpoints_pruned(tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")]  # no temporary left
 
 
-@pytest.mark.parametrize("background", [True, False])
-def test_a_failed_write_is_raised_never_dropped(tmp_path: Path, background: bool) -> None:
+@pytest.mark.parametrize("surfaces_at", ["wait", "next save"])
+def test_a_failed_write_is_raised_never_dropped(tmp_path: Path, surfaces_at: str) -> None:
     (tmp_path / "checkpoints").write_text("a file where the checkpoint folder should be")
-    writer = CheckpointWriter(tmp_path, keep_last=2, background=background)
-    if background:
-        writer.save({"config_hash": "h"}, Position("warmup", 1, 0, 1))  # the error surfaces at the next wait
-        with pytest.raises(RuntimeError, match=r"writing a checkpoint under .*checkpoints failed"):
-            writer.wait()
-    else:
-        with pytest.raises(OSError, match="checkpoints"):
-            writer.save({"config_hash": "h"}, Position("warmup", 1, 0, 1))
+    writer = CheckpointWriter(tmp_path, keep_last=2)
+    writer.save({"config_hash": "h"}, Position("warmup", 1, 0, 1))
+    surface = (
+        writer.wait if surfaces_at == "wait" else lambda: writer.save({"config_hash": "h"}, Position("warmup", 1, 0, 2))
+    )
+    with pytest.raises(RuntimeError, match=r"writing a checkpoint under .*checkpoints failed"):
+        surface()
     writer.wait()  # reported once: the writer can go on (or be closed) afterwards
 
 
