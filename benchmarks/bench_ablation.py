@@ -59,8 +59,10 @@ from hlip.config import load_params  # noqa: E402
 from hlip.data.deid import HashKey  # noqa: E402
 from hlip.data.sampling import ScanPolicy, canonical_order, select_scans  # noqa: E402
 from hlip.evaluation.bootstrap import bootstrap_ci  # noqa: E402
+from hlip.evaluation.config import EvaluateConfig  # noqa: E402
 from hlip.evaluation.metrics import auc_per_label, macro  # noqa: E402
 from hlip.evaluation.thresholds import validation_split  # noqa: E402
+from hlip.stages.evaluate import EvaluateParams  # noqa: E402
 
 VARIANTS: dict[str, list[str]] = {
     "scan": ["scan", "scan", "scan", "scan"],
@@ -245,16 +247,17 @@ class Scorer:
 
 
 def probe_probabilities(
-    image: NDArray[np.float32], y: NDArray[np.int64], fit: NDArray[np.int64], test: NDArray[np.int64], params: Path
+    image: NDArray[np.float32],
+    y: NDArray[np.int64],
+    fit: NDArray[np.int64],
+    test: NDArray[np.int64],
+    config: EvaluateConfig,
 ) -> NDArray[np.float64]:
     """`[len(test), 5]` linear-probe probabilities: fit on the benchmark's validation rows, as `evaluate` does."""
-    from hlip.evaluation.config import EvaluateConfig
     from hlip.evaluation.linear_probe import probe_scores
 
-    block, default = load_params(params, "evaluate"), EvaluateConfig()
-    cs = tuple(block.get("probe_cs", default.probe_cs))
-    folds, seed = int(block.get("probe_folds", default.probe_folds)), int(block.get("seed", default.seed))
-    result = probe_scores(image[fit], y[fit], image[test], "multiclass", cs, folds, seed)
+    cs, folds = config.probe_cs, config.probe_folds
+    result = probe_scores(image[fit], y[fit], image[test], "multiclass", cs, folds, config.seed)
     return np.asarray(result.scores, dtype=np.float64)
 
 
@@ -449,7 +452,8 @@ def main() -> None:
             "warmup": {**block["warmup"], "epochs": 1},
             "contrastive": {**block["contrastive"], "epochs": 1},
         }
-        args.corpus, args.ingest, args.labels = make_smoke_data(work, n_train=24, n_benchmark=10)
+        # 40 benchmark studies: the probe's cross-validation needs 2+ validation studies of every class
+        args.corpus, args.ingest, args.labels = make_smoke_data(work, n_train=24, n_benchmark=40)
     if args.score_model and len(args.variants) != 1:
         parser.error("--score-model needs exactly one --variants (the one the given models were trained as)")
     key, hash_length = HashKey.from_env("HLIP_DEID_KEY"), 20
@@ -462,7 +466,8 @@ def main() -> None:
 
     all_ids = [k for k in sorted(bench_loader.scans) if k in bench_truth.index]
     y_all = np.array([[int(bench_truth[k] == c) for c in CLASSES] for k in all_ids])
-    val, test = validation_split(y_all, 0.3, 0)  # `evaluate`'s split: the probe fits on val, everything scores test
+    eval_config = EvaluateParams.load(args.params).config  # `evaluate`'s settings, resolved as the stage does
+    val, test = validation_split(y_all, eval_config.val_fraction, eval_config.seed)  # the probe fits on val
     bench_ids, y_bench = [all_ids[i] for i in test], y_all[test]
     bench_volumes = [bench_loader.load(k) for k in all_ids]
 
@@ -484,17 +489,16 @@ def main() -> None:
         merge_baseline(args.baseline, bench_ids, pair_y, probs, probe, pairs)
     for variant in args.variants:
         name = variant + recipe
-        given = iter(args.score_model)
         seeds = range(args.first_seed, args.first_seed + args.seeds)
-        for seed in [*seeds, *(None for _ in args.score_model)]:
-            if seed is None:
-                model_dir = next(given)
+        for job in [*seeds, *args.score_model]:  # a seed to train, or an exported model to score as it is
+            if isinstance(job, Path):
+                model_dir = job
             else:
-                model_dir = train(variant, seed, block, fit_ingest, fit_labels, work / "runs" / f"{variant}-s{seed}")
+                model_dir = train(variant, job, block, fit_ingest, fit_labels, work / "runs" / f"{variant}-s{job}")
             scorer = Scorer(model_dir)
             image = scorer.embed(bench_volumes)
             probs.setdefault(name, []).append(scorer.zero_shot(image[test]))
-            probe.setdefault(name, []).append(probe_probabilities(image, y_all, val, test, args.params))
+            probe.setdefault(name, []).append(probe_probabilities(image, y_all, val, test, eval_config))
             for task in PAIRS:
                 keys, y, both, less = pair_sets[task.name]
                 r = pairs[task.name].setdefault(name, {"y": y, "both": [], "withheld": []})
