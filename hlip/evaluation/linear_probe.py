@@ -2,8 +2,9 @@
 
 Multiclass: one multinomial model. Multilabel: one binary model per label (one-vs-rest). The inverse
 regularisation C is chosen by stratified K-fold cross-validation (log loss) on the training rows only
-(`LogisticRegressionCV`); a label whose training rows hold fewer than 2 of either class gets a constant score
-(its training prevalence).
+(`LogisticRegressionCV`). Where cross-validation cannot run, the score is the training prevalence, a constant: a
+multilabel label whose training rows hold fewer than 2 of either class, and a multiclass fit where no class has 2
+training rows.
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ def probe_scores(
     y = np.asarray(y_train, bool)
     if task == "multiclass":
         target = y.argmax(1)
-        present = np.unique(target)
+        counts = np.bincount(target, minlength=y.shape[1])
         scores = np.zeros((x_eval.shape[0], y.shape[1]))
-        if present.size < 2:
-            scores[:, present] = 1.0
+        if np.count_nonzero(counts) < 2 or counts.max() < 2:
+            scores[:] = counts / max(len(target), 1)
             return ProbeResult(scores, ())
         model = _fit(x_train, target, cs, folds, seed)
         scores[:, model.classes_] = model.predict_proba(x_eval)
