@@ -64,6 +64,8 @@ from hlip.evaluation.metrics import auc_per_label, macro  # noqa: E402
 from hlip.evaluation.thresholds import validation_split  # noqa: E402
 from hlip.stages.evaluate import EvaluateParams  # noqa: E402
 
+logger = logging.getLogger("bench_ablation")
+
 VARIANTS: dict[str, list[str]] = {
     "scan": ["scan", "scan", "scan", "scan"],
     "scan+study": ["scan", "study", "scan", "study"],
@@ -499,6 +501,14 @@ def main() -> None:
             image = scorer.embed(bench_volumes)
             probs.setdefault(name, []).append(scorer.zero_shot(image[test]))
             probe.setdefault(name, []).append(probe_probabilities(image, y_all, val, test, eval_config))
+            logger.info(
+                "%s, %s: zero-shot macro AUC %.3f, probe %.3f (%.0f s since start)",
+                name,
+                f"scored {job}" if isinstance(job, Path) else f"seed {job}",
+                macro(auc_per_label(y_bench, probs[name][-1])),
+                macro(auc_per_label(y_bench, probe[name][-1])),
+                time.perf_counter() - start,
+            )
             for task in PAIRS:
                 keys, y, both, less = pair_sets[task.name]
                 r = pairs[task.name].setdefault(name, {"y": y, "both": [], "withheld": []})
