@@ -354,10 +354,17 @@ def _p_both_drawn(kinds: Sequence[str], a: str, b: str, max_scans: int) -> float
 
 
 def apply_settings(block: dict[str, Any], settings: Sequence[str]) -> dict[str, Any]:
-    """The `pretrain` block with `KEY=VALUE` settings applied (dotted keys, YAML values): a recipe to compare."""
+    """The `pretrain` block with `KEY=VALUE` settings applied (dotted keys, YAML values): a recipe to compare.
+
+    A key may be one the params file leaves at its default (`data.augment.shift`); the result must then parse as
+    a `pretrain` block, so a misspelt key is refused instead of silently training the baseline.
+    """
     import copy
 
     import yaml
+
+    from hlip.config import ConfigError
+    from hlip.training.config import PretrainConfig
 
     out = copy.deepcopy(block)
     for setting in settings:
@@ -367,12 +374,14 @@ def apply_settings(block: dict[str, Any], settings: Sequence[str]) -> dict[str, 
         *path, leaf = key.split(".")
         node = out
         for part in path:
-            if not isinstance(node.get(part), dict):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
                 raise SystemExit(f"--set {key}: pretrain.{part} is not a mapping in the params")
-            node = node[part]
-        if leaf not in node and path[:1] != ["model_overrides"]:
-            raise SystemExit(f"--set {key}: no such key in the pretrain block (a typo would silently change nothing)")
         node[leaf] = yaml.safe_load(raw)
+    try:
+        PretrainConfig.from_params(out)
+    except ConfigError as exc:
+        raise SystemExit(f"--set {' '.join(settings)}: {exc}") from exc
     return out
 
 

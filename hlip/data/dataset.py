@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from hlip.data.augment import AugmentPolicy, augment_rng, augment_scans
 from hlip.data.sampling import ScanPolicy, TextPolicy, choose_scans, item_rng, report_text
 
 __all__ = [
@@ -58,6 +59,8 @@ class StudyDataset(Dataset[Item]):
             NaN (unknown); studies missing from it get all-NaN labels.
         train: Random scan choice and text augmentation (False: deterministic evaluation items).
         seed: Seed of the per-item generators.
+        augment: Image augmentation of training items (`hlip.data.augment`); None or all zero: none. Never
+            applied when `train` is False.
 
     Raises:
         FileNotFoundError: A manifest table is missing.
@@ -73,8 +76,10 @@ class StudyDataset(Dataset[Item]):
         labels: pd.DataFrame | None = None,
         train: bool = True,
         seed: int = 0,
+        augment: AugmentPolicy | None = None,
     ) -> None:
         self.part_dir = Path(part_dir)
+        self.augment = augment if augment is not None and augment.enabled and train else None
         self.scans_policy = scans_policy or ScanPolicy()
         self.text_policy = text_policy
         self.train = train
@@ -141,7 +146,10 @@ class StudyDataset(Dataset[Item]):
         shapes = {v.shape for v in volumes}
         if len(shapes) != 1:
             raise ValueError(f"study {self.study_keys[index]}: scans of different shapes {sorted(shapes)}")
-        image = torch.from_numpy(np.stack(volumes)[:, None])  # [N, 1, D, H, W] uint8
+        stacked = np.stack(volumes)  # [N, D, H, W] uint8
+        if self.augment is not None:
+            stacked = augment_scans(stacked, self.augment, augment_rng(self.seed, epoch, index))
+        image = torch.from_numpy(stacked[:, None])  # [N, 1, D, H, W] uint8
         raw = self._reports[index]
         report = None if raw is None else report_text(raw, self.text_policy, rng)
         return {

@@ -206,7 +206,7 @@ class ShardStudyDataset(StudyDataset):
         cache_dir: Where an S3 pack's manifests are downloaded (default: `~/.cache/hlip/packs/<bucket>/<prefix>`).
         manifests: The pack's index and manifests already fetched (`pack_folder(root)`): used as they are, so a
             run that digests them first trains on exactly those bytes and downloads them once.
-        **kwargs: As `StudyDataset` (`scans_policy`, `text_policy`, `labels`, `train`, `seed`).
+        **kwargs: As `StudyDataset` (`scans_policy`, `text_policy`, `labels`, `train`, `seed`, `augment`).
 
     Raises:
         FileNotFoundError: The pack has no `index.parquet` or manifests.

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hlip.config import ConfigError, from_dict, to_dict
+from hlip.data.augment import AugmentPolicy
 from hlip.data.sampling import ScanPolicy, TextPolicy
 
 
@@ -32,6 +33,7 @@ class DataConfig:
             columns; empty: the findings present in the table, sorted.
         scans: Scan policy of training items.
         text: Report policy of training items.
+        augment: Image augmentation of training items (translation, contrast; `hlip.data.augment`). Off by default.
         shards: A pack of the part (`hlip.data.shards.pack_part`): a folder or `s3://bucket/prefix`. When set,
             training reads the studies' manifests and volumes from it (by byte range) instead of the part folder;
             the items, their order and the weights are the same. Empty: the part folder's `.npy` volumes.
@@ -43,6 +45,7 @@ class DataConfig:
     findings: str = ""
     scans: ScanPolicy = field(default_factory=ScanPolicy)
     text: TextPolicy = field(default_factory=TextPolicy)
+    augment: AugmentPolicy = field(default_factory=AugmentPolicy)
     shards: str = ""
 
     @property

@@ -379,7 +379,7 @@ def _stage_run(
     """Dataset, loader, optimizer, schedule and loss of one stage; `manifests`: the part's, as digested."""
     text_policy = config.data.text if name == CONTRASTIVE else None
     dataset = training_dataset(config, manifests, scans_policy=config.data.scans, text_policy=text_policy,
-                               labels=labels, train=True, seed=config.seed)  # fmt: skip
+                               labels=labels, train=True, seed=config.seed, augment=config.data.augment)  # fmt: skip
     # Workers are spawned, not forked: the trainer runs among other threads (Prefect, MLflow system metrics), and
     # forked workers of a multi-threaded process died at shutdown (exit code 1) inside the Prefect flow.
     loader = make_loader(dataset, batch_size=config.batch_size, workers=config.workers, tokenizer=tokenizer,
