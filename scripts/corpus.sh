@@ -8,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
+# shellcheck source=scripts/heartbeat.sh
+source scripts/heartbeat.sh
 
 if [[ ! -f data.dvc ]]; then
   echo "corpus: data.dvc is missing; generate with '$BIN/hlip demo corpus --out data' then 'dvc add data'" >&2
@@ -23,14 +25,16 @@ if [[ ! -d data || -z "$(ls -A data 2>/dev/null)" ]]; then
   fi
 fi
 
-status=$("$BIN/dvc" status data.dvc --json)
+echo "corpus: checking data/ against data.dvc (DVC hashes every file the first time: about a minute)"
+status=$(with_heartbeat corpus "checking data/ against data.dvc" "$BIN/dvc" status data.dvc --json)
 if [[ "$status" == "{}" ]]; then
   echo "corpus: data/ matches data.dvc"
   exit 0
 fi
 # Files match data.dvc but are not yet in the local cache (fresh clone): store them, then re-check.
 if [[ "$status" == *"not in cache"* ]]; then
-  "$BIN/dvc" commit -q -f data.dvc
+  echo "corpus: storing data/ in the local DVC cache"
+  with_heartbeat corpus "storing data/ in the DVC cache" "$BIN/dvc" commit -q -f data.dvc
   status=$("$BIN/dvc" status data.dvc --json)
   [[ "$status" == "{}" ]] && { echo "corpus: data/ matches data.dvc (cache filled)"; exit 0; }
 fi

@@ -27,22 +27,8 @@ install_apt_packages() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Run a command, printing a line every HEARTBEAT seconds while it runs (installers are quiet for minutes; a piped
-# log or CI must never wait in silence). Its exit status is the command's.
-HEARTBEAT=${HLIP_SETUP_HEARTBEAT:-20}
-with_heartbeat() {
-  local label=$1; shift
-  "$@" &
-  local pid=$! start=$SECONDS next=$((SECONDS + HEARTBEAT))
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 1
-    if (( SECONDS >= next )) && kill -0 "$pid" 2>/dev/null; then
-      echo "setup: $label, still running ($((SECONDS - start)) s)"
-      next=$((SECONDS + HEARTBEAT))
-    fi
-  done
-  wait "$pid"
-}
+# shellcheck source=scripts/heartbeat.sh
+source "$(dirname "${BASH_SOURCE[0]}")/heartbeat.sh"
 
 install_python_packages() {
   local stamp="$VENV/.hlip-installed"
@@ -54,7 +40,7 @@ install_python_packages() {
   echo "setup: creating the virtual environment in $VENV (1-2 minutes)"
   [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check uv==0.13.8
-  with_heartbeat "installing the locked packages (requirements.lock)" \
+  with_heartbeat setup "installing the locked packages (requirements.lock)" \
     "$VENV/bin/uv" pip sync -q requirements.lock --find-links "$FIND_LINKS" --python "$VENV/bin/python" --compile-bytecode
   "$VENV/bin/uv" pip install -q --no-deps -e . --python "$VENV/bin/python"
   echo "$want" > "$stamp"
