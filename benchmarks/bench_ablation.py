@@ -149,7 +149,9 @@ def held_out(keys: Sequence[str], fraction: float) -> set[str]:
 def fit_part(ingest_root: Path, labels_root: Path, drop: set[str], work: Path) -> tuple[Path, Path]:
     """The training part without the held-out studies (tables filtered, volumes linked): (ingest root, labels root)."""
     src, dst = ingest_root / "train", work / "fit_ingest" / "train"
-    dst.mkdir(parents=True, exist_ok=True)
+    if dst.parent.exists():  # a --work folder used before (more seeds of the same runs): rebuilt, runs kept
+        shutil.rmtree(dst.parent)
+    dst.mkdir(parents=True)
     for item in src.iterdir():
         if item.name == "volumes":
             (dst / "volumes").symlink_to(item.resolve(), target_is_directory=True)
@@ -357,7 +359,8 @@ def apply_settings(block: dict[str, Any], settings: Sequence[str]) -> dict[str, 
     """The `pretrain` block with `KEY=VALUE` settings applied (dotted keys, YAML values): a recipe to compare.
 
     A key may be one the params file leaves at its default (`data.augment.shift`); the result must then parse as
-    a `pretrain` block, so a misspelt key is refused instead of silently training the baseline.
+    a `pretrain` block and its model config (`model_overrides` included) must build, so a misspelt key is refused
+    instead of silently training the baseline or failing at the first training.
     """
     import copy
 
@@ -365,6 +368,7 @@ def apply_settings(block: dict[str, Any], settings: Sequence[str]) -> dict[str, 
 
     from hlip.config import ConfigError
     from hlip.training.config import PretrainConfig
+    from hlip.training.pretrain import resolve_model_config
 
     out = copy.deepcopy(block)
     for setting in settings:
@@ -379,8 +383,8 @@ def apply_settings(block: dict[str, Any], settings: Sequence[str]) -> dict[str, 
                 raise SystemExit(f"--set {key}: pretrain.{part} is not a mapping in the params")
         node[leaf] = yaml.safe_load(raw)
     try:
-        PretrainConfig.from_params(out)
-    except ConfigError as exc:
+        resolve_model_config(PretrainConfig.from_params(out))  # the model's keys too (`model_overrides`)
+    except (ConfigError, ValueError) as exc:
         raise SystemExit(f"--set {' '.join(settings)}: {exc}") from exc
     return out
 

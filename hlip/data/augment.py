@@ -2,15 +2,17 @@
 
 ```python
 policy = AugmentPolicy(shift=(2, 4, 4), gamma=0.1)
-scans = augment_scans(scans, policy, augment_rng(seed, epoch, index))  # uint8 [N, D, H, W] -> same shape, dtype
+rng = item_rng(seed, epoch, index, AUGMENT_STREAM)  # hlip.data.sampling
+scans = augment_scans(scans, policy, rng)  # uint8 [N, D, H, W] -> same shape and dtype
 ```
 
 Each scan of a study moves and changes contrast on its own draw (the scans of a real study are acquired apart and
 are not co-registered). There is no left-right flip on purpose: reports name the side of a lesion ("left frontal"),
 so a flipped volume would contradict its own report. Evaluation items are never augmented.
 
-The draws come from their own generator per item (`augment_rng`), apart from the one that picks scans and report
-sentences, so switching augmentation on or off changes no other choice, and a resumed run draws the same.
+The draws come from their own generator per item (`hlip.data.sampling.item_rng` with `AUGMENT_STREAM`), apart from
+the one that picks scans and report sentences, so switching augmentation on or off changes no other choice, and a
+resumed run draws the same.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["AugmentPolicy", "augment_rng", "augment_scans"]
+__all__ = ["AUGMENT_STREAM", "AugmentPolicy", "augment_scans"]
 
-_STREAM = 0x41554755  # "AUGU": keeps these draws apart from `hlip.data.sampling.item_rng`'s
+AUGMENT_STREAM = 0x41554755  # "AUGU": `item_rng(seed, epoch, index, AUGMENT_STREAM)` draws apart from scans, text
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,6 @@ class AugmentPolicy:
     def enabled(self) -> bool:
         """Whether any perturbation is on."""
         return any(self.shift) or self.gamma > 0.0
-
-
-def augment_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
-    """The augmentation generator of item `index` in `epoch` (independent of workers, order and resumption)."""
-    return np.random.default_rng([seed, epoch, index, _STREAM])
 
 
 def augment_scans(scans: NDArray[np.uint8], policy: AugmentPolicy, rng: np.random.Generator) -> NDArray[np.uint8]:

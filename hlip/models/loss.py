@@ -36,21 +36,35 @@ def gather_features(features: Tensor, rank: int, world_size: int, gather_with_gr
 class ClipLoss(nn.Module):
     """Symmetric InfoNCE over image-text pairs.
 
+    With `label_targets` w > 0 the target of each row is not only its own pair: a share w goes to the pairs whose
+    finding labels agree with it (MedCLIP's semantic matching loss, Wang et al. 2022). In a small batch of
+    clinical studies several share a diagnosis (a third of the demo corpus is normal), and plain InfoNCE pushes
+    each of them away from the others' reports; the soft target stops penalising those false negatives.
+
     Args:
         local_loss: Under DDP, score only this rank's rows against all columns (cheaper, same optimum).
         gather_with_grad: Backpropagate through the cross-rank gather.
         rank: This process's rank.
         world_size: Number of processes.
+        label_targets: Weight w of the label-similarity targets (0: plain CLIP). `forward` then needs `labels`.
     """
 
     def __init__(
-        self, local_loss: bool = False, gather_with_grad: bool = False, rank: int = 0, world_size: int = 1
+        self,
+        local_loss: bool = False,
+        gather_with_grad: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        label_targets: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= label_targets <= 1.0:
+            raise ValueError(f"label_targets must lie in [0, 1], got {label_targets}")
         self.local_loss = local_loss
         self.gather_with_grad = gather_with_grad
         self.rank = rank
         self.world_size = world_size
+        self.label_targets = label_targets
 
     def logits(
         self, image_features: Tensor, text_features: Tensor, logit_scale: Tensor, logit_bias: Tensor | None = None
@@ -75,15 +89,48 @@ class ClipLoss(nn.Module):
         logit_scale: Tensor,
         logit_bias: Tensor | None = None,
         output_dict: bool = False,
+        labels: Tensor | None = None,
         **_: Any,
     ) -> Tensor | dict[str, Tensor]:
-        """Mean of the image->text and text->image cross-entropies."""
+        """Mean of the image->text and text->image cross-entropies.
+
+        Args:
+            labels: Finding labels `[n, F]` of this rank's studies (1 positive; 0, -1 or NaN not), needed when
+                `label_targets` > 0 and ignored otherwise.
+        """
         per_image, per_text = self.logits(image_features, text_features, logit_scale, logit_bias)
-        labels = torch.arange(per_image.shape[0], device=per_image.device)
+        targets = torch.arange(per_image.shape[0], device=per_image.device)
         if self.local_loss and self.world_size > 1:
-            labels = labels + per_image.shape[0] * self.rank
-        loss = (F.cross_entropy(per_image, labels) + F.cross_entropy(per_text, labels)) / 2
+            targets = targets + per_image.shape[0] * self.rank
+        if self.label_targets > 0.0:
+            if labels is None:
+                raise ValueError("ClipLoss with label_targets > 0 needs the studies' finding labels")
+            soft = self.soft_targets(labels, targets, per_image.shape[1])
+            loss = (_soft_cross_entropy(per_image, soft) + _soft_cross_entropy(per_text, soft)) / 2
+        else:
+            loss = (F.cross_entropy(per_image, targets) + F.cross_entropy(per_text, targets)) / 2
         return {"contrastive_loss": loss} if output_dict else loss
+
+    def soft_targets(self, labels: Tensor, own: Tensor, columns: int) -> Tensor:
+        """Target distribution `[rows, columns]`: 1 - w on each row's own pair, w spread over the columns in
+        proportion to the cosine similarity of their label vectors (studies with no positive finding share one
+        "no finding" component, so normal studies match each other)."""
+        positive = (torch.nan_to_num(labels.detach().float(), nan=0.0) == 1.0).float()  # [n, F]
+        vectors = torch.cat([positive, (positive.sum(1, keepdim=True) == 0).float()], dim=1)  # [n, F + 1]
+        vectors = F.normalize(vectors, dim=1)
+        every = gather_features(vectors, self.rank, self.world_size)  # [W*n, F + 1]
+        rows = vectors if self.local_loss or self.world_size == 1 else every
+        similarity = rows @ every.T  # [rows, columns], 1 on the own pair
+        if similarity.shape != (own.shape[0], columns):
+            raise ValueError(f"labels give a {tuple(similarity.shape)} target, logits are {(own.shape[0], columns)}")
+        spread = similarity / similarity.sum(dim=1, keepdim=True)
+        hard = F.one_hot(own, columns).to(spread.dtype)
+        return (1.0 - self.label_targets) * hard + self.label_targets * spread
+
+
+def _soft_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy of row-wise target distributions `[n, m]`, averaged over rows."""
+    return -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
 class SigLipLoss(nn.Module):

@@ -1,4 +1,4 @@
-"""Text tower: a BERT-family encoder from a local directory, CLS of the last hidden state, linear projection.
+"""Text tower: a BERT-family encoder from a local directory, its CLS token or token mean, linear projection.
 
 `transformers` is imported inside the constructors only (about 5 s), so importing `hlip.models` stays fast.
 Weights always come from a local directory (BiomedBERT or CXR-BERT in real use); `pkg:<module>` names the
@@ -42,7 +42,7 @@ def resolve_model_dir(spec: str) -> Path:
 
 
 class TextTower(nn.Module):
-    """BERT encoder (`transformer`) + linear projection (`proj`) of the CLS token.
+    """BERT encoder (`transformer`) + linear projection (`proj`) of the CLS token or the token mean (`cfg.pool`).
 
     Args:
         cfg: Text tower config.
@@ -60,7 +60,7 @@ class TextTower(nn.Module):
         if pretrained:
             from transformers.utils import logging as hf_logging
 
-            # The checkpoint's pooler is dropped on purpose (CLS of the last hidden state is used, as upstream);
+            # The checkpoint's pooler is dropped on purpose (the last hidden state is pooled here: `cfg.pool`);
             # transformers would report those weights as UNEXPECTED on every load.
             verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
             hf_logging.set_verbosity_error()
@@ -84,6 +84,7 @@ class TextTower(nn.Module):
                 f"{model_dir}; set text.context_length <= {positions}"
             )
         self.context_length = cfg.context_length
+        self.pool = cfg.pool
         self.proj = nn.Linear(hf_cfg.hidden_size, embed_dim, bias=cfg.proj_bias)
         self.frozen = False
         if cfg.freeze:
@@ -114,6 +115,9 @@ class TextTower(nn.Module):
         attention_mask = (text != self.pad_token_id).long()  # [B, L]
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             hidden = self.transformer(input_ids=text, attention_mask=attention_mask).last_hidden_state  # [B, L, W]
+        if self.pool == "mean":  # padding excluded, so the context length does not change the vector
+            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # [B, L, 1]
+            return self.proj((hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0))  # [B, embed_dim]
         return self.proj(hidden[:, 0])  # [B, embed_dim]
 
 

@@ -71,6 +71,9 @@ class StageConfig:
         warmup_steps: Linear warm-up (optimizer steps) before the cosine decay to `min_lr`.
         min_lr: Final learning rate of the cosine schedule.
         loss: `bce` (stage A), `clip` or `siglip` (stage B).
+        label_targets: Stage B with `clip`: share of each study's target given to the batch's studies whose report
+            labels agree with its own (`ClipLoss`; MedCLIP's semantic matching). 0 is plain CLIP; above 0 needs
+            the label table of stage A.
     """
 
     enabled: str = "auto"
@@ -80,6 +83,7 @@ class StageConfig:
     warmup_steps: int = 10
     min_lr: float = 0.0
     loss: str = "clip"
+    label_targets: float = 0.0
 
     def __post_init__(self) -> None:
         if str(self.enabled).lower() not in ("auto", "true", "false"):
@@ -88,6 +92,10 @@ class StageConfig:
             raise ConfigError(f"stage needs epochs >= 0, lr > 0, warmup_steps >= 0 (got {self})")
         if self.loss not in ("bce", "clip", "siglip"):
             raise ConfigError(f"stage loss must be bce, clip or siglip, got {self.loss!r}")
+        if not 0.0 <= self.label_targets <= 1.0:
+            raise ConfigError(f"stage label_targets must lie in [0, 1], got {self.label_targets}")
+        if self.label_targets > 0.0 and self.loss != "clip":
+            raise ConfigError(f"label_targets works with the clip loss only, not {self.loss!r}")
 
 
 @dataclass(frozen=True)

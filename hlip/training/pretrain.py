@@ -102,6 +102,22 @@ def warmup_enabled(config: PretrainConfig) -> bool:
     return flag != "false" and config.warmup.epochs > 0 and config.data.labels_file.is_file()
 
 
+def labels_used(config: PretrainConfig) -> bool:
+    """The label table is read: by stage A, or by stage B's label-similarity targets (`label_targets`).
+
+    Raises:
+        FileNotFoundError: Stage B asks for label targets and the label table does not exist.
+    """
+    contrastive = config.contrastive
+    targets = contrastive.enabled.lower() != "false" and contrastive.epochs > 0 and contrastive.label_targets > 0
+    if targets and not config.data.labels_file.is_file():
+        raise FileNotFoundError(
+            f"pretrain.contrastive.label_targets is {contrastive.label_targets} but the label table "
+            f"{config.data.labels_file} does not exist (run the label stage, or set label_targets: 0)"
+        )
+    return targets or warmup_enabled(config)
+
+
 def load_labels(config: PretrainConfig) -> pd.DataFrame:
     """The part's label matrix (index study_key, finding columns in finding-list order, 1/0/-1/NaN)."""
     from hlip.labels.table import check_label_table, to_matrix
@@ -139,12 +155,12 @@ def training_dataset(config: PretrainConfig, manifests: Path | None = None, **kw
 
 def training_data_digest(config: PretrainConfig, manifests: Path | None = None) -> str:
     """sha256 (16 hex digits) of the training part's manifests (studies with their content fingerprints, scans,
-    reports) and of the label table when stage A uses it: new, removed or changed studies or labels change it.
+    reports) and of the label table when a stage uses it: new, removed or changed studies or labels change it.
     A pack holds copies of its part's manifests, so both sources give the same digest."""
     digest = hashlib.sha256()
     folder = manifests or manifest_dir(config)
     files = [folder / f"{name}.parquet" for name in ("studies", "scans", "reports")]
-    if warmup_enabled(config):
+    if labels_used(config):
         files.append(config.data.labels_file)
     for file in files:
         digest.update(file.name.encode())
@@ -212,7 +228,7 @@ def _run(
     if resume:
         log.info("resuming from %s at %s", out / "checkpoints", position)
         logger.set_tags({"resumed_from_step": position.global_step if position else 0})
-    labels = load_labels(config) if warmup_enabled(config) else None
+    labels = load_labels(config) if labels_used(config) else None
     findings = tuple(str(c) for c in labels.columns) if labels is not None else ()
     common: dict[str, Any] = {"config_hash": config_hash, "code_digest": training_code_digest(),
                               "data_digest": data_digest, "world_size": info.world_size,
@@ -232,12 +248,13 @@ def _run(
     timings: dict[str, Any] = {"stages": {}}
     global_step = position.global_step if position else 0
     visual_state: dict[str, Tensor] | None = None
-    stage_a: dict[str, Any] = {"enabled": labels is not None}
+    warmup_on = labels is not None and warmup_enabled(config)
+    stage_a: dict[str, Any] = {"enabled": warmup_on}
 
     # Stage A: supervised warm-up on report labels (skipped when resuming inside stage B).
     if resume and position and position.stage == CONTRASTIVE:
         stage_a = dict(resume.get("stage_a", stage_a))
-    elif labels is not None:
+    elif warmup_on and labels is not None:
         torch.manual_seed(config.seed)
         classifier = HLIPClassifier(model_cfg, len(findings)).to(info.device)
         if config.init:  # upstream's start: a 2D ImageNet-MAE ViT inflated to 3D
@@ -406,11 +423,12 @@ def _stage_run(
 
         loss_scale = 1.0
     else:
-        contrastive = create_loss(stage.loss, rank=info.rank, world_size=info.world_size)
+        extra = {"label_targets": stage.label_targets} if stage.label_targets > 0 else {}
+        contrastive = create_loss(stage.loss, rank=info.rank, world_size=info.world_size, **extra)
 
         def compute_loss(m: nn.Module, batch: dict[str, Any]) -> Tensor:
             out = m(image=batch["image"], text=batch["text"], scan_mask=batch["scan_mask"])
-            return contrastive(**out)
+            return contrastive(**out, labels=batch["labels"])
 
         plain_clip = isinstance(contrastive, ClipLoss) and not contrastive.gather_with_grad
         loss_scale = float(info.world_size) if plain_clip and not contrastive.local_loss else 1.0

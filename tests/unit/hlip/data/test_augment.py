@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from hlip.config import ConfigError
-from hlip.data.augment import AugmentPolicy, augment_rng, augment_scans
+from hlip.data.augment import AUGMENT_STREAM, AugmentPolicy, augment_scans
 from hlip.data.dataset import ScanPolicy, StudyDataset, TextPolicy
+from hlip.data.sampling import item_rng
 from hlip.labels.table import to_matrix
 from hlip.training.config import PretrainConfig
 from testkit.training_data import FINDINGS, write_synthetic_part
@@ -71,9 +72,9 @@ def test_gamma_keeps_black_white_and_order_and_changes_mid_tones() -> None:
 def test_draws_are_a_function_of_seed_epoch_and_index() -> None:
     scans = np.random.default_rng(1).integers(0, 255, (2, 8, 16, 16), dtype=np.uint8)
     policy = AugmentPolicy(shift=(2, 4, 4), gamma=0.2)
-    first = augment_scans(scans, policy, augment_rng(3, 0, 5))
-    np.testing.assert_array_equal(first, augment_scans(scans, policy, augment_rng(3, 0, 5)))
-    assert not np.array_equal(first, augment_scans(scans, policy, augment_rng(3, 1, 5)))
+    first = augment_scans(scans, policy, item_rng(3, 0, 5, AUGMENT_STREAM))
+    np.testing.assert_array_equal(first, augment_scans(scans, policy, item_rng(3, 0, 5, AUGMENT_STREAM)))
+    assert not np.array_equal(first, augment_scans(scans, policy, item_rng(3, 1, 5, AUGMENT_STREAM)))
 
 
 def test_dataset_augments_only_the_image_and_only_in_training(part: tuple[Path, pd.DataFrame]) -> None:

@@ -34,6 +34,61 @@ def test_clip_loss_is_symmetric_infonce() -> None:
     assert set(ClipLoss()(img, txt, scale, output_dict=True)) == {"contrastive_loss"}
 
 
+NAN = float("nan")
+
+
+def test_label_targets_zero_is_plain_clip_and_distinct_labels_change_nothing() -> None:
+    img, txt = features()
+    scale = torch.tensor(10.0)
+    plain = ClipLoss()(img, txt, scale)
+    labels = torch.tensor([[0, 0, 0]] * 6, dtype=torch.float32)
+    torch.testing.assert_close(ClipLoss(label_targets=0.0)(img, txt, scale, labels=labels), plain)
+    distinct = torch.tensor([[1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1],
+                             [0, 0, 0, 0, 0]], dtype=torch.float32)  # fmt: skip
+    torch.testing.assert_close(ClipLoss(label_targets=0.7)(img, txt, scale, labels=distinct), plain)
+
+
+def test_label_targets_share_mass_between_studies_with_agreeing_labels() -> None:
+    """Normal studies (no positive finding) match each other; uncertain (-1) and unknown (NaN) are not positive."""
+    labels = torch.tensor([[0, 0], [-1, NAN], [1, 0], [1, 0], [0, 1]], dtype=torch.float32)
+    soft = ClipLoss(label_targets=0.5).soft_targets(labels, torch.arange(5), 5)
+    torch.testing.assert_close(soft.sum(dim=1), torch.ones(5))
+    expected = torch.tensor([[0.75, 0.25, 0, 0, 0], [0.25, 0.75, 0, 0, 0], [0, 0, 0.75, 0.25, 0],
+                             [0, 0, 0.25, 0.75, 0], [0, 0, 0, 0, 1.0]])  # fmt: skip
+    torch.testing.assert_close(soft, expected)
+
+
+def test_label_targets_stop_pushing_apart_studies_with_the_same_labels() -> None:
+    """Study 0's embedding turned from its own report (angle 0) towards study 1's report: plain CLIP is lowest
+    fully on its own report; with label targets the optimum lies in between when both studies carry the same
+    labels, and stays on its own report when their labels differ."""
+    txt = torch.eye(4)
+    scale = torch.tensor(10.0)
+    angles = torch.linspace(0.0, torch.pi / 2, 31)
+
+    def best_angle(loss: ClipLoss, labels: torch.Tensor | None) -> float:
+        values = []
+        for a in angles:
+            img = torch.eye(4)
+            img[0] = torch.cos(a) * txt[0] + torch.sin(a) * txt[1]
+            values.append(float(loss(img, txt, scale, labels=labels)))
+        return float(angles[int(torch.tensor(values).argmin())])
+
+    same = torch.tensor([[0, 0, 0], [0, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=torch.float32)
+    other = torch.tensor([[1, 0, 0], [0, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=torch.float32)
+    assert best_angle(ClipLoss(), same) == 0.0
+    assert 0.0 < best_angle(ClipLoss(label_targets=0.5), same) <= torch.pi / 4 + 1e-6
+    assert best_angle(ClipLoss(label_targets=0.5), other) == 0.0
+
+
+def test_label_targets_need_labels_and_a_weight_in_range() -> None:
+    img, txt = features()
+    with pytest.raises(ValueError, match="needs the studies' finding labels"):
+        ClipLoss(label_targets=0.5)(img, txt, torch.tensor(10.0))
+    with pytest.raises(ValueError, match=r"label_targets must lie in \[0, 1\]"):
+        ClipLoss(label_targets=1.5)
+
+
 def test_siglip_loss_matches_pairwise_sigmoid() -> None:
     img, txt = features()
     scale, bias = torch.tensor(10.0), torch.tensor(-10.0)

@@ -33,12 +33,32 @@ def test_a_context_longer_than_the_position_table_fails_at_construction(tiny_ber
         TextTower(TextConfig(model_dir=str(tiny_bert_dir), context_length=513), embed_dim=8)
 
 
-def test_padding_does_not_change_the_embedding(tiny_bert_dir: Path) -> None:
-    tower = TextTower(TextConfig(model_dir=str(tiny_bert_dir)), embed_dim=8).eval()
+@pytest.mark.parametrize("pool", ["cls", "mean"])
+def test_padding_does_not_change_the_embedding(tiny_bert_dir: Path, pool: str) -> None:
+    tower = TextTower(TextConfig(model_dir=str(tiny_bert_dir), pool=pool), embed_dim=8).eval()
     short = Tokenizer(str(tiny_bert_dir), 8)(["no acute finding"])
     long = Tokenizer(str(tiny_bert_dir), 16)(["no acute finding"])
     with torch.no_grad():
         torch.testing.assert_close(tower(short), tower(long), rtol=0, atol=1e-5)
+
+
+def test_mean_pool_projects_the_mean_of_the_real_tokens(tiny_bert_dir: Path) -> None:
+    """`pool="mean"`: the projection of the mean hidden state over the non-padding tokens, not of the CLS token."""
+    torch.manual_seed(0)
+    mean = TextTower(TextConfig(model_dir=str(tiny_bert_dir), pool="mean"), embed_dim=8).eval()
+    cls = TextTower(TextConfig(model_dir=str(tiny_bert_dir)), embed_dim=8).eval()
+    cls.load_state_dict(mean.state_dict())  # same weights: only the pooling differs
+    ids = Tokenizer(str(tiny_bert_dir), 12)(["no acute finding", "a left frontal lesion with edema"])
+    with torch.no_grad():
+        hidden = mean.transformer(input_ids=ids, attention_mask=(ids != 0).long()).last_hidden_state
+        expected = torch.stack([mean.proj(hidden[i, ids[i] != 0].mean(0)) for i in range(2)])
+        torch.testing.assert_close(mean(ids), expected, rtol=0, atol=1e-5)
+        assert not torch.allclose(mean(ids), cls(ids), atol=1e-3)
+
+
+def test_unknown_pool_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"text\.pool must be cls or mean"):
+        TextConfig(pool="max")
 
 
 def test_frozen_trunk_lit_style(tiny_bert_dir: Path) -> None:

@@ -26,6 +26,9 @@ def test_block_parses_with_nested_policies(block: dict[str, Any]) -> None:
         ({"batch_sise": 4}, "unknown key"),
         ({"warmup": {"epochs": 1, "lossy": 1}}, "unknown key"),
         ({"contrastive": {"loss": "bce"}}, "clip or siglip"),
+        ({"contrastive": {"loss": "siglip", "label_targets": 0.5}}, "clip loss only"),
+        ({"contrastive": {"label_targets": 1.5}}, r"label_targets must lie in \[0, 1\]"),
+        ({"warmup": {"label_targets": 0.5}}, "clip loss only, not 'bce'"),
         ({"precision": "fp8"}, "precision"),
         ({"data": {"scans": {"mode": "some"}}}, "mode"),
         ({"warmup": {"enabled": "maybe"}}, "enabled"),
@@ -41,3 +44,14 @@ def test_training_hash_ignores_io_settings_only(block: dict[str, Any]) -> None:
     assert PretrainConfig.from_params({**block, "workers": 3, "out": "/elsewhere"}).training_hash() == base
     assert PretrainConfig.from_params({**block, "batch_size": 3}).training_hash() != base
     assert PretrainConfig.from_params({**block, "contrastive": {"epochs": 3}}).training_hash() != base
+
+
+def test_label_targets_without_a_label_table_fail_before_training(block: dict[str, Any], tmp_path: Any) -> None:
+    from hlip.training.pretrain import labels_used
+
+    data = {**block["data"], "labels_dir": str(tmp_path / "nowhere")}
+    plain = PretrainConfig.from_params({**block, "data": data})
+    assert not labels_used(plain)  # no table: stage A is skipped (auto), stage B trains plain CLIP
+    targets = PretrainConfig.from_params({**block, "data": data, "contrastive": {"label_targets": 0.5}})
+    with pytest.raises(FileNotFoundError, match=r"label_targets is 0\.5 but the label table"):
+        labels_used(targets)

@@ -165,3 +165,19 @@ def test_contrastive_checkpoints_leave_out_only_a_locked_text_trunk(block: dict[
     assert trunk  # the exported model is whole either way
     assert trunk.isdisjoint(saved) if freeze else trunk <= set(saved)
     assert set(model.state_dict()) - trunk <= set(saved)  # every trained weight is in the checkpoint
+
+
+def test_label_targets_read_the_labels_for_stage_b_alone(block: dict[str, Any]) -> None:
+    """With stage A off, `contrastive.label_targets` still reads the label table: it changes the loss and the data
+    digest, and no warm-up runs."""
+    base = {**block, "warmup": {**block["warmup"], "enabled": "false"}}
+    plain = run_pretrain(PretrainConfig.from_params({**base, "out": block["out"] + "-plain"}), progress=False)
+    soft_block = {**base, "contrastive": {**block["contrastive"], "label_targets": 0.5}}
+    soft = run_pretrain(PretrainConfig.from_params(soft_block), progress=False)
+    assert plain.summary["stages"]["warmup"] == {"enabled": False}
+    assert soft.summary["stages"]["warmup"] == {"enabled": False}
+    assert soft.summary["data_digest"] != plain.summary["data_digest"]  # the labels are now training data
+    plain_losses = plain.summary["stages"]["contrastive"]["epoch_losses"]
+    soft_losses = soft.summary["stages"]["contrastive"]["epoch_losses"]
+    assert len(soft_losses) == len(plain_losses) == 2
+    assert soft_losses != plain_losses
