@@ -96,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="train seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--train", type=int, default=600)
     parser.add_argument("--test", type=int, default=300)
     parser.add_argument("--radius", type=float, default=4.0, help="focus radius in voxels")
@@ -118,7 +119,7 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {}
     for variant in args.variants:
         spec = "hlip-demo:" + json.dumps({"vision": {"levels": VARIANTS[variant]}})
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             start = time.perf_counter()
             r = run_config(spec, train, test, argparse.Namespace(**{**vars(args), "seed": seed}))
             results.setdefault(variant, []).append({k: float(r[k]) for k in ("probe_auc", "trained_auc", "train_bce")})
