@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 import torch
-from bench_learnability import SHAPE, run_config
+from bench_learnability import SHAPE, add_training_arguments, brain_points, run_config
 from numpy.typing import NDArray
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
@@ -42,14 +42,6 @@ VARIANTS = {
 }
 BASE = {0: 100.0, 1: 140.0}  # tissue level of scan 0 and scan 1
 SIGN = {0: 1.0, 1: -1.0}  # the focus is bright on scan 0 and dark on scan 1
-
-
-def brain_points() -> tuple[NDArray[np.bool_], NDArray[np.int64], tuple[NDArray[np.float32], ...]]:
-    """The ellipsoid brain mask, the voxels a focus may centre on (well inside it) and the voxel grid."""
-    zz, yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1], : SHAPE[2]].astype(np.float32)
-    brain = ((zz - 16) / 13) ** 2 + ((yy - 32) / 26) ** 2 + ((xx - 32) / 22) ** 2 < 1
-    inside = np.argwhere(brain[6:26, 12:52, 12:52]) + np.array([6, 12, 12])
-    return brain, inside, (zz, yy, xx)
 
 
 def make_studies(n: int, args: argparse.Namespace, rng: np.random.Generator) -> tuple[list[torch.Tensor], NDArray]:
@@ -104,9 +96,7 @@ def main() -> None:
     parser.add_argument("--radius", type=float, default=4.0, help="focus radius in voxels")
     parser.add_argument("--contrast", type=float, default=60.0, help="grey levels from the tissue (noise sd 10)")
     parser.add_argument("--separation", type=float, default=16.0, help="minimum distance of the foci in negatives")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    add_training_arguments(parser, epochs=6)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None, help="also write the per-seed numbers here")
     args = parser.parse_args()

@@ -50,11 +50,24 @@ DEFAULT_CONFIGS = (
 )
 
 
-def make_studies(n: int, prevalence: float, args: argparse.Namespace, rng: np.random.Generator) -> tuple:
-    """`n` studies `uint8 [scans, D, H, W]` and their labels."""
+def brain_points() -> tuple[NDArray[np.bool_], NDArray[np.int64], tuple[NDArray[np.float32], ...]]:
+    """The ellipsoid "brain" mask, the voxels a lesion may centre on (well inside it) and the voxel grid (z, y, x)."""
     zz, yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1], : SHAPE[2]].astype(np.float32)
     brain = ((zz - 16) / 13) ** 2 + ((yy - 32) / 26) ** 2 + ((xx - 32) / 22) ** 2 < 1
     inside = np.argwhere(brain[6:26, 12:52, 12:52]) + np.array([6, 12, 12])
+    return brain, inside, (zz, yy, xx)
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, epochs: int) -> None:
+    """The options `run_config` reads besides `seed`: `--epochs`, `--batch`, `--lr`."""
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+
+
+def make_studies(n: int, prevalence: float, args: argparse.Namespace, rng: np.random.Generator) -> tuple:
+    """`n` studies `uint8 [scans, D, H, W]` and their labels."""
+    brain, inside, (zz, yy, xx) = brain_points()
     labels = rng.random(n) < prevalence
     studies = []
     for positive in labels:
@@ -125,9 +138,7 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=3)
     parser.add_argument("--radius", type=float, default=3.0, help="sphere radius in voxels")
     parser.add_argument("--contrast", type=float, default=60.0, help="grey levels above the tissue (noise sd 10)")
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    add_training_arguments(parser, epochs=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
