@@ -21,7 +21,12 @@ Scored zero-shot with the benchmark's class prompts (`brain_mri_demo`, 5-way sof
      them, score P(meningioma) + P(metastasis), on studies with T1 *and* T1 post-contrast; again without T1.
    If only attention across scans could combine the two series, withholding the second would cost `scan+study`
    more than `scan`.
-3. **Pair coverage**: how often both series of a pair reach the model: present after ingest, inside the canonical
+3. **What the embeddings carry, whatever the prompts**: a linear probe fit on the *training* studies' embeddings
+   and their ground-truth class (every study the run trained on, about 1,100, instead of the benchmark's 60
+   validation studies that `evaluate`'s probe has), scored on the same test studies. Zero-shot near this probe
+   means the prompts reach what the tower learnt; zero-shot far below it means the text side falls short; both
+   low means the tower itself does (`--no-train-probe` skips it: one more embedding pass per model).
+4. **Pair coverage**: how often both series of a pair reach the model: present after ingest, inside the canonical
    first `max_scans` at evaluation, and the chance that a training draw (`max_n`: a random subset) holds both.
 
 Studies are loaded as evaluation loads them: the ingested uint8 scans in canonical kind/plane order, the first
@@ -245,6 +250,11 @@ class Scorer:
 
         return np.asarray(multiclass_scores(image, self.text, self.scale), dtype=np.float64)
 
+    def embed_studies(self, loader: StudyLoader, keys: Sequence[str], chunk: int = 64) -> NDArray[np.float32]:
+        """`[N, E]` embeddings of studies read `chunk` at a time (a whole training part would not fit in memory)."""
+        parts = [self.embed([loader.load(k) for k in keys[i : i + chunk]]) for i in range(0, len(keys), chunk)]
+        return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
     def probabilities(self, volumes: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
         """`[N, 5]` zero-shot class probabilities of studies `[N_i, D, H, W]`."""
         return self.zero_shot(self.embed(volumes))
@@ -262,6 +272,16 @@ def probe_probabilities(
 
     cs, folds = config.probe_cs, config.probe_folds
     result = probe_scores(image[fit], y[fit], image[test], "multiclass", cs, folds, config.seed)
+    return np.asarray(result.scores, dtype=np.float64)
+
+
+def train_probe_probabilities(
+    fit_image: NDArray[np.float32], y_fit: NDArray[np.int64], test_image: NDArray[np.float32], config: EvaluateConfig
+) -> NDArray[np.float64]:
+    """`[len(test), 5]` probabilities of a linear probe fit on the training studies' embeddings and classes."""
+    from hlip.evaluation.linear_probe import probe_scores
+
+    result = probe_scores(fit_image, y_fit, test_image, "multiclass", config.probe_cs, config.probe_folds, config.seed)
     return np.asarray(result.scores, dtype=np.float64)
 
 
@@ -393,21 +413,21 @@ def merge_baseline(
     path: Path,
     bench_ids: Sequence[str],
     pair_y: dict[str, NDArray[np.int64]],
-    probs: dict[str, list[NDArray[np.float64]]],
-    probe: dict[str, list[NDArray[np.float64]]],
+    tables: dict[str, dict[str, list[NDArray[np.float64]]]],
     pairs: dict[str, dict[str, dict[str, Any]]],
 ) -> None:
     """Put an earlier run's per-seed scores (`--json` of this harness) first in the tables, as `<variant> (earlier)`.
 
-    Only a run on the same benchmark test studies and the same held-out mimic studies compares pairwise.
+    `tables` maps the record's keys (`variants`: zero-shot, `probe`, `train_probe`) to this run's scores; a key the
+    earlier run did not record stays without its rows. Only a run on the same benchmark test studies and the same
+    held-out mimic studies compares pairwise.
     """
     record = json.loads(path.read_text())
     if list(record["benchmark_ids"]) != list(bench_ids):
         raise SystemExit(f"{path}: scored on other benchmark studies; it cannot be compared pairwise")
-    for v, seeds in record["variants"].items():
-        probs[f"{v} (earlier)"] = [np.asarray(p, dtype=np.float64) for p in seeds]
-    for v, seeds in record.get("probe", {}).items():
-        probe[f"{v} (earlier)"] = [np.asarray(p, dtype=np.float64) for p in seeds]
+    for name, table in tables.items():
+        for v, seeds in record.get(name, {}).items():
+            table[f"{v} (earlier)"] = [np.asarray(p, dtype=np.float64) for p in seeds]
     for task, by_variant in record.get("pairs", {}).items():
         for v, r in by_variant.items():
             y = np.asarray(r["y"], dtype=np.int64)
@@ -438,6 +458,8 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="its pretrain block is the schedule")
     parser.add_argument("--held-out", type=float, default=0.25, help="share of training studies kept for mimics")
     parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--no-train-probe", dest="train_probe", action="store_false",
+                        help="skip the probe fit on the training studies (one embedding pass per model)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=None, help="where runs go (default: a temporary folder)")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     parser.add_argument(
@@ -486,6 +508,14 @@ def main() -> None:
     bench_ids, y_bench = [all_ids[i] for i in test], y_all[test]
     bench_volumes = [bench_loader.load(k) for k in all_ids]
 
+    # the probe on what the tower learnt: every study the runs train on that has a ground-truth class
+    fit_ids = [k for k in sorted(train_loader.scans) if k not in drop and k in train_truth.index]
+    fit_class = train_truth.loc[fit_ids, "label"].astype(str)
+    unknown = sorted(set(fit_class) - set(CLASSES))
+    if unknown:
+        raise SystemExit(f"training ground truth has classes {unknown} outside {CLASSES}")
+    y_fit = np.array([[int(c == name) for name in CLASSES] for c in fit_class], dtype=np.int64)
+
     pair_sets = {}
     for task in PAIRS:
         truth = train_truth.loc[[k for k in sorted(drop) if k in train_truth.index]]
@@ -498,10 +528,12 @@ def main() -> None:
 
     probs: dict[str, list[NDArray[np.float64]]] = {}
     probe: dict[str, list[NDArray[np.float64]]] = {}
+    train_probe: dict[str, list[NDArray[np.float64]]] = {}
     pairs: dict[str, dict[str, dict[str, Any]]] = {t.name: {} for t in PAIRS}
     if args.baseline:
         pair_y = {name: y for name, (_, y, _, _) in pair_sets.items()}
-        merge_baseline(args.baseline, bench_ids, pair_y, probs, probe, pairs)
+        tables = {"variants": probs, "probe": probe, "train_probe": train_probe}
+        merge_baseline(args.baseline, bench_ids, pair_y, tables, pairs)
     for variant in args.variants:
         name = variant + recipe
         seeds = range(args.first_seed, args.first_seed + args.seeds)
@@ -514,6 +546,10 @@ def main() -> None:
             image = scorer.embed(bench_volumes)
             probs.setdefault(name, []).append(scorer.zero_shot(image[test]))
             probe.setdefault(name, []).append(probe_probabilities(image, y_all, val, test, eval_config))
+            if args.train_probe:
+                fit_image = scorer.embed_studies(train_loader, fit_ids)
+                train_probe.setdefault(name, []).append(train_probe_probabilities(fit_image, y_fit, image[test],
+                                                                                  eval_config))  # fmt: skip
             logger.info(
                 "%s, %s: zero-shot macro AUC %.3f, probe %.3f (%.0f s since start)",
                 name,
@@ -522,6 +558,9 @@ def main() -> None:
                 macro(auc_per_label(y_bench, probe[name][-1])),
                 time.perf_counter() - start,
             )
+            if args.train_probe:
+                logger.info("%s: probe fit on the training studies %.3f", name,
+                            macro(auc_per_label(y_bench, train_probe[name][-1])))  # fmt: skip
             for task in PAIRS:
                 keys, y, both, less = pair_sets[task.name]
                 r = pairs[task.name].setdefault(name, {"y": y, "both": [], "withheld": []})
@@ -539,6 +578,10 @@ def main() -> None:
     print(f"\nLinear probe AUC per class on the same test studies (fit on the benchmark's {len(val)} validation "
           "studies, as `evaluate` does):\n")  # fmt: skip
     print("\n".join(class_table(y_bench, probe, args.n_boot)))
+    if train_probe:
+        print(f"\nLinear probe AUC per class on the same test studies, fit on the {len(fit_ids)} training studies' "
+              "embeddings and ground-truth classes (what the tower learnt, whatever the prompts):\n")  # fmt: skip
+        print("\n".join(class_table(y_bench, train_probe, args.n_boot)))
     print("\nPaired mimic tasks on the held-out training studies (P(class) from the 5-way prompts):\n")
     print("\n".join(pair_table(pairs, args.n_boot)))
     print(f"\nPair coverage on the held-out training studies (max_scans {max_scans}):\n")
@@ -555,6 +598,7 @@ def main() -> None:
             },
             "variants": {v: [p.tolist() for p in probs[v]] for v in mine},
             "probe": {v: [p.tolist() for p in probe[v]] for v in mine},
+            "train_probe": {v: [p.tolist() for p in train_probe[v]] for v in mine if v in train_probe},
             "benchmark_ids": bench_ids,
             "pairs": {
                 t: {v: {k: np.asarray(x).tolist() for k, x in d[v].items()} for v in mine} for t, d in pairs.items()
