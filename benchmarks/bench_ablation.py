@@ -145,6 +145,14 @@ def truth_by_key(corpus: Path, key: HashKey, hash_length: int) -> tuple[pd.DataF
     return train, bench["label"]
 
 
+def images_fingerprint(part_dir: Path) -> str:
+    """A digest of an ingested part's scan intensities (key, mean, std of every volume): the same study IDs drawn
+    from a regenerated corpus give another value, so scores of other images are never compared pairwise."""
+    scans = pd.read_parquet(part_dir / "scans.parquet", columns=["scan_key", "voxel_mean", "voxel_std"])
+    rows = sorted(f"{k}:{m:.6g}:{sd:.6g}" for k, m, sd in scans.itertuples(index=False))
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+
+
 def held_out(keys: Sequence[str], fraction: float) -> set[str]:
     """A fixed share of studies, chosen by a hash of their key (the same whatever the order or the run)."""
     score = {k: int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) / 16**8 for k in keys}
@@ -412,6 +420,7 @@ def apply_settings(block: dict[str, Any], settings: Sequence[str]) -> dict[str, 
 def merge_baseline(
     path: Path,
     bench_ids: Sequence[str],
+    bench_images: str,
     pair_y: dict[str, NDArray[np.int64]],
     tables: dict[str, dict[str, list[NDArray[np.float64]]]],
     pairs: dict[str, dict[str, dict[str, Any]]],
@@ -420,11 +429,17 @@ def merge_baseline(
 
     `tables` maps the record's keys (`variants`: zero-shot, `probe`, `train_probe`) to this run's scores; a key the
     earlier run did not record stays without its rows. Only a run on the same benchmark test studies and the same
-    held-out mimic studies compares pairwise.
+    held-out mimic studies (and, where the record has its fingerprint, the same images) compares pairwise.
     """
     record = json.loads(path.read_text())
     if list(record["benchmark_ids"]) != list(bench_ids):
         raise SystemExit(f"{path}: scored on other benchmark studies; it cannot be compared pairwise")
+    earlier_images = record.get("benchmark_images")
+    if earlier_images is None:
+        logger.warning("%s records no benchmark image fingerprint: study IDs checked, images not", path)
+    elif earlier_images != bench_images:
+        raise SystemExit(f"{path}: scored on other benchmark images (fingerprint {earlier_images}, this run "
+                         f"{bench_images}: a regenerated corpus?); it cannot be compared pairwise")  # fmt: skip
     for name, table in tables.items():
         for v, seeds in record.get(name, {}).items():
             table[f"{v} (earlier)"] = [np.asarray(p, dtype=np.float64) for p in seeds]
@@ -506,6 +521,7 @@ def main() -> None:
     eval_config = EvaluateParams.load(args.params).config  # `evaluate`'s settings, resolved as the stage does
     val, test = validation_split(y_all, eval_config.val_fraction, eval_config.seed)  # the probe fits on val
     bench_ids, y_bench = [all_ids[i] for i in test], y_all[test]
+    bench_images = images_fingerprint(args.ingest / "benchmark")
     bench_volumes = [bench_loader.load(k) for k in all_ids]
 
     # the probe on what the tower learnt: every study the runs train on that has a ground-truth class
@@ -533,7 +549,7 @@ def main() -> None:
     if args.baseline:
         pair_y = {name: y for name, (_, y, _, _) in pair_sets.items()}
         tables = {"variants": probs, "probe": probe, "train_probe": train_probe}
-        merge_baseline(args.baseline, bench_ids, pair_y, tables, pairs)
+        merge_baseline(args.baseline, bench_ids, bench_images, pair_y, tables, pairs)
     for variant in args.variants:
         name = variant + recipe
         seeds = range(args.first_seed, args.first_seed + args.seeds)
@@ -600,6 +616,7 @@ def main() -> None:
             "probe": {v: [p.tolist() for p in probe[v]] for v in mine},
             "train_probe": {v: [p.tolist() for p in train_probe[v]] for v in mine if v in train_probe},
             "benchmark_ids": bench_ids,
+            "benchmark_images": bench_images,
             "pairs": {
                 t: {v: {k: np.asarray(x).tolist() for k, x in d[v].items()} for v in mine} for t, d in pairs.items()
             },
