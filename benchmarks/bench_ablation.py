@@ -269,28 +269,19 @@ class Scorer:
 
 
 def probe_probabilities(
-    image: NDArray[np.float32],
-    y: NDArray[np.int64],
-    fit: NDArray[np.int64],
-    test: NDArray[np.int64],
-    config: EvaluateConfig,
-) -> NDArray[np.float64]:
-    """`[len(test), 5]` linear-probe probabilities: fit on the benchmark's validation rows, as `evaluate` does."""
-    from hlip.evaluation.linear_probe import probe_scores
-
-    cs, folds = config.probe_cs, config.probe_folds
-    result = probe_scores(image[fit], y[fit], image[test], "multiclass", cs, folds, config.seed)
-    return np.asarray(result.scores, dtype=np.float64)
-
-
-def train_probe_probabilities(
     fit_image: NDArray[np.float32], y_fit: NDArray[np.int64], test_image: NDArray[np.float32], config: EvaluateConfig
 ) -> NDArray[np.float64]:
-    """`[len(test), 5]` probabilities of a linear probe fit on the training studies' embeddings and classes."""
+    """`[len(test_image), 5]` probabilities of a linear probe fit on `(fit_image, y_fit)` with `evaluate`'s
+    settings: on the benchmark's validation studies as `evaluate` does, or on the training studies."""
     from hlip.evaluation.linear_probe import probe_scores
 
     result = probe_scores(fit_image, y_fit, test_image, "multiclass", config.probe_cs, config.probe_folds, config.seed)
     return np.asarray(result.scores, dtype=np.float64)
+
+
+def one_hot_classes(labels: Sequence[str]) -> NDArray[np.int64]:
+    """`[N, 5]` 0/1 rows of class names, in `CLASSES` order."""
+    return np.array([[int(label == c) for c in CLASSES] for label in labels], dtype=np.int64).reshape(-1, len(CLASSES))
 
 
 def pair_auc(y: NDArray[np.int64], score: NDArray[np.float64]) -> float:
@@ -517,7 +508,7 @@ def main() -> None:
     fit_ingest, fit_labels = fit_part(args.ingest, args.labels, drop, work)
 
     all_ids = [k for k in sorted(bench_loader.scans) if k in bench_truth.index]
-    y_all = np.array([[int(bench_truth[k] == c) for c in CLASSES] for k in all_ids])
+    y_all = one_hot_classes([bench_truth[k] for k in all_ids])
     eval_config = EvaluateParams.load(args.params).config  # `evaluate`'s settings, resolved as the stage does
     val, test = validation_split(y_all, eval_config.val_fraction, eval_config.seed)  # the probe fits on val
     bench_ids, y_bench = [all_ids[i] for i in test], y_all[test]
@@ -530,7 +521,7 @@ def main() -> None:
     unknown = sorted(set(fit_class) - set(CLASSES))
     if unknown:
         raise SystemExit(f"training ground truth has classes {unknown} outside {CLASSES}")
-    y_fit = np.array([[int(c == name) for name in CLASSES] for c in fit_class], dtype=np.int64)
+    y_fit = one_hot_classes(list(fit_class))
 
     pair_sets = {}
     for task in PAIRS:
@@ -546,9 +537,9 @@ def main() -> None:
     probe: dict[str, list[NDArray[np.float64]]] = {}
     train_probe: dict[str, list[NDArray[np.float64]]] = {}
     pairs: dict[str, dict[str, dict[str, Any]]] = {t.name: {} for t in PAIRS}
+    tables = {"variants": probs, "probe": probe, "train_probe": train_probe}  # the record's keys (--json, --baseline)
     if args.baseline:
         pair_y = {name: y for name, (_, y, _, _) in pair_sets.items()}
-        tables = {"variants": probs, "probe": probe, "train_probe": train_probe}
         merge_baseline(args.baseline, bench_ids, bench_images, pair_y, tables, pairs)
     for variant in args.variants:
         name = variant + recipe
@@ -561,11 +552,10 @@ def main() -> None:
             scorer = Scorer(model_dir)
             image = scorer.embed(bench_volumes)
             probs.setdefault(name, []).append(scorer.zero_shot(image[test]))
-            probe.setdefault(name, []).append(probe_probabilities(image, y_all, val, test, eval_config))
+            probe.setdefault(name, []).append(probe_probabilities(image[val], y_all[val], image[test], eval_config))
             if args.train_probe:
                 fit_image = scorer.embed_studies(train_loader, fit_ids)
-                train_probe.setdefault(name, []).append(train_probe_probabilities(fit_image, y_fit, image[test],
-                                                                                  eval_config))  # fmt: skip
+                train_probe.setdefault(name, []).append(probe_probabilities(fit_image, y_fit, image[test], eval_config))
             logger.info(
                 "%s, %s: zero-shot macro AUC %.3f, probe %.3f (%.0f s since start)",
                 name,
@@ -612,9 +602,7 @@ def main() -> None:
                 "held_out": args.held_out,
                 "set": args.settings,
             },
-            "variants": {v: [p.tolist() for p in probs[v]] for v in mine},
-            "probe": {v: [p.tolist() for p in probe[v]] for v in mine},
-            "train_probe": {v: [p.tolist() for p in train_probe[v]] for v in mine if v in train_probe},
+            **{key: {v: [p.tolist() for p in table[v]] for v in mine if v in table} for key, table in tables.items()},
             "benchmark_ids": bench_ids,
             "benchmark_images": bench_images,
             "pairs": {
