@@ -52,13 +52,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from numpy.typing import NDArray
-
 from hlip.numerics import pin_portable_cpu_numerics
 
-pin_portable_cpu_numerics()  # the pipeline's kernel paths (flows do the same), before anything imports torch
+pin_portable_cpu_numerics()  # the pipeline's kernel paths (flows do the same), before anything imports torch or NumPy
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from numpy.typing import NDArray  # noqa: E402
 
 from hlip.config import load_params  # noqa: E402
 from hlip.data.deid import HashKey  # noqa: E402
