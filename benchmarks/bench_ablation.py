@@ -187,7 +187,8 @@ class StudyLoader:
     def __init__(self, part_dir: Path, max_scans: int) -> None:
         self.part_dir = part_dir
         self.policy = ScanPolicy(mode="max_n", max_scans=max_scans)
-        scans = pd.read_parquet(part_dir / "scans.parquet", columns=["study_key", "scan_key", "kind", "plane", "path"])
+        columns = ["study_key", "scan_key", "kind", "plane", "b_value", "path"]
+        scans = pd.read_parquet(part_dir / "scans.parquet", columns=columns)
         self.scans = {str(k): g.reset_index(drop=True) for k, g in scans.groupby("study_key", sort=True)}
 
     def kinds(self, study: str) -> list[str]:
@@ -202,6 +203,60 @@ class StudyLoader:
     def load(self, study: str, withhold: frozenset[str] = frozenset()) -> NDArray[np.float32]:
         arrays = [np.load(self.part_dir / str(p)) for p in self.chosen(study, withhold)["path"]]
         return (np.stack(arrays).astype(np.float32) / np.float32(255.0)).astype(np.float32)  # [N, D, H, W]
+
+
+# -- the reference without a deep model ------------------------------------------------------------------------------
+
+#: Sequence kinds of the reference's per-kind features (DWI split by b-value: the b0 image looks like a T2).
+REFERENCE_KINDS = ("dwi_b0", "dwi", "adc", "flair", "t2", "t1", "t1c", "swi")
+
+
+def scan_statistics(volume: NDArray[np.float32]) -> NDArray[np.float64] | None:
+    """First-order statistics of one scan `[D, H, W]` (0..1) inside its head mask eroded by 3 voxels: the upper and
+    lower tails (p99.5, p95 above and p0.5, p5 below the median) in units of the standard deviation, the shares (x10)
+    of voxels more than 2 deviations above and below the median, and 1 (present). None for a near-empty scan."""
+    from scipy import ndimage
+
+    head = volume > 10 / 255
+    brain = ndimage.binary_erosion(head, iterations=3)
+    values = volume[brain] if brain.sum() > 500 else volume[head]
+    if values.size < 100:
+        return None
+    median, spread = float(np.median(values)), float(values.std()) + 1e-3
+    p005, p5, p95, p995 = np.percentile(values, [0.5, 5, 95, 99.5])
+    return np.array([(p995 - median) / spread, (median - p005) / spread, (p95 - median) / spread,
+                     (median - p5) / spread, 10 * float(np.mean(values > median + 2 * spread)),
+                     10 * float(np.mean(values < median - 2 * spread)), 1.0])  # fmt: skip
+
+
+def intensity_features(loader: StudyLoader, keys: Sequence[str]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per study, the scans evaluation loads summarised by `scan_statistics`: `[N, 8 kinds x 7]` (each kind's
+    maximum, zeros where absent) and `[N, 3 x 7]` without the kind (maximum, mean and minimum over the scans)."""
+    per_kind, agnostic = [], []
+    for key in keys:
+        rows, volumes = loader.chosen(key), loader.load(key)
+        table = np.zeros((len(REFERENCE_KINDS), 7))
+        stats = []
+        for (_, row), volume in zip(rows.iterrows(), volumes, strict=True):
+            kind = "dwi_b0" if row["kind"] == "dwi" and float(row["b_value"] or 0) <= 100 else str(row["kind"])
+            stat = scan_statistics(volume)
+            if stat is None or kind not in REFERENCE_KINDS:
+                continue
+            table[REFERENCE_KINDS.index(kind)] = np.maximum(table[REFERENCE_KINDS.index(kind)], stat)
+            stats.append(stat)
+        many = np.array(stats) if stats else np.zeros((1, 7))
+        per_kind.append(table.ravel())
+        agnostic.append(np.concatenate([many.max(0), many.mean(0), many.min(0)]))
+    return np.array(per_kind), np.array(agnostic)
+
+
+def reference_probabilities(
+    fit: NDArray[np.float64], y_fit: NDArray[np.int64], test: NDArray[np.float64], config: EvaluateConfig
+) -> NDArray[np.float64]:
+    """The probe of `probe_probabilities` on standardised features (statistics of the fit rows)."""
+    mean, std = fit.mean(axis=0), fit.std(axis=0) + 1e-6
+    scale = lambda a: ((a - mean) / std).astype(np.float32)  # noqa: E731
+    return probe_probabilities(scale(fit), y_fit, scale(test), config)
 
 
 # -- training and scoring -------------------------------------------------------------------------------------------
@@ -466,6 +521,8 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--no-train-probe", dest="train_probe", action="store_false",
                         help="skip the probe fit on the training studies (one embedding pass per model)")  # fmt: skip
+    parser.add_argument("--no-reference", dest="reference", action="store_false",
+                        help="skip the reference without a deep model (intensity statistics per kind)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=None, help="where runs go (default: a temporary folder)")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     parser.add_argument(
@@ -533,6 +590,17 @@ def main() -> None:
         pair_sets[task.name] = (keys, y, [train_loader.load(k) for k in keys],
                                 [train_loader.load(k, withheld) for k in keys])  # fmt: skip
 
+    reference: dict[str, list[NDArray[np.float64]]] = {}
+    if args.reference:  # what simple statistics of the same scans tell, fit on the same training studies
+        fit_kind, fit_any = intensity_features(train_loader, fit_ids)
+        bench_kind, bench_any = intensity_features(bench_loader, bench_ids)
+        reference["intensity statistics per scan kind"] = [reference_probabilities(fit_kind, y_fit, bench_kind,
+                                                                                   eval_config)]  # fmt: skip
+        reference["intensity statistics, kind unknown"] = [reference_probabilities(fit_any, y_fit, bench_any,
+                                                                                   eval_config)]  # fmt: skip
+        logger.info("reference (no deep model): per scan kind %.3f, kind unknown %.3f",
+                    *(macro(auc_per_label(y_bench, p[0])) for p in reference.values()))  # fmt: skip
+
     probs: dict[str, list[NDArray[np.float64]]] = {}
     probe: dict[str, list[NDArray[np.float64]]] = {}
     train_probe: dict[str, list[NDArray[np.float64]]] = {}
@@ -588,6 +656,11 @@ def main() -> None:
         print(f"\nLinear probe AUC per class on the same test studies, fit on the {len(fit_ids)} training studies' "
               "embeddings and ground-truth classes (what the tower learnt, whatever the prompts):\n")  # fmt: skip
         print("\n".join(class_table(y_bench, train_probe, args.n_boot)))
+    if reference:
+        print("\nReference without a deep model: first-order intensity statistics of the same scans "
+              f"(`scan_statistics`), a linear probe fit on the same {len(fit_ids)} training studies' "
+              "ground truth:\n")  # fmt: skip
+        print("\n".join(class_table(y_bench, reference, args.n_boot)))
     print("\nPaired mimic tasks on the held-out training studies (P(class) from the 5-way prompts):\n")
     print("\n".join(pair_table(pairs, args.n_boot)))
     print(f"\nPair coverage on the held-out training studies (max_scans {max_scans}):\n")
@@ -603,6 +676,7 @@ def main() -> None:
                 "set": args.settings,
             },
             **{key: {v: [p.tolist() for p in table[v]] for v in mine if v in table} for key, table in tables.items()},
+            "reference": {name: [p.tolist() for p in ps] for name, ps in reference.items()},
             "benchmark_ids": bench_ids,
             "benchmark_images": bench_images,
             "pairs": {

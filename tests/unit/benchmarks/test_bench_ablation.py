@@ -80,3 +80,47 @@ def test_baseline_on_other_studies_is_refused(bench: ModuleType, tmp_path: Path)
     tables: dict[str, dict[str, list[np.ndarray]]] = {"variants": {}}
     with pytest.raises(SystemExit, match="other benchmark studies"):
         bench.merge_baseline(path, ["a", "c"], "abc", {}, tables, {})
+
+
+def _head(lesion: tuple[float, float] | None = None, seed: int = 0) -> np.ndarray:
+    """A noisy ellipsoid "head" of tissue at 0.4 on a 0 background; optionally a ball of another level inside it."""
+    rng = np.random.default_rng(seed)
+    d, h, w = np.mgrid[:24, :48, :48]
+    inside = ((d - 12) / 10) ** 2 + ((h - 24) / 20) ** 2 + ((w - 24) / 20) ** 2 < 1
+    volume = np.where(inside, 0.4 + rng.normal(0, 0.02, inside.shape), 0.0)
+    if lesion is not None:
+        radius, level = lesion
+        ball = (d - 12) ** 2 + (h - 20) ** 2 + (w - 28) ** 2 < radius**2
+        volume[ball] = level
+    return volume.astype(np.float32)
+
+
+def test_scan_statistics_see_a_bright_and_a_dark_lesion_and_refuse_an_empty_scan(bench: ModuleType) -> None:
+    plain, bright = bench.scan_statistics(_head()), bench.scan_statistics(_head((4, 0.9)))
+    dark = bench.scan_statistics(_head((4, 0.1)))
+    # columns: p99.5, p0.5, p95, p5 tails; shares above and below 2 deviations (x10); present
+    assert bright[0] > 2 * plain[0]  # the upper tail reaches the lesion (in deviations, which it widens)
+    assert dark[1] > 2 * plain[1]  # the lower tail reaches the dark one
+    assert bright[4] > dark[4] + 0.1  # > 1 % of the brain above the median + 2 deviations: the bright lesion
+    assert dark[5] > bright[5] + 0.1  # and below the median - 2 deviations: the dark one
+    assert plain[6] == bright[6] == 1.0
+    assert bench.scan_statistics(np.zeros((24, 48, 48), np.float32)) is None
+
+
+def test_intensity_features_keep_kinds_apart_and_split_dwi_by_b_value(bench: ModuleType, tmp_path: Path) -> None:
+    part = tmp_path / "part"
+    (part / "volumes").mkdir(parents=True)
+    rows = []
+    for i, (kind, b, lesion) in enumerate([("dwi", 0.0, None), ("dwi", 1000.0, (4, 0.9)), ("t1", None, None)]):
+        np.save(part / "volumes" / f"v{i}.npy", (_head(lesion, seed=i) * 255).astype(np.uint8))
+        rows.append({"study_key": "a", "scan_key": f"s{i}", "kind": kind, "plane": "axial", "b_value": b,
+                     "path": f"volumes/v{i}.npy"})  # fmt: skip
+    pd.DataFrame(rows).to_parquet(part / "scans.parquet", index=False)
+    per_kind, agnostic = bench.intensity_features(bench.StudyLoader(part, 8), ["a"])
+    table = per_kind.reshape(len(bench.REFERENCE_KINDS), 7)
+    present = {k for k, row in zip(bench.REFERENCE_KINDS, table, strict=True) if row[6] == 1.0}
+    assert present == {"dwi_b0", "dwi", "t1"}
+    kinds = list(bench.REFERENCE_KINDS)
+    assert table[kinds.index("dwi"), 0] > 2 * table[kinds.index("dwi_b0"), 0]  # the lesion is on the b1000 scan only
+    assert agnostic.shape == (1, 21)
+    assert agnostic[0, 0] == pytest.approx(table[kinds.index("dwi"), 0])  # the maximum over scans is that scan's
