@@ -239,10 +239,13 @@ def intensity_features(loader: StudyLoader, keys: Sequence[str]) -> tuple[NDArra
         stats = []
         for (_, row), volume in zip(rows.iterrows(), volumes, strict=True):
             kind = "dwi_b0" if row["kind"] == "dwi" and float(row["b_value"] or 0) <= 100 else str(row["kind"])
-            stat = scan_statistics(volume)
-            if stat is None or kind not in REFERENCE_KINDS:
+            if kind not in REFERENCE_KINDS:
                 continue
-            table[REFERENCE_KINDS.index(kind)] = np.maximum(table[REFERENCE_KINDS.index(kind)], stat)
+            stat = scan_statistics(volume)
+            if stat is None:
+                continue
+            slot = REFERENCE_KINDS.index(kind)
+            table[slot] = np.maximum(table[slot], stat)
             stats.append(stat)
         many = np.array(stats) if stats else np.zeros((1, 7))
         per_kind.append(table.ravel())

@@ -20,9 +20,14 @@ PROBE = (  # a fresh process: what torch's dispatch and the environment say afte
 )
 
 
+def _unpinned_env() -> dict[str, str]:
+    """This process's environment without the pin's variables and switch: what a fresh shell would hand a flow."""
+    return {k: v for k, v in os.environ.items() if k not in PORTABLE_X86 and k != SWITCH}
+
+
 def _probe(**env: str) -> list[str]:
-    base = {k: v for k, v in os.environ.items() if k not in PORTABLE_X86 and k != SWITCH}
-    out = subprocess.run([sys.executable, "-c", PROBE], env={**base, **env}, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", PROBE], env={**_unpinned_env(), **env}, capture_output=True, text=True,
+                         check=True)  # fmt: skip
     return out.stdout.split()
 
 
@@ -52,16 +57,14 @@ def test_importing_the_flows_pins_numpy_and_scipy_openblas_to_haswell() -> None:
         "print(*sorted({i['architecture'] for i in threadpoolctl.threadpool_info() "
         "if i['internal_api'] == 'openblas'}))"
     )
-    base = {k: v for k, v in os.environ.items() if k not in PORTABLE_X86 and k != SWITCH}
-    out = subprocess.run([sys.executable, "-c", probe], env=base, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", probe], env=_unpinned_env(), capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["Haswell"]
 
 
 @x86
 def test_a_pin_that_comes_after_numpy_fails_loudly_naming_it() -> None:
     code = "import numpy; from hlip.numerics import pin_portable_cpu_numerics; pin_portable_cpu_numerics()"
-    base = {k: v for k, v in os.environ.items() if k not in PORTABLE_X86 and k != SWITCH}
-    out = subprocess.run([sys.executable, "-c", code], env=base, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], env=_unpinned_env(), capture_output=True, text=True)
     assert out.returncode != 0
     assert "numpy imported before the portable CPU numerics were set" in out.stderr
     assert "OPENBLAS_CORETYPE" in out.stderr
