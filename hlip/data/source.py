@@ -102,47 +102,66 @@ class LocalSource(Source):
         return (f for f in self.list_entries() if not f.problem)
 
     def list_entries(self) -> Iterator[SourceFile]:
-        """Walk the tree (links to files are read, links to folders are not followed) and classify every entry."""
-        unlisted: list[OSError] = []
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False, onerror=unlisted.append):
-            yield from self._folder_problems(unlisted)
-            dirnames.sort()
-            for name in dirnames:
-                full = Path(dirpath) / name
-                if full.is_symlink():  # os.walk does not descend into it: account for the link itself
-                    yield self._entry(full, NOT_REGULAR_FILE, "link to a folder (not followed: links can loop)")
-            for name in sorted(filenames):
-                yield self._classify(Path(dirpath) / name)
-        yield from self._folder_problems(unlisted)
+        """Walk the tree (links to files are read, links to folders are not followed) and classify every entry.
 
-    def _folder_problems(self, unlisted: list[OSError]) -> Iterator[SourceFile]:
-        while unlisted:
-            exc = unlisted.pop(0)
-            where = Path(os.fsdecode(exc.filename)) if exc.filename is not None else self.root
-            if where != self.root:
-                yield self._entry(where, UNREADABLE, f"folder cannot be listed ({type(exc).__name__})")
+        The order is `os.walk`'s, top-down with sorted names: each folder's links to folders, then its files, then
+        its sub-folders in turn. Paths are handled as strings (pathlib's parsing was two thirds of a listing's time).
+        """
+        root = str(self.root)
+        stack = [root]
+        while stack:
+            top = stack.pop()
+            try:
+                with os.scandir(top) as it:
+                    children = list(it)
+            except OSError as exc:
+                if top != root:
+                    yield self._problem(top, UNREADABLE, f"folder cannot be listed ({type(exc).__name__})")
+                continue
+            folders: list[str] = []
+            files: list[str] = []
+            for child in children:
+                try:
+                    is_dir = child.is_dir()
+                except OSError:
+                    is_dir = False
+                (folders if is_dir else files).append(child.name)
+            folders.sort()
+            for name in folders:
+                if os.path.islink(os.path.join(top, name)):  # not descended into: account for the link itself
+                    yield self._problem(
+                        os.path.join(top, name), NOT_REGULAR_FILE, "link to a folder (not followed: links can loop)"
+                    )
+            for name in sorted(files):
+                yield self._classify(os.path.join(top, name))
+            subfolders = (os.path.join(top, name) for name in reversed(folders))
+            stack.extend(path for path in subfolders if not os.path.islink(path))
 
-    def _classify(self, full: Path) -> SourceFile:
+    def _classify(self, full: str) -> SourceFile:
         try:
-            st = full.stat()
+            st = os.stat(full)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                return self._entry(full, LINK_LOOP, "symbolic link loop")
-            if full.is_symlink() and exc.errno == errno.ENOENT:
-                return self._entry(full, BROKEN_LINK, "symbolic link to nothing")
-            return self._entry(full, UNREADABLE, f"cannot stat the entry ({type(exc).__name__})")
+                return self._problem(full, LINK_LOOP, "symbolic link loop")
+            if os.path.islink(full) and exc.errno == errno.ENOENT:
+                return self._problem(full, BROKEN_LINK, "symbolic link to nothing")
+            return self._problem(full, UNREADABLE, f"cannot stat the entry ({type(exc).__name__})")
         if not stat.S_ISREG(st.st_mode):
             kind = "FIFO" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "device"
-            return self._entry(full, NOT_REGULAR_FILE, f"{kind}, not a regular file")
-        rel = _relative(full, self.root)
+            return self._problem(full, NOT_REGULAR_FILE, f"{kind}, not a regular file")
+        rel = self._relative(full)
         if not _valid_utf8(rel):
             return SourceFile(rel, st.st_size, str(st.st_mtime_ns), INVALID_NAME, "name is not valid UTF-8")
         if not os.access(full, os.R_OK):
             return SourceFile(rel, st.st_size, str(st.st_mtime_ns), UNREADABLE, "no read permission")
         return SourceFile(rel, st.st_size, str(st.st_mtime_ns))
 
-    def _entry(self, full: Path, problem: str, detail: str) -> SourceFile:
-        return SourceFile(_relative(full, self.root), 0, "", problem, detail)
+    def _relative(self, full: str) -> str:
+        rel = full[len(str(self.root)) + 1 :]
+        return rel if os.sep == "/" else rel.replace(os.sep, "/")
+
+    def _problem(self, full: str, problem: str, detail: str) -> SourceFile:
+        return SourceFile(self._relative(full), 0, "", problem, detail)
 
     def read_bytes(self, path: str, length: int | None = None) -> bytes:
         """Read from the file (never opened for writing: raw data is read-only to us)."""
@@ -220,10 +239,6 @@ class S3Source(Source):
 
     def __repr__(self) -> str:
         return f"S3Source({self.uri!r})"
-
-
-def _relative(full: Path, root: Path) -> str:
-    return full.relative_to(root).as_posix()
 
 
 def _valid_utf8(name: str) -> bool:

@@ -37,6 +37,21 @@ def test_local_source_lists_nested_files_sorted_with_versions(tmp_path: Path) ->
     assert next(f for f in src.list_files() if f.path == "b/c/x").size == 8
 
 
+def test_listing_order_is_os_walks_top_down_sorted_order(tmp_path: Path) -> None:
+    """Each folder's files before its sub-folders, names sorted: the order ingest has always seen (a plain sort of
+    full paths would put `b/a/x` before `b/file` and `a.b` before `a/z`)."""
+    for rel in ("b/file", "b/a/x", "b/a/c/deep", "a/z", "a.b", "top", "c/d/e/f/g"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(rel.encode())
+    expected = []
+    for dirpath, dirnames, filenames in os.walk(tmp_path):
+        dirnames.sort()
+        expected += [Path(dirpath, n).relative_to(tmp_path).as_posix() for n in sorted(filenames)]
+    got = [f.path for f in LocalSource(tmp_path).list_files()]
+    assert got == expected == ["a.b", "top", "a/z", "b/file", "b/a/x", "b/a/c/deep", "c/d/e/f/g"]
+    assert [f.size for f in LocalSource(tmp_path).list_files()] == [len(p) for p in expected]
+
+
 def test_missing_local_folder_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         LocalSource(tmp_path / "nope")
