@@ -26,7 +26,10 @@ Scored zero-shot with the benchmark's class prompts (`brain_mri_demo`, 5-way sof
    validation studies that `evaluate`'s probe has), scored on the same test studies. Zero-shot near this probe
    means the prompts reach what the tower learnt; zero-shot far below it means the text side falls short; both
    low means the tower itself does (`--no-train-probe` skips it: one more embedding pass per model).
-4. **Pair coverage**: how often both series of a pair reach the model: present after ingest, inside the canonical
+4. **Per-kind read-outs of each scan's features** (`--kind-probes`): the same probe on each scan's features from
+   inside the tower (the conv stem's token grid; the last block's patch tokens), pooled per sequence kind as the
+   reference is, so that neither the study pooling nor the prompts stand between the features and the score.
+5. **Pair coverage**: how often both series of a pair reach the model: present after ingest, inside the canonical
    first `max_scans` at evaluation, and the chance that a training draw (`max_n`: a random subset) holds both.
 
 Studies are loaded as evaluation loads them: the ingested uint8 scans in canonical kind/plane order, the first
@@ -211,6 +214,11 @@ class StudyLoader:
 REFERENCE_KINDS = ("dwi_b0", "dwi", "adc", "flair", "t2", "t1", "t1c", "swi")
 
 
+def reference_kind(kind: object, b_value: object) -> str:
+    """A scan's kind for per-kind read-outs: the ingest's kind, DWI split at b = 100 (the b0 image looks like a T2)."""
+    return "dwi_b0" if kind == "dwi" and float(b_value or 0) <= 100 else str(kind)  # type: ignore[arg-type]
+
+
 def scan_statistics(volume: NDArray[np.float32]) -> NDArray[np.float64] | None:
     """First-order statistics of one scan `[D, H, W]` (0..1) inside its head mask eroded by 3 voxels: the upper and
     lower tails (p99.5, p95 above and p0.5, p5 below the median) in units of the standard deviation, the shares (x10)
@@ -238,7 +246,7 @@ def intensity_features(loader: StudyLoader, keys: Sequence[str]) -> tuple[NDArra
         table = np.zeros((len(REFERENCE_KINDS), 7))
         stats = []
         for (_, row), volume in zip(rows.iterrows(), volumes, strict=True):
-            kind = "dwi_b0" if row["kind"] == "dwi" and float(row["b_value"] or 0) <= 100 else str(row["kind"])
+            kind = reference_kind(row["kind"], row["b_value"])
             if kind not in REFERENCE_KINDS:
                 continue
             stat = scan_statistics(volume)
@@ -260,6 +268,76 @@ def reference_probabilities(
     mean, std = fit.mean(axis=0), fit.std(axis=0) + 1e-6
     scale = lambda a: ((a - mean) / std).astype(np.float32)  # noqa: E731
     return probe_probabilities(scale(fit), y_fit, scale(test), config)
+
+
+# -- what each scan's features hold ---------------------------------------------------------------------------------
+
+#: Per-kind read-outs of a tower's per-scan features: name -> (where in the tower, pooling over a scan's tokens and
+#: over the scans of a kind).
+KIND_PROBES = {
+    "stem output, max per kind": ("stem", "max"),
+    "last block, mean per kind": ("last", "mean"),
+    "last block, max per kind": ("last", "max"),
+}
+
+
+def pool_per_kind(features: NDArray[np.float32], kinds: Sequence[str], how: str) -> NDArray[np.float32]:
+    """`[S, C]` features of one study's scans -> `[len(REFERENCE_KINDS) * C]`: the mean or the maximum over each
+    kind's scans, zeros where the study has none; scans of other kinds are left out."""
+    out = np.zeros((len(REFERENCE_KINDS), features.shape[1]), dtype=np.float32)
+    for slot, kind in enumerate(REFERENCE_KINDS):
+        rows = features[[i for i, k in enumerate(kinds) if k == kind]]
+        if len(rows):
+            out[slot] = rows.max(axis=0) if how == "max" else rows.mean(axis=0)
+    return out.ravel()
+
+
+def kind_probe_features(model: Any, loader: StudyLoader, keys: Sequence[str], batch_size: int = 8) -> dict[str, Any]:
+    """Per study, each read-out of `KIND_PROBES`: `{name: [len(keys), len(REFERENCE_KINDS) * C]}`.
+
+    The stem's output `[S, d, h, w, C]` (forward hook on `patch_embed`) and the last block's normalised patch tokens
+    `[S, d, t, C]` (the 4-D output of the tower's final `norm`, which pools them) are reduced per scan by their mean
+    or maximum over tokens; packed scans come in study order, so each study's rows follow from its scan count.
+    """
+    import torch
+
+    from hlip.evaluation.embeddings import pad_studies
+
+    visual, seen = model.visual, {}
+
+    def keep(where: str) -> Callable[..., None]:
+        def hook(_module: Any, _inputs: Any, out: Any) -> None:
+            if out.dim() >= 4:  # the final norm also runs on the [B, P, C] prefix tokens
+                tokens = out.flatten(1, -2)  # [S, tokens, C]
+                seen[where] = {"mean": tokens.mean(1).numpy(), "max": tokens.amax(1).numpy()}
+
+        return hook
+
+    handles = [visual.patch_embed.register_forward_hook(keep("stem")), visual.norm.register_forward_hook(keep("last"))]
+    rows: dict[str, list[NDArray[np.float32]]] = {name: [] for name in KIND_PROBES}
+    try:
+        for i in range(0, len(keys), batch_size):
+            chunk = keys[i : i + batch_size]
+            kinds = [[reference_kind(k, b) for k, b in zip(t["kind"], t["b_value"], strict=True)]
+                     for t in (loader.chosen(key) for key in chunk)]  # fmt: skip
+            image, mask = pad_studies([loader.load(key) for key in chunk])
+            seen.clear()
+            with torch.no_grad():
+                model.encode_image(image, mask, normalize=True)
+            if set(seen) != {"stem", "last"}:
+                raise RuntimeError(f"the tower exposed {sorted(seen)} of the stem and last-block tokens (pool: cls?)")
+            start = 0
+            for study_kinds in kinds:
+                end = start + len(study_kinds)
+                for name, (where, how) in KIND_PROBES.items():
+                    rows[name].append(pool_per_kind(seen[where][how][start:end], study_kinds, how))
+                start = end
+            if start != len(seen["stem"]["mean"]):
+                raise RuntimeError(f"{len(seen['stem']['mean'])} packed scans for {start} loaded ones")
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: np.stack(values) for name, values in rows.items()}
 
 
 # -- training and scoring -------------------------------------------------------------------------------------------
@@ -526,6 +604,9 @@ def main() -> None:
                         help="skip the probe fit on the training studies (one embedding pass per model)")  # fmt: skip
     parser.add_argument("--no-reference", dest="reference", action="store_false",
                         help="skip the reference without a deep model (intensity statistics per kind)")  # fmt: skip
+    parser.add_argument("--kind-probes", action="store_true",
+                        help="also probe each scan's stem and last-block features pooled per sequence kind "
+                             "(two more passes over the studies per model)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=None, help="where runs go (default: a temporary folder)")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     parser.add_argument(
@@ -607,6 +688,7 @@ def main() -> None:
     probs: dict[str, list[NDArray[np.float64]]] = {}
     probe: dict[str, list[NDArray[np.float64]]] = {}
     train_probe: dict[str, list[NDArray[np.float64]]] = {}
+    kind_probes: dict[str, list[NDArray[np.float64]]] = {}
     pairs: dict[str, dict[str, dict[str, Any]]] = {t.name: {} for t in PAIRS}
     tables = {"variants": probs, "probe": probe, "train_probe": train_probe}  # the record's keys (--json, --baseline)
     if args.baseline:
@@ -638,6 +720,14 @@ def main() -> None:
             if args.train_probe:
                 logger.info("%s: probe fit on the training studies %.3f", name,
                             macro(auc_per_label(y_bench, train_probe[name][-1])))  # fmt: skip
+            if args.kind_probes:
+                fit_feats = kind_probe_features(scorer.model, train_loader, fit_ids)
+                test_feats = kind_probe_features(scorer.model, bench_loader, bench_ids)
+                for probe_name in KIND_PROBES:
+                    p = reference_probabilities(fit_feats[probe_name].astype(np.float64), y_fit,
+                                                test_feats[probe_name].astype(np.float64), eval_config)  # fmt: skip
+                    kind_probes.setdefault(f"{name}: {probe_name}", []).append(p)
+                    logger.info("%s: %s %.3f", name, probe_name, macro(auc_per_label(y_bench, p)))
             for task in PAIRS:
                 keys, y, both, less = pair_sets[task.name]
                 r = pairs[task.name].setdefault(name, {"y": y, "both": [], "withheld": []})
@@ -664,6 +754,10 @@ def main() -> None:
               f"(`scan_statistics`), a linear probe fit on the same {len(fit_ids)} training studies' "
               "ground truth:\n")  # fmt: skip
         print("\n".join(class_table(y_bench, reference, args.n_boot)))
+    if kind_probes:
+        print(f"\nEach scan's features pooled per sequence kind, a linear probe fit on the same {len(fit_ids)} "
+              "training studies (standardised as the reference):\n")  # fmt: skip
+        print("\n".join(class_table(y_bench, kind_probes, args.n_boot)))
     print("\nPaired mimic tasks on the held-out training studies (P(class) from the 5-way prompts):\n")
     print("\n".join(pair_table(pairs, args.n_boot)))
     print(f"\nPair coverage on the held-out training studies (max_scans {max_scans}):\n")
@@ -680,6 +774,7 @@ def main() -> None:
             },
             **{key: {v: [p.tolist() for p in table[v]] for v in mine if v in table} for key, table in tables.items()},
             "reference": {name: [p.tolist() for p in ps] for name, ps in reference.items()},
+            "kind_probes": {name: [p.tolist() for p in ps] for name, ps in kind_probes.items()},
             "benchmark_ids": bench_ids,
             "benchmark_images": bench_images,
             "pairs": {

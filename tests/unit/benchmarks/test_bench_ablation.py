@@ -124,3 +124,46 @@ def test_intensity_features_keep_kinds_apart_and_split_dwi_by_b_value(bench: Mod
     assert table[kinds.index("dwi"), 0] > 2 * table[kinds.index("dwi_b0"), 0]  # the lesion is on the b1000 scan only
     assert agnostic.shape == (1, 21)
     assert agnostic[0, 0] == pytest.approx(table[kinds.index("dwi"), 0])  # the maximum over scans is that scan's
+
+
+def test_pool_per_kind_keeps_each_kind_in_its_slot_and_zeros_absent_ones(bench: ModuleType) -> None:
+    features = np.array([[1.0, 5.0], [3.0, -1.0], [7.0, 7.0], [9.0, 9.0]], dtype=np.float32)
+    kinds = ["t1", "t1", "flair", "localizer"]  # a kind outside the list is left out
+    slot = {k: i for i, k in enumerate(bench.REFERENCE_KINDS)}
+    for how, t1 in (("max", [3.0, 5.0]), ("mean", [2.0, 2.0])):
+        table = bench.pool_per_kind(features, kinds, how).reshape(len(bench.REFERENCE_KINDS), 2)
+        assert table[slot["t1"]].tolist() == t1
+        assert table[slot["flair"]].tolist() == [7.0, 7.0]
+        assert not np.delete(table, [slot["t1"], slot["flair"]], axis=0).any()
+
+
+def test_kind_probe_features_split_a_batch_into_its_studies(bench: ModuleType, tmp_path: Path) -> None:
+    """Studies with 3 and 1 scans read in one batch give each study what it gives alone: the packed scans are cut
+    into studies in order, and the b0 DWI scan lands in its own slot."""
+    import torch
+
+    from hlip.models.factory import create_model
+
+    part = tmp_path / "part"
+    (part / "volumes").mkdir(parents=True)
+    rows = []
+    scans = {"a": [("dwi", 0.0), ("dwi", 1000.0), ("t1", None)], "b": [("flair", None)]}
+    for study, kinds in scans.items():
+        for i, (kind, b) in enumerate(kinds):
+            volume = _head((3, 0.9), seed=i)[4:20, 8:40, 8:40]  # hlip-tiny's 16x32x32 scans
+            np.save(part / "volumes" / f"{study}{i}.npy", (volume * 255).astype(np.uint8))
+            rows.append({"study_key": study, "scan_key": f"{study}{i}", "kind": kind, "plane": "axial", "b_value": b,
+                         "path": f"volumes/{study}{i}.npy"})  # fmt: skip
+    pd.DataFrame(rows).to_parquet(part / "scans.parquet", index=False)
+    loader = bench.StudyLoader(part, 8)
+    torch.manual_seed(0)
+    model = create_model("hlip-tiny").eval()
+    together = bench.kind_probe_features(model, loader, ["a", "b"], batch_size=2)
+    alone = [bench.kind_probe_features(model, loader, [k], batch_size=1) for k in ("a", "b")]
+    slot = {k: i for i, k in enumerate(bench.REFERENCE_KINDS)}
+    for name in bench.KIND_PROBES:
+        assert together[name].shape == (2, len(bench.REFERENCE_KINDS) * 24)
+        for row, single in enumerate(alone):
+            np.testing.assert_allclose(together[name][row], single[name][0], rtol=1e-4, atol=1e-5)
+        table = together[name][0].reshape(len(bench.REFERENCE_KINDS), 24)
+        assert {k for k, i in slot.items() if table[i].any()} == {"dwi_b0", "dwi", "t1"}
