@@ -740,24 +740,23 @@ def main() -> None:
     print(f"\n## Attention ablation ({'smoke' if args.smoke else 'full'}; {n_seeds} seed(s) per variant; "
           f"{len(train_loader.scans) - len(drop)} training studies, {len(drop)} held out; "
           f"{len(bench_ids)} benchmark test studies; {time.perf_counter() - start:.0f} s)\n")  # fmt: skip
-    print("Zero-shot AUC per class on the benchmark's test studies (seed mean [95% bootstrap CI over studies]):\n")
-    print("\n".join(class_table(y_bench, probs, args.n_boot)))
-    print(f"\nLinear probe AUC per class on the same test studies (fit on the benchmark's {len(val)} validation "
-          "studies, as `evaluate` does):\n")  # fmt: skip
-    print("\n".join(class_table(y_bench, probe, args.n_boot)))
-    if train_probe:
-        print(f"\nLinear probe AUC per class on the same test studies, fit on the {len(fit_ids)} training studies' "
-              "embeddings and ground-truth classes (what the tower learnt, whatever the prompts):\n")  # fmt: skip
-        print("\n".join(class_table(y_bench, train_probe, args.n_boot)))
-    if reference:
-        print("\nReference without a deep model: first-order intensity statistics of the same scans "
-              f"(`scan_statistics`), a linear probe fit on the same {len(fit_ids)} training studies' "
-              "ground truth:\n")  # fmt: skip
-        print("\n".join(class_table(y_bench, reference, args.n_boot)))
-    if kind_probes:
-        print(f"\nEach scan's features pooled per sequence kind, a linear probe fit on the same {len(fit_ids)} "
-              "training studies (standardised as the reference):\n")  # fmt: skip
-        print("\n".join(class_table(y_bench, kind_probes, args.n_boot)))
+    sections = [  # (heading, scores); a table whose scores were not computed is left out
+        ("Zero-shot AUC per class on the benchmark's test studies (seed mean [95% bootstrap CI over studies]):\n",
+         probs),
+        (f"\nLinear probe AUC per class on the same test studies (fit on the benchmark's {len(val)} validation "
+         "studies, as `evaluate` does):\n", probe),
+        (f"\nLinear probe AUC per class on the same test studies, fit on the {len(fit_ids)} training studies' "
+         "embeddings and ground-truth classes (what the tower learnt, whatever the prompts):\n", train_probe),
+        ("\nReference without a deep model: first-order intensity statistics of the same scans "
+         f"(`scan_statistics`), a linear probe fit on the same {len(fit_ids)} training studies' ground truth:\n",
+         reference),
+        (f"\nEach scan's features pooled per sequence kind, a linear probe fit on the same {len(fit_ids)} "
+         "training studies (standardised as the reference):\n", kind_probes),
+    ]  # fmt: skip
+    for heading, scores in sections:
+        if scores:
+            print(heading)
+            print("\n".join(class_table(y_bench, scores, args.n_boot)))
     print("\nPaired mimic tasks on the held-out training studies (P(class) from the 5-way prompts):\n")
     print("\n".join(pair_table(pairs, args.n_boot)))
     print(f"\nPair coverage on the held-out training studies (max_scans {max_scans}):\n")
