@@ -127,15 +127,16 @@ class LocalSource(Source):
                     is_dir = False
                 (folders if is_dir else files).append(child.name)
             folders.sort()
+            descend: list[str] = []
             for name in folders:
-                if os.path.islink(os.path.join(top, name)):  # not descended into: account for the link itself
-                    yield self._problem(
-                        os.path.join(top, name), NOT_REGULAR_FILE, "link to a folder (not followed: links can loop)"
-                    )
+                path = os.path.join(top, name)
+                if os.path.islink(path):  # not descended into: account for the link itself
+                    yield self._problem(path, NOT_REGULAR_FILE, "link to a folder (not followed: links can loop)")
+                else:
+                    descend.append(path)
             for name in sorted(files):
                 yield self._classify(os.path.join(top, name))
-            subfolders = (os.path.join(top, name) for name in reversed(folders))
-            stack.extend(path for path in subfolders if not os.path.islink(path))
+            stack.extend(reversed(descend))
 
     def _classify(self, full: str) -> SourceFile:
         try:
@@ -157,7 +158,8 @@ class LocalSource(Source):
         return SourceFile(rel, st.st_size, str(st.st_mtime_ns))
 
     def _relative(self, full: str) -> str:
-        rel = full[len(str(self.root)) + 1 :]
+        root = str(self.root)
+        rel = full[len(root) + (not root.endswith(os.sep)) :]  # a root such as "/" already ends with the separator
         return rel if os.sep == "/" else rel.replace(os.sep, "/")
 
     def _problem(self, full: str, problem: str, detail: str) -> SourceFile:

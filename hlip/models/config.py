@@ -62,6 +62,10 @@ class VisionConfig:
             0.226, the channel means of ImageNet's mean and std, so imported upstream weights see their inputs).
         embed_norm: "none" (upstream) or "batchnorm": the study embedding standardised over the batch
             (`embed_norm.EmbedBatchNorm`), so that a small from-scratch model can leave the label prior.
+        foreground_erosion: Keep only each scan's foreground eroded by this many voxels (6-connected, as
+            `scipy.ndimage.binary_erosion`) and zero the rest, before `input_norm`: for brain MRI a crude skull
+            strip that takes off the bright scalp at the head's edge (`visual.erode_foreground`); 0 (upstream) keeps
+            every voxel.
     """
 
     image_size: tuple[int, int, int] = (48, 224, 224)
@@ -84,6 +88,7 @@ class VisionConfig:
     qkv_bias: bool = True
     input_norm: str = "none"
     embed_norm: str = "none"
+    foreground_erosion: int = 0
 
     def __post_init__(self) -> None:
         if len(self.image_size) != 3 or len(self.patch_size) != 3:
@@ -108,6 +113,8 @@ class VisionConfig:
             raise ValueError(f"input_norm must be one of {get_args(InputNorm)}, got {self.input_norm!r}")
         if self.embed_norm not in get_args(EmbedNorm):
             raise ValueError(f"embed_norm must be one of {get_args(EmbedNorm)}, got {self.embed_norm!r}")
+        if self.foreground_erosion < 0:
+            raise ValueError(f"foreground_erosion must be >= 0 voxels, got {self.foreground_erosion}")
         if not 0.0 <= self.patch_dropout < 1.0 or not 0.0 <= self.drop_path < 1.0:
             raise ValueError("patch_dropout and drop_path must lie in [0, 1)")
 

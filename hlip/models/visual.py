@@ -63,6 +63,27 @@ def zscore_foreground(scans: Tensor, level: float = FOREGROUND_LEVEL, eps: float
     return (scans - mean) / (std + eps) * fg
 
 
+def erode_foreground(scans: Tensor, voxels: int, level: float = FOREGROUND_LEVEL) -> Tensor:
+    """`[S, 1, D, H, W]` with every voxel outside the foreground (above `level`) eroded by `voxels` set to 0.
+
+    Erosion by the 6-connected cross, `voxels` times, with the outside of the volume counting as background: what
+    `scipy.ndimage.binary_erosion(scans > level, iterations=voxels)` keeps. On a brain MRI it takes off the scalp,
+    whose bright rim otherwise gives a patch its strongest response in place of a lesion (docs/demo-model.md,
+    session 23).
+    """
+    inside = scans > level
+    for _ in range(voxels):
+        eroded = inside.clone()
+        for axis in (-3, -2, -1):
+            n = inside.shape[axis]
+            eroded.narrow(axis, 1, n - 1).logical_and_(inside.narrow(axis, 0, n - 1))  # the neighbour before
+            eroded.narrow(axis, 0, n - 1).logical_and_(inside.narrow(axis, 1, n - 1))  # the neighbour after
+            eroded.narrow(axis, 0, 1).fill_(False)  # the outside of the volume is background
+            eroded.narrow(axis, n - 1, 1).fill_(False)
+        inside = eroded
+    return scans * inside
+
+
 class VisionTransformer3D(nn.Module):
     """Hierarchical-attention 3D ViT (timm attribute names).
 
@@ -135,6 +156,8 @@ class VisionTransformer3D(nn.Module):
         """Packed scans `[S, 1, D, H, W]` -> positioned patch tokens `[S, d, t, C]`."""
         if scans.dtype == torch.uint8:  # the loader's volumes: converted here, on the model's device
             scans = scans.to(torch.float32).div_(255.0)
+        if self.cfg.foreground_erosion:
+            scans = erode_foreground(scans, self.cfg.foreground_erosion)
         if self.cfg.input_norm == "zscore":
             scans = zscore(scans)
         elif self.cfg.input_norm == "zscore_foreground":

@@ -52,6 +52,13 @@ def test_listing_order_is_os_walks_top_down_sorted_order(tmp_path: Path) -> None
     assert [f.size for f in LocalSource(tmp_path).list_files()] == [len(p) for p in expected]
 
 
+def test_paths_are_relative_to_a_root_that_ends_with_the_separator() -> None:
+    """A source at the file-system root: its paths lose the leading "/" and nothing else."""
+    source = LocalSource("/")
+    assert source._relative("/etc/hosts") == "etc/hosts"
+    assert source._problem("/srv/a b/c.dcm", "broken_link", "x").path == "srv/a b/c.dcm"
+
+
 def test_missing_local_folder_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         LocalSource(tmp_path / "nope")

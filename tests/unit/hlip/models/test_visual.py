@@ -10,7 +10,7 @@ from torch import Tensor
 
 from hlip.models.config import VisionConfig
 from hlip.models.packing import StudyPacking
-from hlip.models.visual import VisionTransformer3D, zscore, zscore_foreground
+from hlip.models.visual import FOREGROUND_LEVEL, VisionTransformer3D, erode_foreground, zscore, zscore_foreground
 
 Batch = Callable[..., tuple[Tensor, Tensor]]
 SIZE = (16, 32, 32)  # per scan -> grid (2, 2, 2) with 8x16x16 patches
@@ -252,6 +252,36 @@ def test_foreground_zscore_input_is_invariant_to_each_scans_gain(study_batch: Ba
     model = make_vit(("scan", "study"), input_norm="zscore_foreground")
     with torch.no_grad():
         torch.testing.assert_close(model(x * gain, mask), model(x, mask), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("voxels", [1, 2, 3])
+def test_foreground_erosion_keeps_what_scipys_binary_erosion_keeps(voxels: int) -> None:
+    """A head with holes, a thin rim and contact with the volume's border: the kept voxels are exactly those of
+    `scipy.ndimage.binary_erosion` (6-connected cross, outside = background), each with its own value."""
+    ndimage = pytest.importorskip("scipy.ndimage")
+    gen = torch.Generator().manual_seed(voxels)
+    scans = torch.rand(3, 1, 10, 20, 18, generator=gen)
+    scans[0, 0, :, :, :2] = 0.0  # background along one side; the other sides touch the border
+    scans[1] = (scans[1] > 0.3).float() * scans[1]  # scattered holes
+    scans[2, 0, 2:8, 4:16, 4:14] = 0.0  # a head that is only a rim around an empty middle
+    out = erode_foreground(scans, voxels)
+    for scan, kept in zip(scans, out, strict=True):
+        want = ndimage.binary_erosion((scan[0] > FOREGROUND_LEVEL).numpy(), iterations=voxels)
+        assert torch.equal(kept[0] != 0, torch.from_numpy(want))
+        torch.testing.assert_close(kept[0][want], scan[0][want], rtol=0, atol=0)
+
+
+def test_foreground_erosion_strips_the_rim_before_the_zscore(study_batch: Batch) -> None:
+    x, mask = study_batch([2, 1], SIZE)
+    plain = make_vit(("scan", "study"), input_norm="zscore_foreground")
+    eroded = make_vit(("scan", "study"), input_norm="zscore_foreground", foreground_erosion=2)
+    with torch.no_grad():
+        rim = x.clone()
+        rim[..., :, :, :2] = 1.0  # a bright band at the volume's edge, inside what erosion takes off
+        assert torch.allclose(eroded(rim, mask), eroded(x, mask), atol=1e-6)
+        assert not torch.allclose(plain(rim, mask), plain(x, mask), atol=1e-3)
+    with pytest.raises(ValueError, match="foreground_erosion"):
+        make_vit(("scan",), foreground_erosion=-1)
 
 
 def test_unknown_input_norm_is_rejected() -> None:
