@@ -161,20 +161,22 @@ def main() -> None:
     train_truth, bench_truth = ba.truth_by_key(args.corpus, HashKey.from_env("HLIP_DEID_KEY"), 20)
     train, bench = ba.StudyLoader(args.ingest / "train", 8), ba.StudyLoader(args.ingest / "benchmark", 8)
     train_ids = [k for k in sorted(train.scans) if k in train_truth.index][: args.limit or None]
-    classes = lambda keys: np.array([ba.CLASSES.index(str(c)) for c in train_truth.loc[keys, "label"]])  # noqa: E731
+    labels = lambda keys: list(train_truth.loc[keys, "label"].astype(str))  # noqa: E731
+    unknown = sorted(set(labels(train_ids)) - set(ba.CLASSES))
+    if unknown:
+        raise SystemExit(f"training ground truth has classes {unknown} outside {ba.CLASSES}")
     if args.score_on == "heldout":
         scored = ba.held_out(train_ids, args.held_out)
         fit_ids, test_ids = [k for k in train_ids if k not in scored], [k for k in train_ids if k in scored]
-        fit, test = [load_study(train, k) for k in fit_ids], [load_study(train, k) for k in test_ids]
-        y_test = np.eye(len(ba.CLASSES), dtype=np.int64)[classes(test_ids)]
+        test, y_test = [load_study(train, k) for k in test_ids], ba.one_hot_classes(labels(test_ids))
     else:
         all_ids = [k for k in sorted(bench.scans) if k in bench_truth.index]
         y_all = ba.one_hot_classes([bench_truth[k] for k in all_ids])
         config = ba.EvaluateParams.load(args.params).config
         _, test_rows = validation_split(y_all, config.val_fraction, config.seed)  # evaluate's 140 test studies
         fit_ids, y_test = train_ids, y_all[test_rows]
-        fit, test = [load_study(train, k) for k in fit_ids], [load_study(bench, all_ids[i]) for i in test_rows]
-    y_fit = classes(fit_ids).astype(np.int64)
+        test = [load_study(bench, all_ids[i]) for i in test_rows]
+    fit, y_fit = [load_study(train, k) for k in fit_ids], ba.one_hot_classes(labels(fit_ids)).argmax(1)
     print(f"{len(fit)} training studies, {len(test)} scored ({args.score_on})", flush=True)
 
     settings = [{"erosion": e, "pool": p, "token": t} for e in args.erosion for p in args.pool for t in args.token]
