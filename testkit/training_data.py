@@ -108,7 +108,7 @@ def tiny_pretrain_block(folder: str | Path, out: str | Path, *, max_scans: int =
             "labels_dir": str(folder / "labels"),
             "scans": {"mode": "max_n", "max_scans": max_scans},
         },
-        "warmup": {"epochs": 2, "lr": 2e-3, "warmup_steps": 2},
+        "warmup": {"epochs": 2, "lr": 2e-3, "warmup_steps": 2, "stem_supervision": 1.0},  # the shipped stage A
         "contrastive": {"epochs": 2, "lr": 2e-3, "warmup_steps": 2},
         "batch_size": 4,
         "workers": 0,

@@ -86,16 +86,24 @@ class HLIPClassifier(nn.Module):
     The vision tower (including its projection `visual.head`) has the same parameter names as in `HLIP`,
     so `visual.*` weights carry over to contrastive training unchanged.
 
+    With `stem_head`, a second linear head classifies each study's strongest stem response
+    (`VisionTransformer3D.forward_with_stem`: the maximum over its scans' patch-embedding tokens, batch-normalised):
+    deep supervision of the tokeniser, whose gradient reaches the stem without passing through any attention block.
+    Both heads start at the label prior; neither is part of the exported CLIP model.
+
     Args:
         cfg: Architecture (only `vision` and `embed_dim` are used).
         num_classes: Number of findings.
+        stem_head: Add the stem head (its logits are returned as `stem_logits`).
     """
 
-    def __init__(self, cfg: ModelConfig, num_classes: int) -> None:
+    def __init__(self, cfg: ModelConfig, num_classes: int, stem_head: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
         self.visual = VisionTransformer3D(cfg.vision, cfg.embed_dim)
         self.classifier = nn.Linear(cfg.embed_dim, num_classes)
+        self.stem_norm: nn.Module | None = nn.BatchNorm1d(cfg.vision.width) if stem_head else None
+        self.stem_classifier: nn.Linear | None = nn.Linear(cfg.vision.width, num_classes) if stem_head else None
 
     @torch.no_grad()
     def init_prior_bias(self, positive_rate: Sequence[float], eps: float = 1e-3) -> None:
@@ -108,11 +116,17 @@ class HLIPClassifier(nn.Module):
         if len(positive_rate) != self.classifier.out_features:
             raise ValueError(f"{len(positive_rate)} prevalences for {self.classifier.out_features} findings")
         p = torch.tensor(positive_rate, dtype=torch.float64).clamp(eps, 1.0 - eps)
-        self.classifier.bias.copy_(torch.log(p / (1.0 - p)).to(self.classifier.bias.dtype))
+        log_odds = torch.log(p / (1.0 - p))
+        for head in (self.classifier, self.stem_classifier):
+            if head is not None:
+                head.bias.copy_(log_odds.to(head.bias.dtype))
 
     def forward(self, image: Tensor, scan_mask: Tensor | None = None) -> dict[str, Tensor]:
-        """`{"logits": [B, num_classes]}` for `MultiLabelBCELoss`."""
-        return {"logits": self.classifier(self.visual(image, scan_mask))}
+        """`{"logits": [B, num_classes]}` for `MultiLabelBCELoss`, plus `stem_logits` with the stem head."""
+        if self.stem_classifier is None or self.stem_norm is None:
+            return {"logits": self.classifier(self.visual(image, scan_mask))}
+        embedding, stem = self.visual.forward_with_stem(image, scan_mask)
+        return {"logits": self.classifier(embedding), "stem_logits": self.stem_classifier(self.stem_norm(stem))}
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Gradient checkpointing in the vision tower."""

@@ -77,11 +77,12 @@ def create_model(
 
 
 def create_classifier(
-    name: str | ModelConfig, num_classes: int, overrides: Mapping[str, Any] | None = None
+    name: str | ModelConfig, num_classes: int, overrides: Mapping[str, Any] | None = None, stem_head: bool = False
 ) -> HLIPClassifier:
-    """Build the supervised warm-up model (vision tower + linear multi-label head) of config `name`."""
+    """Build the supervised warm-up model (vision tower + linear multi-label head, optionally the stem head) of
+    config `name`."""
     cfg = name if isinstance(name, ModelConfig) else get_model_config(name, overrides)
-    return HLIPClassifier(cfg, num_classes)
+    return HLIPClassifier(cfg, num_classes, stem_head=stem_head)
 
 
 def create_tokenizer(name: str | ModelConfig, overrides: Mapping[str, Any] | None = None) -> Tokenizer:

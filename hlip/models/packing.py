@@ -112,6 +112,13 @@ class StudyPacking:
         means = [t[b.scans].mean(dim=1) for b in self.buckets]  # each [G_k, ...]
         return torch.cat(means)[self.bucket_inverse]  # [B, ...]
 
+    def study_max(self, t: Tensor) -> Tensor:
+        """Maximum over the scans of each study: `[S, ...] -> [B, ...]`."""
+        if self.uniform:
+            return t.view(self.num_studies, self.counts[0], *t.shape[1:]).amax(dim=1)  # [B, ...]
+        maxima = [t[b.scans].amax(dim=1) for b in self.buckets]  # each [G_k, ...]
+        return torch.cat(maxima)[self.bucket_inverse]  # [B, ...]
+
 
 def pack_scans(x: Tensor, scan_mask: Tensor | None = None) -> Tensor:
     """Drop padded scans: `[B, N, 1, D, H, W] -> [S, 1, D, H, W]` (study-major)."""

@@ -141,8 +141,25 @@ class VisionTransformer3D(nn.Module):
 
     def forward_feature_rows(self, x: Tensor, scan_mask: Tensor | None = None) -> Tensor:
         """Pooled study feature rows `[B, R, num_features]` before the projection head."""
+        return self._encode(x, scan_mask, stem_max=False)[0]
+
+    def forward_with_stem(self, x: Tensor, scan_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Study embeddings `[B, embed_dim]` (as `forward`) and each study's strongest stem response `[B, C]`.
+
+        The stem response is the patch embedding's output (before positions, patch dropout and any block): the
+        maximum over every token of every real scan of the study, per channel. Stage A's deep supervision of the
+        tokeniser (`pretrain.warmup.stem_supervision`) classifies it, so the stem gets a gradient that no
+        attention block has mixed.
+        """
+        rows, stem = self._encode(x, scan_mask, stem_max=True)
+        assert stem is not None
+        return self.embed_norm(self.head(rows[:, self.cfg.pool_row])), stem
+
+    def _encode(self, x: Tensor, scan_mask: Tensor | None, stem_max: bool) -> tuple[Tensor, Tensor | None]:
         packing = StudyPacking.from_batch(x, scan_mask)
-        patches = self._tokens(pack_scans(x, scan_mask), packing)  # [S, d, t, C]
+        tokens = self._stem(pack_scans(x, scan_mask))  # [S, d, h, w, C]
+        stem = packing.study_max(tokens.amax(dim=(1, 2, 3))) if stem_max else None  # [B, C]
+        patches = self._position(tokens, packing)  # [S, d, t, C]
         layout = TokenLayout(packing, self.cfg.num_prefix_tokens, patches.shape[1], patches.shape[2])
         level = self.cfg.levels[0]
         x = layout.join(self._prefix(layout.num_groups(level)), patches, level)
@@ -150,10 +167,10 @@ class VisionTransformer3D(nn.Module):
             x = layout.regroup(x, level, next_level)
             level = next_level
             x = self._run_block(blk, x, layout.groups(level))
-        return self._pool(x, level, layout)
+        return self._pool(x, level, layout), stem
 
-    def _tokens(self, scans: Tensor, packing: StudyPacking) -> Tensor:
-        """Packed scans `[S, 1, D, H, W]` -> positioned patch tokens `[S, d, t, C]`."""
+    def _stem(self, scans: Tensor) -> Tensor:
+        """Packed scans `[S, 1, D, H, W]` -> patch tokens `[S, d, h, w, C]` (input normalisation, patch embedding)."""
         if scans.dtype == torch.uint8:  # the loader's volumes: converted here, on the model's device
             scans = scans.to(torch.float32).div_(255.0)
         if self.cfg.foreground_erosion:
@@ -164,7 +181,11 @@ class VisionTransformer3D(nn.Module):
             scans = zscore_foreground(scans)
         elif self.cfg.input_norm == "imagenet_gray":
             scans = (scans - IMAGENET_GRAY_MEAN) / IMAGENET_GRAY_STD
-        x = self.patch_embed(scans)  # [S, d, h, w, C]
+        out: Tensor = self.patch_embed(scans)  # [S, d, h, w, C]
+        return out
+
+    def _position(self, x: Tensor, packing: StudyPacking) -> Tensor:
+        """Patch tokens `[S, d, h, w, C]` -> positioned tokens `[S, d, t, C]` (after patch dropout in training)."""
         S, d, h, w, C = x.shape
         x = x + self.pos_embed((d, h, w), packing)  # [S, d, h, w, C]
         x = x.reshape(S, d, h * w, C)  # [S, d, h*w, C]

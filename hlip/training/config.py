@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,10 @@ class StageConfig:
         label_targets: Stage B with `clip`: share of each study's target given to the batch's studies whose report
             labels agree with its own (`ClipLoss`; MedCLIP's semantic matching). 0 is plain CLIP; above 0 needs
             the label table of stage A.
+        stem_supervision: Stage A: weight of a second BCE on the report labels, from each study's strongest stem
+            response (the maximum over its scans' patch-embedding tokens -> BatchNorm -> linear;
+            `HLIPClassifier(stem_head=True)`). Deep supervision of the tokeniser: its gradient reaches the stem
+            without passing through the attention blocks. 0 is off; the extra head is dropped after stage A.
     """
 
     enabled: str = "auto"
@@ -84,6 +89,7 @@ class StageConfig:
     min_lr: float = 0.0
     loss: str = "clip"
     label_targets: float = 0.0
+    stem_supervision: float = 0.0
 
     def __post_init__(self) -> None:
         if str(self.enabled).lower() not in ("auto", "true", "false"):
@@ -96,6 +102,10 @@ class StageConfig:
             raise ConfigError(f"stage label_targets must lie in [0, 1], got {self.label_targets}")
         if self.label_targets > 0.0 and self.loss != "clip":
             raise ConfigError(f"label_targets works with the clip loss only, not {self.loss!r}")
+        if not math.isfinite(self.stem_supervision) or self.stem_supervision < 0.0:
+            raise ConfigError(f"stage stem_supervision must be a finite weight >= 0, got {self.stem_supervision}")
+        if self.stem_supervision > 0.0 and self.loss != "bce":
+            raise ConfigError(f"stem_supervision is a stage-A (bce) option, not for the {self.loss!r} stage")
 
 
 @dataclass(frozen=True)

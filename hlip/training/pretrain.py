@@ -256,7 +256,8 @@ def _run(
         stage_a = dict(resume.get("stage_a", stage_a))
     elif warmup_on and labels is not None:
         torch.manual_seed(config.seed)
-        classifier = HLIPClassifier(model_cfg, len(findings)).to(info.device)
+        classifier = HLIPClassifier(model_cfg, len(findings), stem_head=config.warmup.stem_supervision > 0)
+        classifier = classifier.to(info.device)
         if config.init:  # upstream's start: a 2D ImageNet-MAE ViT inflated to 3D
             init_from_2d_vit(classifier.visual, config.init)
         classifier.init_prior_bias(positive_rates(labels))
@@ -415,11 +416,15 @@ def _stage_run(
     scaler = torch.amp.GradScaler(info.device.type, enabled=autocast is torch.float16)
     if name == WARMUP:
         bce = create_loss("bce")
+        stem_weight = stage.stem_supervision
 
         def compute_loss(m: nn.Module, batch: dict[str, Any]) -> Tensor:
             out = m(batch["image"], batch["scan_mask"])
             labels_ = torch.nan_to_num(batch["labels"], nan=-1.0)  # unknown / uncertain -> masked
-            return bce(**out, labels=labels_)
+            loss: Tensor = bce(out["logits"], labels_)
+            if stem_weight > 0:  # deep supervision of the stem (`StageConfig.stem_supervision`)
+                loss = loss + stem_weight * bce(out["stem_logits"], labels_)
+            return loss
 
         loss_scale = 1.0
     else:

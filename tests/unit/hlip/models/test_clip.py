@@ -71,3 +71,30 @@ def test_warmup_classifier_shares_the_vision_tower(tiny_text: dict, study_batch:
     clip.load_state_dict({k: v for k, v in classifier.state_dict().items() if k.startswith("visual.")}, strict=False)
     with torch.no_grad():
         torch.testing.assert_close(clip.eval().encode_image(x, mask), classifier.eval().visual(x, mask))
+
+
+def test_stem_head_classifies_the_stem_alone_and_starts_at_the_prior(tiny_text: dict, study_batch: Batch) -> None:
+    """The stem head's loss reaches the stem and no attention block; both heads start at the label prior; the
+    exported vision tower has the same keys with or without it."""
+    plain = create_classifier("hlip-tiny", num_classes=3)
+    classifier = create_classifier("hlip-tiny", num_classes=3, stem_head=True)
+    classifier.init_prior_bias([0.1, 0.5, 0.8])
+    prior = torch.log(torch.tensor([0.1, 0.5, 0.8]) / torch.tensor([0.9, 0.5, 0.2]))
+    torch.testing.assert_close(classifier.classifier.bias, prior)
+    assert classifier.stem_classifier is not None
+    torch.testing.assert_close(classifier.stem_classifier.bias, prior)
+    x, mask = study_batch([3, 1, 2], SIZE)
+    out = classifier(x, mask)
+    assert out["stem_logits"].shape == out["logits"].shape == (3, 3)
+    labels = torch.tensor([[1, 0, -1], [0, -1, 1], [1, 1, 0]])
+    create_loss("bce")(out["stem_logits"], labels).backward()
+    assert classifier.visual.patch_embed.proj.weight.grad is not None
+    assert classifier.visual.patch_embed.proj.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in classifier.visual.blocks.parameters())  # no block on the stem's path
+    assert classifier.classifier.weight.grad is None
+    visual = {k for k in classifier.state_dict() if k.startswith("visual.")}
+    assert visual == {k for k in plain.state_dict() if k.startswith("visual.")}
+    assert set(classifier.state_dict()) - visual - set(plain.state_dict()) == {
+        "stem_norm.weight", "stem_norm.bias", "stem_norm.running_mean", "stem_norm.running_var",
+        "stem_norm.num_batches_tracked", "stem_classifier.weight", "stem_classifier.bias",
+    }  # fmt: skip

@@ -37,7 +37,7 @@ def reference_features(model: VisionTransformer3D, x: Tensor) -> Tensor:
     """Upstream HLIP's forward for a fixed scan count, written out level by level on [B*N...] tensors."""
     N = x.shape[1]
     P = model.cfg.num_prefix_tokens
-    patches = model._tokens(x.flatten(0, 1), StudyPacking.from_batch(x))  # [B*N, d, t, C]
+    patches = model._position(model._stem(x.flatten(0, 1)), StudyPacking.from_batch(x))  # [B*N, d, t, C]
     _, d, t, C = patches.shape
     size = {"slice": t, "scan": d * t, "study": N * d * t}  # patch tokens per group
     factor = {"slice": 1, "scan": d, "study": N * d}  # slabs per group
@@ -107,6 +107,25 @@ def test_packed_batch_equals_each_study_alone(levels: tuple[str, ...], study_bat
         mixed = model(x2, mask2)
         for row, b in enumerate(order):
             torch.testing.assert_close(mixed[row], packed[b], rtol=0, atol=1e-5)
+
+
+def test_forward_with_stem_gives_the_embedding_and_each_studys_strongest_stem_token(study_batch: Batch) -> None:
+    """The stem read-out is the maximum over every patch-embedding token of the study's real scans, per channel:
+    padded scans (filled with a bright value here) and batch-mates do not enter it, and the embedding is `forward`'s."""
+    model = make_vit(("scan", "study"), input_norm="zscore")
+    counts = [3, 1, 2]
+    x, mask = study_batch(counts, SIZE)
+    x[~mask] = 50.0  # padding that would dominate any maximum it leaked into
+    with torch.no_grad():
+        embedding, stem = model.forward_with_stem(x, mask)
+        torch.testing.assert_close(embedding, model(x, mask), rtol=0, atol=0)
+        assert stem.shape == (3, model.cfg.width)
+        for b, n in enumerate(counts):
+            tokens = model.patch_embed(zscore(x[b, :n]))  # [n, d, h, w, C], the scans alone
+            expected = tokens.flatten(0, 3).amax(dim=0)
+            torch.testing.assert_close(stem[b], expected, rtol=0, atol=1e-6)
+        _, uniform = model.forward_with_stem(x[:1, :3])  # one study, no mask: the dense path
+        torch.testing.assert_close(uniform[0], stem[0], rtol=0, atol=1e-6)
 
 
 def test_all_real_mask_equals_no_mask(study_batch: Batch) -> None:

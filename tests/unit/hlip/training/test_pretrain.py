@@ -181,3 +181,26 @@ def test_label_targets_read_the_labels_for_stage_b_alone(block: dict[str, Any]) 
     soft_losses = soft.summary["stages"]["contrastive"]["epoch_losses"]
     assert len(soft_losses) == len(plain_losses) == 2
     assert soft_losses != plain_losses
+
+
+def test_stem_supervision_adds_the_stem_heads_loss_in_stage_a_and_leaves_no_trace_in_the_export(
+    block: dict[str, Any],
+) -> None:
+    """Stage A's first loss is the plain BCE plus the stem head's BCE at the same initial weights; the saved warm-up
+    model keeps the stem head, the exported CLIP model does not (exact resume with it: tests/integration/training)."""
+    plain_rec, stem_rec = Recorder(), Recorder()
+    plain = run_pretrain(PretrainConfig.from_params({**block, "out": block["out"] + "-plain"}), logger=plain_rec,
+                         progress=False)  # fmt: skip
+    weighted = {**block, "warmup": {**block["warmup"], "stem_supervision": 1.0}}
+    stem = run_pretrain(PretrainConfig.from_params(weighted), logger=stem_rec, progress=False)
+    first = {name: next(m["warmup/loss"] for _, m in rec.metrics if "warmup/loss" in m)
+             for name, rec in (("plain", plain_rec), ("stem", stem_rec))}  # fmt: skip
+    assert first["stem"] > first["plain"] + 0.2  # a second BCE near the label prior (about 0.5 here) on top
+    warm = load_state_dict_file(Path(block["out"]) / "warmup" / "classifier.safetensors")
+    assert {"stem_classifier.weight", "stem_norm.running_mean"} <= set(warm)
+    plain_warm = load_state_dict_file(Path(block["out"] + "-plain") / "warmup" / "classifier.safetensors")
+    assert not any("stem_" in k for k in plain_warm)
+    assert plain.model_dir is not None
+    assert stem.model_dir is not None
+    exported = load_state_dict_file(stem.model_dir / "model.safetensors")
+    assert exported.keys() == load_state_dict_file(plain.model_dir / "model.safetensors").keys()
