@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hlip.models.config import ModelConfig
+from hlip.models.stem_head import StemHead, init_prior_bias
 from hlip.models.text import TextTower
 from hlip.models.visual import VisionTransformer3D
 
@@ -22,6 +23,9 @@ MAX_LOGIT_SCALE = 100.0
 
 class HLIP(nn.Module):
     """CLIP over studies and reports, open_clip style (`visual`, `text`, `logit_scale`, `logit_bias`).
+
+    While it trains with `pretrain.contrastive.stem_supervision`, `stem_head` holds a `StemHead` (stage A's, carried
+    over) and `forward` also returns its `stem_logits`; it is None otherwise, and always in an exported model.
 
     Args:
         cfg: Architecture.
@@ -35,6 +39,7 @@ class HLIP(nn.Module):
         self.text = TextTower(cfg.text, cfg.embed_dim, pretrained=pretrained_text)
         self.logit_scale = nn.Parameter(torch.tensor(float(cfg.init_logit_scale)))
         self.logit_bias = None if cfg.init_logit_bias is None else nn.Parameter(torch.tensor(cfg.init_logit_bias))
+        self.stem_head: StemHead | None = None
 
     def encode_image(self, image: Tensor, scan_mask: Tensor | None = None, normalize: bool = False) -> Tensor:
         """Study embeddings `[B, embed_dim]` of `image: [B, N, 1, D, H, W]`."""
@@ -53,10 +58,14 @@ class HLIP(nn.Module):
 
         Returns:
             `image_features [B, E]` and/or `text_features [B, E]`, `logit_scale` (exp'd, scalar) and, for
-            SigLIP models, `logit_bias`.
+            SigLIP models, `logit_bias`; with a `stem_head` and an image, also its `stem_logits [B, classes]`.
         """
         out: dict[str, Tensor] = {"logit_scale": self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)}
-        if image is not None:
+        if image is not None and self.stem_head is not None:
+            embedding, stem = self.visual.forward_with_stem(image, scan_mask)
+            out["image_features"] = F.normalize(embedding, dim=-1)
+            out["stem_logits"] = self.stem_head(stem)
+        elif image is not None:
             out["image_features"] = self.encode_image(image, scan_mask, normalize=True)
         if text is not None:
             out["text_features"] = self.encode_text(text, normalize=True)
@@ -86,10 +95,9 @@ class HLIPClassifier(nn.Module):
     The vision tower (including its projection `visual.head`) has the same parameter names as in `HLIP`,
     so `visual.*` weights carry over to contrastive training unchanged.
 
-    With `stem_head`, a second linear head classifies each study's strongest stem response
-    (`VisionTransformer3D.forward_with_stem`: the maximum over its scans' patch-embedding tokens, batch-normalised):
-    deep supervision of the tokeniser, whose gradient reaches the stem without passing through any attention block.
-    Both heads start at the label prior; neither is part of the exported CLIP model.
+    With `stem_head`, a second head (`StemHead`) classifies each study's strongest stem response: deep supervision
+    of the tokeniser, whose gradient reaches the stem without passing through any attention block. Both heads start
+    at the label prior; neither is part of the exported CLIP model.
 
     Args:
         cfg: Architecture (only `vision` and `embed_dim` are used).
@@ -102,31 +110,19 @@ class HLIPClassifier(nn.Module):
         self.cfg = cfg
         self.visual = VisionTransformer3D(cfg.vision, cfg.embed_dim)
         self.classifier = nn.Linear(cfg.embed_dim, num_classes)
-        self.stem_norm: nn.Module | None = nn.BatchNorm1d(cfg.vision.width) if stem_head else None
-        self.stem_classifier: nn.Linear | None = nn.Linear(cfg.vision.width, num_classes) if stem_head else None
+        self.stem_head = StemHead(cfg.vision.width, num_classes) if stem_head else None
 
-    @torch.no_grad()
     def init_prior_bias(self, positive_rate: Sequence[float], eps: float = 1e-3) -> None:
-        """Start each finding's logit at the log-odds of its training prevalence (RetinaNet's prior init).
-
-        With a zero bias every logit starts at p = 0.5; AdamW's bounded steps then need about
-        `|log-odds| / lr` steps just to reach the label prior (1,700 steps at 15% prevalence and lr 1e-3, more
-        than a demo run has), and the gradient early on is spent on the bias instead of the image.
-        """
-        if len(positive_rate) != self.classifier.out_features:
-            raise ValueError(f"{len(positive_rate)} prevalences for {self.classifier.out_features} findings")
-        p = torch.tensor(positive_rate, dtype=torch.float64).clamp(eps, 1.0 - eps)
-        log_odds = torch.log(p / (1.0 - p))
-        for head in (self.classifier, self.stem_classifier):
-            if head is not None:
-                head.bias.copy_(log_odds.to(head.bias.dtype))
+        """Start every head's logits at the log-odds of each finding's training prevalence (`init_prior_bias`)."""
+        heads = [self.classifier] if self.stem_head is None else [self.classifier, self.stem_head.classifier]
+        init_prior_bias(heads, positive_rate, eps)
 
     def forward(self, image: Tensor, scan_mask: Tensor | None = None) -> dict[str, Tensor]:
         """`{"logits": [B, num_classes]}` for `MultiLabelBCELoss`, plus `stem_logits` with the stem head."""
-        if self.stem_classifier is None or self.stem_norm is None:
+        if self.stem_head is None:
             return {"logits": self.classifier(self.visual(image, scan_mask))}
         embedding, stem = self.visual.forward_with_stem(image, scan_mask)
-        return {"logits": self.classifier(embedding), "stem_logits": self.stem_classifier(self.stem_norm(stem))}
+        return {"logits": self.classifier(embedding), "stem_logits": self.stem_head(stem)}
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Gradient checkpointing in the vision tower."""

@@ -15,6 +15,7 @@ its batch-mates (up to float rounding of the batched matmuls).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -107,17 +108,18 @@ class StudyPacking:
 
     def study_mean(self, t: Tensor) -> Tensor:
         """Mean over the scans of each study: `[S, ...] -> [B, ...]`."""
-        if self.uniform:
-            return t.view(self.num_studies, self.counts[0], *t.shape[1:]).mean(dim=1)  # [B, ...]
-        means = [t[b.scans].mean(dim=1) for b in self.buckets]  # each [G_k, ...]
-        return torch.cat(means)[self.bucket_inverse]  # [B, ...]
+        return self._per_study(t, torch.mean)
 
     def study_max(self, t: Tensor) -> Tensor:
         """Maximum over the scans of each study: `[S, ...] -> [B, ...]`."""
+        return self._per_study(t, torch.amax)
+
+    def _per_study(self, t: Tensor, reduce: Callable[..., Tensor]) -> Tensor:
+        """`reduce(..., dim=1)` over the scans of each study, bucket by bucket: `[S, ...] -> [B, ...]`."""
         if self.uniform:
-            return t.view(self.num_studies, self.counts[0], *t.shape[1:]).amax(dim=1)  # [B, ...]
-        maxima = [t[b.scans].amax(dim=1) for b in self.buckets]  # each [G_k, ...]
-        return torch.cat(maxima)[self.bucket_inverse]  # [B, ...]
+            return reduce(t.view(self.num_studies, self.counts[0], *t.shape[1:]), dim=1)  # [B, ...]
+        parts = [reduce(t[b.scans], dim=1) for b in self.buckets]  # each [G_k, ...]
+        return torch.cat(parts)[self.bucket_inverse]  # [B, ...]
 
 
 def pack_scans(x: Tensor, scan_mask: Tensor | None = None) -> Tensor:

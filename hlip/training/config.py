@@ -75,10 +75,12 @@ class StageConfig:
         label_targets: Stage B with `clip`: share of each study's target given to the batch's studies whose report
             labels agree with its own (`ClipLoss`; MedCLIP's semantic matching). 0 is plain CLIP; above 0 needs
             the label table of stage A.
-        stem_supervision: Stage A: weight of a second BCE on the report labels, from each study's strongest stem
-            response (the maximum over its scans' patch-embedding tokens -> BatchNorm -> linear;
-            `HLIPClassifier(stem_head=True)`). Deep supervision of the tokeniser: its gradient reaches the stem
-            without passing through the attention blocks. 0 is off; the extra head is dropped after stage A.
+        stem_supervision: Weight of a BCE on the report labels from each study's strongest stem response (the
+            maximum over its scans' patch-embedding tokens -> BatchNorm -> linear; `hlip.models.stem_head`), added
+            to the stage's loss. Deep supervision of the tokeniser: its gradient reaches the stem without passing
+            through the attention blocks. In stage A the head is `HLIPClassifier(stem_head=True)`'s; in stage B it
+            is stage A's head carried on (a new one at the label prior without it), which needs the label table.
+            0 is off; no exported model has the head.
     """
 
     enabled: str = "auto"
@@ -104,8 +106,6 @@ class StageConfig:
             raise ConfigError(f"label_targets works with the clip loss only, not {self.loss!r}")
         if not math.isfinite(self.stem_supervision) or self.stem_supervision < 0.0:
             raise ConfigError(f"stage stem_supervision must be a finite weight >= 0, got {self.stem_supervision}")
-        if self.stem_supervision > 0.0 and self.loss != "bce":
-            raise ConfigError(f"stem_supervision is a stage-A (bce) option, not for the {self.loss!r} stage")
 
 
 @dataclass(frozen=True)

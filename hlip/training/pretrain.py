@@ -14,6 +14,7 @@ the exported model (`out/model`), the warm-up head (`out/warmup`) and `out/summa
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -41,6 +42,7 @@ from hlip.models.export import save_model
 from hlip.models.factory import create_tokenizer, get_model_config
 from hlip.models.loss import ClipLoss, create_loss
 from hlip.models.mae_init import init_from_2d_vit
+from hlip.models.stem_head import StemHead, init_prior_bias
 from hlip.training.checkpoint import (
     CheckpointMismatchError,
     CheckpointWriter,
@@ -103,19 +105,22 @@ def warmup_enabled(config: PretrainConfig) -> bool:
 
 
 def labels_used(config: PretrainConfig) -> bool:
-    """The label table is read: by stage A, or by stage B's label-similarity targets (`label_targets`).
+    """The label table is read: by stage A, or by stage B's label-similarity targets (`label_targets`) or stem
+    supervision (`stem_supervision`).
 
     Raises:
-        FileNotFoundError: Stage B asks for label targets and the label table does not exist.
+        FileNotFoundError: Stage B asks for labels and the label table does not exist.
     """
     contrastive = config.contrastive
-    targets = contrastive.enabled.lower() != "false" and contrastive.epochs > 0 and contrastive.label_targets > 0
-    if targets and not config.data.labels_file.is_file():
-        raise FileNotFoundError(
-            f"pretrain.contrastive.label_targets is {contrastive.label_targets} but the label table "
-            f"{config.data.labels_file} does not exist (run the label stage, or set label_targets: 0)"
-        )
-    return targets or warmup_enabled(config)
+    stage_b = contrastive.enabled.lower() != "false" and contrastive.epochs > 0
+    wanted = [key for key in ("label_targets", "stem_supervision") if stage_b and getattr(contrastive, key) > 0]
+    for key in wanted:
+        if not config.data.labels_file.is_file():
+            raise FileNotFoundError(
+                f"pretrain.contrastive.{key} is {getattr(contrastive, key)} but the label table "
+                f"{config.data.labels_file} does not exist (run the label stage, or set {key}: 0)"
+            )
+    return bool(wanted) or warmup_enabled(config)
 
 
 def load_labels(config: PretrainConfig) -> pd.DataFrame:
@@ -248,6 +253,7 @@ def _run(
     timings: dict[str, Any] = {"stages": {}}
     global_step = position.global_step if position else 0
     visual_state: dict[str, Tensor] | None = None
+    stem_head: StemHead | None = None  # stage A's, carried into stage B by `contrastive.stem_supervision`
     warmup_on = labels is not None and warmup_enabled(config)
     stage_a: dict[str, Any] = {"enabled": warmup_on}
 
@@ -272,6 +278,7 @@ def _run(
         global_step = result_a.global_step
         visual_state = {k.removeprefix("visual."): v for k, v in classifier.state_dict().items()
                         if k.startswith("visual.")}  # fmt: skip
+        stem_head = copy.deepcopy(classifier.stem_head)
         stage_a.update(_stage_summary(result_a, config.warmup))
         timings["stages"][WARMUP] = _stage_timing(result_a)
         common["stage_a"] = stage_a
@@ -286,6 +293,8 @@ def _run(
         model.visual.load_state_dict(visual_state)
     elif config.init:
         init_from_2d_vit(model.visual, config.init)
+    if config.contrastive.stem_supervision > 0:  # before the optimizer is built: the head trains too
+        model.stem_head = _stage_b_stem_head(stem_head, model_cfg, labels).to(info.device)
     result_b: StageResult | None = None
     if config.contrastive.enabled.lower() != "false" and config.contrastive.epochs > 0:
         tokenizer = create_tokenizer(model_cfg)
@@ -316,6 +325,7 @@ def _run(
     timings["checkpoints"] = writer.times.as_dict()
     if not info.is_main:
         return PretrainResult(out, None, summary, timings)
+    model.stem_head = None  # a training device: not part of the exported model
     metadata = {"findings": list(findings), "contract": contract.to_dict(), "stage_a": stage_a,
                 "config_hash": config_hash, "pretrain": config.to_dict(), "labeller": _labeller(config)}  # fmt: skip
     model_dir = save_model(model.cpu(), out / "model", metadata=metadata)
@@ -430,16 +440,34 @@ def _stage_run(
     else:
         extra = {"label_targets": stage.label_targets} if stage.label_targets > 0 else {}
         contrastive = create_loss(stage.loss, rank=info.rank, world_size=info.world_size, **extra)
+        plain_clip = isinstance(contrastive, ClipLoss) and not contrastive.gather_with_grad
+        loss_scale = float(info.world_size) if plain_clip and not contrastive.local_loss else 1.0
+        bce, stem_weight = create_loss("bce"), stage.stem_supervision
 
         def compute_loss(m: nn.Module, batch: dict[str, Any]) -> Tensor:
             out = m(image=batch["image"], text=batch["text"], scan_mask=batch["scan_mask"])
-            return contrastive(**out, labels=batch["labels"])
+            stem_logits = out.pop("stem_logits", None)  # the model's stem head: `contrastive.stem_supervision`
+            loss: Tensor = contrastive(**out, labels=batch["labels"])
+            if stem_logits is not None:  # a per-rank mean like any BCE: kept out of the CLIP loss's rank scaling
+                labels_ = torch.nan_to_num(batch["labels"], nan=-1.0)
+                loss = loss + stem_weight / loss_scale * bce(stem_logits, labels_)
+            return loss
 
-        plain_clip = isinstance(contrastive, ClipLoss) and not contrastive.gather_with_grad
-        loss_scale = float(info.world_size) if plain_clip and not contrastive.local_loss else 1.0
     return TrainingStage(name, model, train_model, compute_loss, loader, optimizer, scheduler, scaler, stage.epochs,
                     accum_steps=config.accum_steps, grad_clip=config.grad_clip, loss_scale=loss_scale,
                     autocast_dtype=autocast)  # fmt: skip
+
+
+def _stage_b_stem_head(stage_a: StemHead | None, model_cfg: ModelConfig, labels: pd.DataFrame | None) -> StemHead:
+    """Stage B's stem head: stage A's as it ended, or (no stage A in this process: none configured, or a resume
+    inside stage B, whose checkpoint then overwrites it) a new one at the label prior."""
+    if stage_a is not None:
+        return stage_a
+    if labels is None:  # `labels_used` reads the table whenever `contrastive.stem_supervision` > 0
+        raise RuntimeError("contrastive.stem_supervision needs the label table")
+    head = StemHead(model_cfg.vision.width, labels.shape[1])
+    init_prior_bias([head.classifier], positive_rates(labels))
+    return head
 
 
 def _stage_summary(result: StageResult, stage: StageConfig) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 
 from hlip.models import create_classifier, create_loss, create_model, create_tokenizer
+from hlip.models.stem_head import StemHead
 
 Batch = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 SIZE = (16, 32, 32)
@@ -81,8 +82,8 @@ def test_stem_head_classifies_the_stem_alone_and_starts_at_the_prior(tiny_text: 
     classifier.init_prior_bias([0.1, 0.5, 0.8])
     prior = torch.log(torch.tensor([0.1, 0.5, 0.8]) / torch.tensor([0.9, 0.5, 0.2]))
     torch.testing.assert_close(classifier.classifier.bias, prior)
-    assert classifier.stem_classifier is not None
-    torch.testing.assert_close(classifier.stem_classifier.bias, prior)
+    assert classifier.stem_head is not None
+    torch.testing.assert_close(classifier.stem_head.classifier.bias, prior)
     x, mask = study_batch([3, 1, 2], SIZE)
     out = classifier(x, mask)
     assert out["stem_logits"].shape == out["logits"].shape == (3, 3)
@@ -95,6 +96,32 @@ def test_stem_head_classifies_the_stem_alone_and_starts_at_the_prior(tiny_text: 
     visual = {k for k in classifier.state_dict() if k.startswith("visual.")}
     assert visual == {k for k in plain.state_dict() if k.startswith("visual.")}
     assert set(classifier.state_dict()) - visual - set(plain.state_dict()) == {
-        "stem_norm.weight", "stem_norm.bias", "stem_norm.running_mean", "stem_norm.running_var",
-        "stem_norm.num_batches_tracked", "stem_classifier.weight", "stem_classifier.bias",
+        "stem_head.norm.weight", "stem_head.norm.bias", "stem_head.norm.running_mean", "stem_head.norm.running_var",
+        "stem_head.norm.num_batches_tracked", "stem_head.classifier.weight", "stem_head.classifier.bias",
     }  # fmt: skip
+
+
+def test_clip_model_with_a_stem_head_adds_its_logits_and_leaves_the_embeddings_as_they_were(
+    tiny_text: dict, study_batch: Batch
+) -> None:
+    """Stage B's stem supervision: the same image and text features as without the head, plus the head's logits
+    of the study's strongest stem response; dropping the head restores the plain model's keys."""
+    torch.manual_seed(0)
+    model = create_model("hlip-tiny", overrides=tiny_text).eval()
+    keys = set(model.state_dict())
+    x, mask = study_batch([3, 1, 2], SIZE)
+    text = create_tokenizer("hlip-tiny", overrides=tiny_text)(["left lesion", "no acute finding", "edema"])
+    with torch.no_grad():
+        plain = model(x, text, mask)
+        model.stem_head = StemHead(model.cfg.vision.width, 4).eval()
+        out = model(x, text, mask)
+        _, stem = model.visual.forward_with_stem(x, mask)
+    assert "stem_logits" not in plain
+    torch.testing.assert_close(out["image_features"], plain["image_features"], rtol=0, atol=0)
+    torch.testing.assert_close(out["text_features"], plain["text_features"], rtol=0, atol=0)
+    torch.testing.assert_close(out["stem_logits"], model.stem_head(stem), rtol=0, atol=0)
+    assert out["stem_logits"].shape == (3, 4)
+    assert {k for k in model.state_dict() if k.startswith("stem_head.")}
+    assert model.stem_head is not None
+    model.stem_head = None
+    assert set(model.state_dict()) == keys

@@ -29,7 +29,7 @@ def test_block_parses_with_nested_policies(block: dict[str, Any]) -> None:
         ({"contrastive": {"loss": "siglip", "label_targets": 0.5}}, "clip loss only"),
         ({"contrastive": {"label_targets": 1.5}}, r"label_targets must lie in \[0, 1\]"),
         ({"warmup": {"label_targets": 0.5}}, "clip loss only, not 'bce'"),
-        ({"contrastive": {"stem_supervision": 1.0}}, "stage-A \\(bce\\) option, not for the 'clip' stage"),
+        ({"contrastive": {"stem_supervision": -1.0}}, "stem_supervision must be a finite weight >= 0"),
         ({"warmup": {"stem_supervision": -0.5}}, "stem_supervision must be a finite weight >= 0"),
         ({"warmup": {"stem_supervision": float("nan")}}, "stem_supervision must be a finite weight >= 0"),
         ({"precision": "fp8"}, "precision"),
@@ -49,12 +49,17 @@ def test_training_hash_ignores_io_settings_only(block: dict[str, Any]) -> None:
     assert PretrainConfig.from_params({**block, "contrastive": {"epochs": 3}}).training_hash() != base
 
 
-def test_label_targets_without_a_label_table_fail_before_training(block: dict[str, Any], tmp_path: Any) -> None:
+@pytest.mark.parametrize("key", ["label_targets", "stem_supervision"])
+def test_stage_b_label_options_without_a_label_table_fail_before_training(
+    block: dict[str, Any], tmp_path: Any, key: str
+) -> None:
     from hlip.training.pretrain import labels_used
 
     data = {**block["data"], "labels_dir": str(tmp_path / "nowhere")}
     plain = PretrainConfig.from_params({**block, "data": data})
     assert not labels_used(plain)  # no table: stage A is skipped (auto), stage B trains plain CLIP
-    targets = PretrainConfig.from_params({**block, "data": data, "contrastive": {"label_targets": 0.5}})
-    with pytest.raises(FileNotFoundError, match=r"label_targets is 0\.5 but the label table"):
-        labels_used(targets)
+    wants = PretrainConfig.from_params({**block, "data": data, "contrastive": {key: 0.5}})
+    with pytest.raises(FileNotFoundError, match=rf"contrastive\.{key} is 0\.5 but the label table"):
+        labels_used(wants)
+    off = PretrainConfig.from_params({**block, "data": data, "contrastive": {key: 0.5, "epochs": 0}})
+    assert not labels_used(off)  # no stage B, nothing asks for the labels

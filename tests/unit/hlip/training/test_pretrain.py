@@ -197,10 +197,72 @@ def test_stem_supervision_adds_the_stem_heads_loss_in_stage_a_and_leaves_no_trac
              for name, rec in (("plain", plain_rec), ("stem", stem_rec))}  # fmt: skip
     assert first["stem"] > first["plain"] + 0.2  # a second BCE near the label prior (about 0.5 here) on top
     warm = load_state_dict_file(Path(block["out"]) / "warmup" / "classifier.safetensors")
-    assert {"stem_classifier.weight", "stem_norm.running_mean"} <= set(warm)
+    assert {"stem_head.classifier.weight", "stem_head.norm.running_mean"} <= set(warm)
     plain_warm = load_state_dict_file(Path(block["out"] + "-plain") / "warmup" / "classifier.safetensors")
-    assert not any("stem_" in k for k in plain_warm)
+    assert not any(k.startswith("stem_head.") for k in plain_warm)
     assert plain.model_dir is not None
     assert stem.model_dir is not None
     exported = load_state_dict_file(stem.model_dir / "model.safetensors")
     assert exported.keys() == load_state_dict_file(plain.model_dir / "model.safetensors").keys()
+
+
+def test_stage_b_stem_supervision_carries_stage_as_head_on_and_exports_the_plain_model(block: dict[str, Any]) -> None:
+    """`contrastive.stem_supervision`: stage B starts from stage A's stem head (its first loss is the plain CLIP
+    loss of the same weights plus the head's BCE), checkpoints keep the head for an exact resume (the kill -9
+    test in tests/integration/training runs with it), the exported model has the plain model's keys."""
+    warm = {**block["warmup"], "stem_supervision": 1.0}
+    plain_rec, stem_rec = Recorder(), Recorder()
+    plain_cfg = PretrainConfig.from_params({**block, "warmup": warm, "out": block["out"] + "-plain"})
+    plain = run_pretrain(plain_cfg, logger=plain_rec, progress=False)
+    stem_cfg = PretrainConfig.from_params(
+        {**block, "warmup": warm, "contrastive": {**block["contrastive"], "stem_supervision": 1.0}}
+    )
+    stem = run_pretrain(stem_cfg, logger=stem_rec, progress=False)
+    firsts = {name: [m for _, m in rec.metrics if "contrastive/loss" in m] for name, rec in
+              (("plain", plain_rec), ("stem", stem_rec))}  # fmt: skip
+    assert [m["warmup/loss"] for _, m in stem_rec.metrics if "warmup/loss" in m] == [
+        m["warmup/loss"] for _, m in plain_rec.metrics if "warmup/loss" in m
+    ]  # the same stage A
+    assert firsts["stem"][0]["contrastive/loss"] > firsts["plain"][0]["contrastive/loss"] + 0.2
+    latest = latest_checkpoint(Path(stem_cfg.out))
+    assert latest is not None
+    saved = torch.load(latest, weights_only=False)["model"]
+    assert {"stem_head.classifier.weight", "stem_head.norm.running_var"} <= set(saved)
+    warm_head = load_state_dict_file(Path(stem_cfg.out) / "warmup" / "classifier.safetensors")
+    assert warm_head["stem_head.classifier.weight"].shape == saved["stem_head.classifier.weight"].shape
+    assert not torch.equal(warm_head["stem_head.classifier.weight"], saved["stem_head.classifier.weight"])  # trained on
+    assert plain.model_dir is not None
+    assert stem.model_dir is not None
+    exported = load_state_dict_file(stem.model_dir / "model.safetensors")
+    assert exported.keys() == load_state_dict_file(plain.model_dir / "model.safetensors").keys()
+    load_model(stem.model_dir)  # loads as a plain CLIP model
+
+
+def test_a_run_with_stage_b_stem_supervision_interrupted_in_stage_b_resumes_to_the_same_weights(
+    block: dict[str, Any],
+) -> None:
+    """Resuming inside stage B rebuilds the stem head (stage A does not run again) and restores it from the
+    checkpoint: the exported weights equal an uninterrupted run's, bit for bit."""
+    both = {**block, "deterministic": True,
+            "warmup": {**block["warmup"], "stem_supervision": 1.0},
+            "contrastive": {**block["contrastive"], "stem_supervision": 1.0}}  # fmt: skip
+    reference = run_pretrain(PretrainConfig.from_params({**both, "out": both["out"] + "-ref"}), progress=False)
+    config = PretrainConfig.from_params(both)
+
+    class StopHereError(Exception):
+        pass
+
+    def report(epoch: int, value: float) -> None:
+        raise StopHereError(f"epoch {epoch}")
+
+    with pytest.raises(StopHereError):
+        run_pretrain(config, report=report, progress=False)  # stops after stage B's first epoch
+    resumed = Recorder()
+    result = run_pretrain(config, logger=resumed, progress=False)
+    assert "warmup/loss" not in {k for _, m in resumed.metrics for k in m}  # stage A did not run again
+    assert reference.model_dir is not None
+    assert result.model_dir is not None
+    expected = load_state_dict_file(reference.model_dir / "model.safetensors")
+    actual = load_state_dict_file(result.model_dir / "model.safetensors")
+    assert expected.keys() == actual.keys()
+    assert [k for k in expected if not torch.equal(expected[k], actual[k])] == []
