@@ -78,6 +78,35 @@ class PatchEmbed3D(nn.Module):
         else:
             self.proj = nn.Conv3d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
         self.norm: nn.Module = nn.LayerNorm(dim, eps=1e-6) if norm else nn.Identity()
+        self.locked_layers = 0  # the stem's first layers that `lock_stem` froze
+
+    def lock_stem(self, convolutions: int | None = None) -> None:
+        """Freeze the stem's first `convolutions` convolutions (None: all) with the normalisation and activation
+        after each (`pretrain.<stage>.freeze_stem`): no gradients, and always in eval mode, so their BatchNorm keeps
+        the running statistics it ended training with and they are one fixed function of each scan. The rest of the
+        stem and `proj` (the patchify) stay trainable. Not part of the weights: an exported model loads unlocked.
+
+        Raises:
+            ValueError: The embedding has no stem (linear patches), or fewer convolutions than asked.
+        """
+        if self.stem is None:
+            raise ValueError("this patch embedding has no convolutional stem to lock (linear patches)")
+        starts = [i for i, m in enumerate(self.stem) if isinstance(m, nn.Conv3d)]
+        n = len(starts) if convolutions is None else convolutions
+        if not 1 <= n <= len(starts):
+            raise ValueError(f"cannot lock {n} of the stem's {len(starts)} convolutions")
+        self.locked_layers = starts[n] if n < len(starts) else len(self.stem)
+        for layer in list(self.stem)[: self.locked_layers]:
+            layer.requires_grad_(False)
+            layer.eval()
+
+    def train(self, mode: bool = True) -> PatchEmbed3D:
+        """Set training mode; a locked part of the stem stays in eval mode."""
+        super().train(mode)
+        if self.stem is not None:
+            for layer in list(self.stem)[: self.locked_layers]:
+                layer.eval()
+        return self
 
     def forward(self, x: Tensor) -> Tensor:
         """`[S, 1, D, H, W] -> [S, d, h, w, C]`."""

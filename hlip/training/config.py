@@ -81,6 +81,11 @@ class StageConfig:
             through the attention blocks. In stage A the head is `HLIPClassifier(stem_head=True)`'s; in stage B it
             is stage A's head carried on (a new one at the label prior without it), which needs the label table.
             0 is off; no exported model has the head.
+        freeze_stem: The first N convolutions of the vision tower's convolutional stem, each with its BatchNorm and
+            activation, are not trained in this stage, and their BatchNorm keeps its running statistics
+            (`PatchEmbed3D.lock_stem`); 0 trains the whole stem. In stage B it keeps what stage A taught those
+            layers and skips their backward pass (the first convolution's, at full resolution, is the costliest
+            part of a CPU step). At most the model's stem convolutions.
     """
 
     enabled: str = "auto"
@@ -92,6 +97,7 @@ class StageConfig:
     loss: str = "clip"
     label_targets: float = 0.0
     stem_supervision: float = 0.0
+    freeze_stem: int = 0
 
     def __post_init__(self) -> None:
         if str(self.enabled).lower() not in ("auto", "true", "false"):
@@ -104,6 +110,8 @@ class StageConfig:
             raise ConfigError(f"stage label_targets must lie in [0, 1], got {self.label_targets}")
         if self.label_targets > 0.0 and self.loss != "clip":
             raise ConfigError(f"label_targets works with the clip loss only, not {self.loss!r}")
+        if isinstance(self.freeze_stem, bool) or self.freeze_stem < 0:  # `true` is not "all": say how many
+            raise ConfigError(f"stage freeze_stem counts stem convolutions and must be >= 0, got {self.freeze_stem!r}")
         if not math.isfinite(self.stem_supervision) or self.stem_supervision < 0.0:
             raise ConfigError(f"stage stem_supervision must be a finite weight >= 0, got {self.stem_supervision}")
 

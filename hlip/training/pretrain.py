@@ -14,7 +14,6 @@ the exported model (`out/model`), the warm-up head (`out/warmup`) and `out/summa
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
@@ -32,7 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from hlip.config import from_dict
+from hlip.config import ConfigError, from_dict
 from hlip.data.contract import ContractError, StudyContract
 from hlip.data.dataset import StudyDataset, make_loader, positive_rates
 from hlip.data.preprocess import PreprocessConfig
@@ -42,6 +41,7 @@ from hlip.models.export import save_model
 from hlip.models.factory import create_tokenizer, get_model_config
 from hlip.models.loss import ClipLoss, create_loss
 from hlip.models.mae_init import init_from_2d_vit
+from hlip.models.patch_embed import PatchEmbed3D
 from hlip.models.stem_head import StemHead, init_prior_bias
 from hlip.training.checkpoint import (
     CheckpointMismatchError,
@@ -94,6 +94,21 @@ def resolve_model_config(config: PretrainConfig) -> ModelConfig:
     if config.patch_dropout is not None:
         overrides = merge_overrides(overrides, {"vision": {"patch_dropout": config.patch_dropout}})
     return get_model_config(config.model, overrides)
+
+
+def check_model_options(config: PretrainConfig, model_cfg: ModelConfig) -> None:
+    """Stage options the model must support, checked before any training.
+
+    Raises:
+        ConfigError: A stage freezes more stem convolutions than the model has (none: linear patch embedding).
+    """
+    convolutions = len(model_cfg.vision.stem_channels)
+    for name, stage in ((WARMUP, config.warmup), (CONTRASTIVE, config.contrastive)):
+        if stage.freeze_stem > convolutions:
+            raise ConfigError(
+                f"pretrain.{name}.freeze_stem is {stage.freeze_stem} but the stem of {config.model} has "
+                f"{convolutions} convolutions" + (" (it embeds patches linearly)" if not convolutions else "")
+            )
 
 
 def warmup_enabled(config: PretrainConfig) -> bool:
@@ -226,6 +241,7 @@ def _run(
     manifests = manifest_dir(config)
     contract = study_contract(config, preprocess, manifests)  # before training: a disagreement must not cost a run
     model_cfg = resolve_model_config(config)
+    check_model_options(config, model_cfg)
     config_hash = config.training_hash()
     data_digest = training_data_digest(config, manifests)
     resume = _resume_state(out, config_hash, data_digest, info)
@@ -278,7 +294,8 @@ def _run(
         global_step = result_a.global_step
         visual_state = {k.removeprefix("visual."): v for k, v in classifier.state_dict().items()
                         if k.startswith("visual.")}  # fmt: skip
-        stem_head = copy.deepcopy(classifier.stem_head)
+        if config.contrastive.stem_supervision > 0:  # carried on; the warm-up file is written before it trains
+            stem_head = classifier.stem_head
         stage_a.update(_stage_summary(result_a, config.warmup))
         timings["stages"][WARMUP] = _stage_timing(result_a)
         common["stage_a"] = stage_a
@@ -413,6 +430,8 @@ def _stage_run(
     loader = make_loader(dataset, batch_size=config.batch_size, workers=config.workers, tokenizer=tokenizer,
                          seed=config.seed, rank=info.rank, world_size=info.world_size,
                          start_method="spawn")  # fmt: skip
+    if stage.freeze_stem:  # before the optimizer, which takes only trainable parameters
+        _lock_stem(model, stage.freeze_stem)
     if config.grad_checkpointing:
         model.set_grad_checkpointing(True)  # type: ignore[operator]
     train_model: nn.Module = model
@@ -430,10 +449,9 @@ def _stage_run(
 
         def compute_loss(m: nn.Module, batch: dict[str, Any]) -> Tensor:
             out = m(batch["image"], batch["scan_mask"])
-            labels_ = torch.nan_to_num(batch["labels"], nan=-1.0)  # unknown / uncertain -> masked
-            loss: Tensor = bce(out["logits"], labels_)
+            loss: Tensor = _label_bce(bce, out["logits"], batch["labels"])
             if stem_weight > 0:  # deep supervision of the stem (`StageConfig.stem_supervision`)
-                loss = loss + stem_weight * bce(out["stem_logits"], labels_)
+                loss = loss + stem_weight * _label_bce(bce, out["stem_logits"], batch["labels"])
             return loss
 
         loss_scale = 1.0
@@ -449,13 +467,26 @@ def _stage_run(
             stem_logits = out.pop("stem_logits", None)  # the model's stem head: `contrastive.stem_supervision`
             loss: Tensor = contrastive(**out, labels=batch["labels"])
             if stem_logits is not None:  # a per-rank mean like any BCE: kept out of the CLIP loss's rank scaling
-                labels_ = torch.nan_to_num(batch["labels"], nan=-1.0)
-                loss = loss + stem_weight / loss_scale * bce(stem_logits, labels_)
+                loss = loss + stem_weight / loss_scale * _label_bce(bce, stem_logits, batch["labels"])
             return loss
 
     return TrainingStage(name, model, train_model, compute_loss, loader, optimizer, scheduler, scaler, stage.epochs,
                     accum_steps=config.accum_steps, grad_clip=config.grad_clip, loss_scale=loss_scale,
                     autocast_dtype=autocast)  # fmt: skip
+
+
+def _label_bce(bce: nn.Module, logits: Tensor, labels: Tensor) -> Tensor:
+    """The report-label BCE of `logits`; unknown or uncertain labels (NaN) are masked (-1)."""
+    loss: Tensor = bce(logits, torch.nan_to_num(labels, nan=-1.0))
+    return loss
+
+
+def _lock_stem(model: nn.Module, convolutions: int) -> None:
+    """Freeze the first layers of the vision tower's stem (`StageConfig.freeze_stem`)."""
+    patch_embed = model.get_submodule("visual.patch_embed")
+    if not isinstance(patch_embed, PatchEmbed3D):
+        raise TypeError(f"visual.patch_embed is a {type(patch_embed).__name__}, not a PatchEmbed3D")
+    patch_embed.lock_stem(convolutions)
 
 
 def _stage_b_stem_head(stage_a: StemHead | None, model_cfg: ModelConfig, labels: pd.DataFrame | None) -> StemHead:

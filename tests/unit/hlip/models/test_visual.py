@@ -290,6 +290,22 @@ def test_foreground_erosion_keeps_what_scipys_binary_erosion_keeps(voxels: int) 
         torch.testing.assert_close(kept[0][want], scan[0][want], rtol=0, atol=0)
 
 
+def test_foreground_erosion_sets_everything_it_takes_off_to_an_exact_zero() -> None:
+    """What erosion takes off is +0.0 whatever was there: negative values, NaN and infinities of a damaged scan
+    included (a product with the mask would leave -0.0 and NaN)."""
+    scans = torch.zeros(1, 1, 8, 12, 12)
+    scans[0, 0, 1:7, 2:10, 2:10] = 1.0
+    scans[0, 0, 0, 0, :4] = torch.tensor([-5.0, float("nan"), float("inf"), float("-inf")])
+    scans[0, 0, 1, 2, 2] = -3.0  # the head's corner, below the level: background, eroded away
+    out = erode_foreground(scans, 1)
+    off = out[~(scans > FOREGROUND_LEVEL)]  # NaN compares False: taken off
+    assert torch.equal(out[0, 0, 0, 0, :4], torch.zeros(4))
+    assert not torch.signbit(out).any()
+    assert not torch.isnan(out).any()
+    assert torch.equal(out[0, 0, 2:6, 3:9, 3:9], scans[0, 0, 2:6, 3:9, 3:9])  # the eroded head keeps its values
+    assert off.abs().sum() == 0
+
+
 def test_foreground_erosion_strips_the_rim_before_the_zscore(study_batch: Batch) -> None:
     x, mask = study_batch([2, 1], SIZE)
     plain = make_vit(("scan", "study"), input_norm="zscore_foreground")
@@ -315,3 +331,57 @@ def test_uint8_scans_equal_their_float_scaling(study_batch: Batch) -> None:
     with torch.no_grad():
         torch.testing.assert_close(model(raw, mask), model(raw.float() / 255, mask), rtol=0, atol=0)
         assert not torch.allclose(model(raw, mask), model(raw.float(), mask))  # so the scaling really happened
+
+
+def test_a_locked_stem_is_a_fixed_function_of_each_scan_and_gets_no_gradient() -> None:
+    """`lock_stem` (`pretrain.<stage>.freeze_stem`): in training mode the stem's BatchNorm keeps its running
+    statistics (a scan's tokens do not depend on the other scans of the batch), no stem parameter gets a gradient,
+    the patch projection and the blocks still do."""
+    model = make_vit(("scan", "study"), stem_channels=(4, 8), stem_pool="stride")
+    stem = model.patch_embed.stem
+    assert stem is not None
+    x = torch.randn(3, 1, *SIZE)
+    others = torch.cat([x[:1], 5.0 * x[1:] + 2.0])  # the first scan beside two very different ones
+    model.train()
+    unlocked = (model.patch_embed(x[:1]) - model.patch_embed(others)[:1]).abs().max()
+    assert unlocked > 1e-2  # BatchNorm's batch statistics mix the scans of a batch
+    model.patch_embed.lock_stem()
+    model.train()
+    assert model.training
+    assert model.patch_embed.proj.training
+    assert not any(layer.training for layer in stem)
+    alone = model.patch_embed(x[:1])
+    assert torch.allclose(alone, model.patch_embed(others)[:1], rtol=1e-5, atol=1e-6)
+    model.eval()
+    assert torch.equal(model.patch_embed(x[:1]), alone)  # the same function in eval mode
+    model.train()
+    model.patch_embed(x).sum().backward()
+    assert all(p.grad is None and not p.requires_grad for p in stem.parameters())
+    assert model.patch_embed.proj.weight.grad is not None
+
+
+def test_locking_the_first_convolution_leaves_the_rest_of_the_stem_trainable_and_the_weights_named_as_before() -> None:
+    model = make_vit(("scan", "study"), stem_channels=(4, 8), stem_pool="stride")
+    stem = model.patch_embed.stem
+    assert stem is not None
+    keys = list(model.state_dict())
+    model.patch_embed.lock_stem(1)
+    model.train()
+    assert list(model.state_dict()) == keys  # nothing new to save or load
+    assert [m.training for m in stem] == [False, False, False, True, True, True]  # conv, BN, ReLU x 2
+    assert [p.requires_grad for p in stem.parameters()] == [False, False, False, True, True, True]
+    model.patch_embed(torch.randn(2, 1, *SIZE)).sum().backward()
+    assert stem[0].weight.grad is None
+    assert stem[3].weight.grad is not None
+
+
+@pytest.mark.parametrize("convolutions", [0, 3])
+def test_locking_more_convolutions_than_the_stem_has_fails(convolutions: int) -> None:
+    model = make_vit(("scan", "study"), stem_channels=(4, 8), stem_pool="stride")
+    with pytest.raises(ValueError, match=f"cannot lock {convolutions} of the stem's 2 convolutions"):
+        model.patch_embed.lock_stem(convolutions)
+
+
+def test_a_linear_patch_embedding_has_no_stem_to_lock() -> None:
+    with pytest.raises(ValueError, match="no convolutional stem"):
+        make_vit(("scan",)).patch_embed.lock_stem()

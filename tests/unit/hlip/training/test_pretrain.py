@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from hlip.config import ConfigError
 from hlip.models.export import load_model, read_export
 from hlip.models.weights import load_state_dict_file
 from hlip.training.checkpoint import latest_checkpoint, load_checkpoint
@@ -266,3 +267,52 @@ def test_a_run_with_stage_b_stem_supervision_interrupted_in_stage_b_resumes_to_t
     actual = load_state_dict_file(result.model_dir / "model.safetensors")
     assert expected.keys() == actual.keys()
     assert [k for k in expected if not torch.equal(expected[k], actual[k])] == []
+
+
+def test_a_frozen_first_convolution_leaves_stage_b_with_stage_as_and_resumes_to_the_same_weights(
+    block: dict[str, Any],
+) -> None:
+    """`contrastive.freeze_stem: 1`: the exported first stem convolution and its BatchNorm (statistics included) are
+    stage A's exactly, while the second convolution, the patch projection and the blocks train on; a run interrupted
+    in stage B resumes (the stem from the checkpoint, stage A not re-run) to the uninterrupted run's weights, bit for
+    bit."""
+    strided = {**block["model_overrides"], "vision": {"stem_channels": [4, 8], "stem_pool": "stride"}}  # BatchNorm
+    frozen = {**block, "deterministic": True, "model_overrides": strided,
+              "contrastive": {**block["contrastive"], "freeze_stem": 1}}  # fmt: skip
+    reference = run_pretrain(PretrainConfig.from_params({**frozen, "out": frozen["out"] + "-ref"}), progress=False)
+    assert reference.model_dir is not None
+    exported = load_state_dict_file(reference.model_dir / "model.safetensors")
+    warm = load_state_dict_file(Path(frozen["out"] + "-ref") / "warmup" / "classifier.safetensors")
+    first = [k for k in exported if k.startswith(("visual.patch_embed.stem.0.", "visual.patch_embed.stem.1."))]
+    assert "visual.patch_embed.stem.1.running_mean" in first
+    assert [k for k in first if not torch.equal(exported[k], warm[k])] == []
+    for trained in ("visual.patch_embed.stem.3.weight", "visual.patch_embed.stem.4.running_mean",
+                    "visual.patch_embed.proj.weight"):  # fmt: skip
+        assert not torch.equal(exported[trained], warm[trained])
+
+    config = PretrainConfig.from_params(frozen)
+
+    class StopHereError(Exception):
+        pass
+
+    def report(epoch: int, value: float) -> None:
+        raise StopHereError(f"epoch {epoch}")
+
+    with pytest.raises(StopHereError):
+        run_pretrain(config, report=report, progress=False)  # stops after stage B's first epoch
+    resumed = Recorder()
+    result = run_pretrain(config, logger=resumed, progress=False)
+    assert "warmup/loss" not in {k for _, m in resumed.metrics for k in m}
+    assert result.model_dir is not None
+    actual = load_state_dict_file(result.model_dir / "model.safetensors")
+    assert [k for k in exported if not torch.equal(exported[k], actual[k])] == []
+
+
+def test_freezing_the_stem_of_a_model_without_one_fails_before_training(block: dict[str, Any]) -> None:
+    linear = {**block, "model_overrides": {**block["model_overrides"], "vision": {"stem_channels": []}},
+              "contrastive": {**block["contrastive"], "freeze_stem": 1}}  # fmt: skip
+    with pytest.raises(
+        ConfigError, match=r"contrastive\.freeze_stem is 1 .* 0 convolutions \(it embeds patches linearly\)"
+    ):
+        run_pretrain(PretrainConfig.from_params(linear), progress=False)
+    assert latest_checkpoint(Path(block["out"])) is None  # nothing trained
