@@ -34,6 +34,20 @@ class Recorder:
         pass
 
 
+class StopHereError(Exception):
+    """Raised by `interrupt_after_the_first_epoch`'s report hook."""
+
+
+def interrupt_after_the_first_epoch(config: PretrainConfig) -> None:
+    """Run `config` until the first epoch that reports (after its checkpoint) and stop it there, unfinished."""
+
+    def report(epoch: int, value: float) -> None:
+        raise StopHereError(f"epoch {epoch}")
+
+    with pytest.raises(StopHereError):
+        run_pretrain(config, report=report, progress=False)
+
+
 def test_two_stages_train_and_export(block: dict[str, Any]) -> None:
     config = PretrainConfig.from_params(block)
     recorder = Recorder()
@@ -83,14 +97,7 @@ def test_two_stages_train_and_export(block: dict[str, Any]) -> None:
 def test_an_interrupted_run_of_the_same_config_resumes(block: dict[str, Any]) -> None:
     config = PretrainConfig.from_params({**block, "warmup": {"enabled": False}})
 
-    class StopHereError(Exception):
-        pass
-
-    def report(epoch: int, value: float) -> None:
-        raise StopHereError(f"epoch {epoch}")
-
-    with pytest.raises(StopHereError):
-        run_pretrain(config, report=report, progress=False)  # stops after epoch 1's checkpoint, not finished
+    interrupt_after_the_first_epoch(config)  # stops after epoch 1's checkpoint, not finished
     resumed = Recorder()
     run_pretrain(config, logger=resumed, progress=False)
     assert resumed.metrics[0][0] == 4  # continues at the step after the checkpoint (3 steps per epoch)
@@ -105,14 +112,7 @@ def test_an_interrupted_run_on_changed_data_starts_afresh(block: dict[str, Any],
     config = PretrainConfig.from_params({**block, "data": {**block["data"], "ingest_dir": str(ingest)},
                                          "warmup": {"enabled": False}})  # fmt: skip
 
-    class StopHereError(Exception):
-        pass
-
-    def report(epoch: int, value: float) -> None:
-        raise StopHereError(f"epoch {epoch}")
-
-    with pytest.raises(StopHereError):
-        run_pretrain(config, report=report, progress=False)  # interrupted after epoch 1's checkpoint
+    interrupt_after_the_first_epoch(config)  # interrupted after epoch 1's checkpoint
     reports = pd.read_parquet(ingest / "train" / "reports.parquet")
     reports.loc[0, "text"] = "Addendum: new finding. " + str(reports.loc[0, "text"])  # a report corrected since
     reports.to_parquet(ingest / "train" / "reports.parquet")
@@ -250,14 +250,7 @@ def test_a_run_with_stage_b_stem_supervision_interrupted_in_stage_b_resumes_to_t
     reference = run_pretrain(PretrainConfig.from_params({**both, "out": both["out"] + "-ref"}), progress=False)
     config = PretrainConfig.from_params(both)
 
-    class StopHereError(Exception):
-        pass
-
-    def report(epoch: int, value: float) -> None:
-        raise StopHereError(f"epoch {epoch}")
-
-    with pytest.raises(StopHereError):
-        run_pretrain(config, report=report, progress=False)  # stops after stage B's first epoch
+    interrupt_after_the_first_epoch(config)  # stops after stage B's first epoch
     resumed = Recorder()
     result = run_pretrain(config, logger=resumed, progress=False)
     assert "warmup/loss" not in {k for _, m in resumed.metrics for k in m}  # stage A did not run again
@@ -292,14 +285,7 @@ def test_a_frozen_first_convolution_leaves_stage_b_with_stage_as_and_resumes_to_
 
     config = PretrainConfig.from_params(frozen)
 
-    class StopHereError(Exception):
-        pass
-
-    def report(epoch: int, value: float) -> None:
-        raise StopHereError(f"epoch {epoch}")
-
-    with pytest.raises(StopHereError):
-        run_pretrain(config, report=report, progress=False)  # stops after stage B's first epoch
+    interrupt_after_the_first_epoch(config)  # stops after stage B's first epoch
     resumed = Recorder()
     result = run_pretrain(config, logger=resumed, progress=False)
     assert "warmup/loss" not in {k for _, m in resumed.metrics for k in m}
