@@ -10,7 +10,6 @@ de-identified export and report scrubbing, never written as is).
 from __future__ import annotations
 
 import io
-import os
 import struct
 import warnings
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pydicom
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from hlip.data.quarantine import Reason, RejectedError
@@ -99,9 +99,10 @@ class Instance:
         photometric: PhotometricInterpretation.
         frames: One `FrameInfo` per frame.
         header: The parsed header without pixels.
-        pixel_offset: Where the header read stopped in a local, little-endian, not Deflated file (the start of the
-            element after the header, normally Pixel Data), so that `read_pixels` can read the pixels from there
-            without parsing the file again; None otherwise.
+        pixel_offset: Where the header read stopped (the start of the element after the header, normally Pixel
+            Data), so that `read_pixels` can read the pixels from there without parsing the file again: an offset in
+            the file for a local native little-endian file, in the inflated dataset the header keeps in memory
+            (`header.buffer`) for a Deflated one; None otherwise.
     """
 
     path: str
@@ -228,7 +229,7 @@ def _read_header(source: Source, path: str, size: int | None, complete: bool = T
                     return ds
 
                 ds = _parse(read, size, complete)
-            return ds, (stopped[0] if _native_little_endian(ds) else None)
+            return ds, _pixel_offset(ds, stopped[0])
         head = source.read_bytes(path, HEAD_BYTES)
         if len(head) >= HEAD_BYTES and not any(t in head for t in _PIXEL_TAGS):
             head = source.read_bytes(path)  # the header is longer than the head we fetched
@@ -237,7 +238,7 @@ def _read_header(source: Source, path: str, size: int | None, complete: bool = T
         parsed = _parse(
             lambda force: pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=force), total, complete
         )
-        return parsed, None
+        return parsed, _pixel_offset(parsed, None)
     except RejectedError:
         raise
     except PermissionError as exc:
@@ -254,6 +255,25 @@ def _native_little_endian(ds: Dataset) -> bool:
     syntax = str(getattr(ds.get("file_meta", Dataset()), "TransferSyntaxUID", "") or "")
     implicit, little = ds.original_encoding
     return syntax in _NATIVE_LITTLE_ENDIAN and little is True and implicit == (syntax == ImplicitVRLittleEndian)
+
+
+def _inflated(ds: Dataset) -> DicomBytesIO | None:
+    """The inflated dataset a Deflated file's header was parsed from (pydicom inflates the whole dataset, pixels
+    included, before parsing it, and the header keeps it as `buffer`); None for every other file."""
+    syntax = str(getattr(ds.get("file_meta", Dataset()), "TransferSyntaxUID", "") or "")
+    buffer = getattr(ds, "buffer", None)
+    if syntax != DeflatedExplicitVRLittleEndian or not isinstance(buffer, DicomBytesIO):
+        return None
+    return buffer if ds.original_encoding == (False, True) else None
+
+
+def _pixel_offset(ds: Dataset, file_offset: int | None) -> int | None:
+    """`Instance.pixel_offset`: where the header read stopped, in the inflated dataset (Deflated) or in the file
+    (`file_offset`, a local native little-endian file); None where pixels need a parse of their own."""
+    inflated = _inflated(ds)
+    if inflated is not None:
+        return int(inflated.tell())  # pydicom rewinds to the start of the element it stopped before
+    return file_offset if file_offset is not None and _native_little_endian(ds) else None
 
 
 def _parse(read: Any, size: int | None, complete: bool) -> Dataset:
@@ -472,37 +492,29 @@ def read_pixels(source: Source, instance: Instance) -> np.ndarray:
 
 def _native_pixels(source: Source, instance: Instance) -> np.ndarray | None:
     """Uncompressed pixels read from where the header read stopped, decoded by pydicom from the header's Image
-    Pixel attributes: the same array as parsing the whole file again, at the cost of one seek and one read.
+    Pixel attributes: the same array as parsing the whole file again, at the cost of one seek and one read (of the
+    file, or of the inflated dataset the header of a Deflated file keeps).
 
-    None (parse the whole file instead) unless the file is local, native little endian and a defined-length Pixel
-    Data element starts at `instance.pixel_offset`.
+    None (parse the whole file instead) unless `instance.pixel_offset` is set and a defined-length Pixel Data
+    element starts there.
 
     Raises:
-        RejectedError: `truncated` when the element claims more bytes than the file holds.
+        RejectedError: `truncated` when the element claims more bytes than the file (or inflated dataset) holds.
     """
     if instance.pixel_offset is None:
         return None
-    local = source.local_path(instance.path)
-    if local is None:
-        return None
     implicit = instance.header.original_encoding[0]
-    with open(local, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        fh.seek(instance.pixel_offset)
-        head = fh.read(8 if implicit else 12)
-        if head[:4] != _PIXEL_TAGS[0]:
-            return None  # no Pixel Data (or float pixels): the general path decides
-        if implicit:
-            (length,), start = struct.unpack("<I", head[4:8]), instance.pixel_offset + 8
-        elif head[4:6] in (b"OB", b"OW") and len(head) == 12:
-            (length,), start = struct.unpack("<I", head[8:12]), instance.pixel_offset + 12
-        else:
+    inflated = _inflated(instance.header)
+    if inflated is not None:
+        data = _pixel_value(inflated, instance.pixel_offset, implicit=False)
+    else:
+        local = source.local_path(instance.path)
+        if local is None:
             return None
-        if length == 0xFFFFFFFF:
-            return None  # encapsulated fragments in a native syntax: malformed, the general path reports it
-        if start + length > size:
-            raise _truncated(length)
-        data = fh.read(length)
+        with open(local, "rb") as fh:
+            data = _pixel_value(fh, instance.pixel_offset, bool(implicit))
+    if data is None:
+        return None
     pixel = Dataset()
     pixel.file_meta = instance.header.file_meta
     for tag in _IMAGE_PIXEL_TAGS & instance.header._dict.keys():
@@ -510,6 +522,32 @@ def _native_pixels(source: Source, instance: Instance) -> np.ndarray | None:
     pixel.PixelData = data
     array: np.ndarray = pixel.pixel_array
     return array
+
+
+def _pixel_value(fh: Any, offset: int, implicit: bool) -> bytes | None:
+    """The value of the defined-length Pixel Data element that starts at `offset` of a seekable stream; None when
+    another element (or an undefined length) is there.
+
+    Raises:
+        RejectedError: `truncated` when the element claims more bytes than the stream holds.
+    """
+    size = _stream_size(fh)
+    fh.seek(offset)
+    head = fh.read(8 if implicit else 12)
+    if head[:4] != _PIXEL_TAGS[0]:
+        return None  # no Pixel Data (or float pixels): the general path decides
+    if implicit:
+        (length,), start = struct.unpack("<I", head[4:8]), offset + 8
+    elif head[4:6] in (b"OB", b"OW") and len(head) == 12:
+        (length,), start = struct.unpack("<I", head[8:12]), offset + 12
+    else:
+        return None
+    if length == 0xFFFFFFFF:
+        return None  # encapsulated fragments in a native syntax: malformed, the general path reports it
+    if start + length > size:
+        raise _truncated(length)
+    data: bytes = fh.read(length)
+    return data
 
 
 def _stream_size(fh: Any) -> int:
@@ -520,8 +558,9 @@ def _stream_size(fh: Any) -> int:
 
 
 def _check_pixel_length(ds: Dataset, size: int) -> None:
-    if getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") == DeflatedExplicitVRLittleEndian:
-        return  # offsets count in the inflated stream, which is already in memory: nothing to allocate
+    inflated = _inflated(ds)
+    if inflated is not None:
+        size = _stream_size(inflated)  # a Deflated file's offsets count in its inflated dataset
     for raw in ds._dict.values():
         length, tell = getattr(raw, "length", 0), getattr(raw, "value_tell", None)
         if tell is not None and length != 0xFFFFFFFF and tell + length > size:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -158,8 +160,9 @@ def _pixels_or_reason(src: LocalSource, inst: Instance) -> np.ndarray | Reason:
 
 
 def test_pixels_read_from_the_header_offset_equal_a_full_parse() -> None:
-    """Every file pydicom ships whose header read gives a pixel offset: the pixels read from that offset equal a full
-    parse's (dtype and every value), or both fail with the same reason."""
+    """Every file pydicom ships whose header read gives a pixel offset (native little endian, and Deflated from the
+    dataset the header read inflated): the pixels read from that offset equal a full parse's (dtype and every
+    value), or both fail with the same reason."""
     root = Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent  # type: ignore[arg-type]
     src = LocalSource(root)
     compared, offsets, syntaxes = 0, 0, set()
@@ -183,12 +186,56 @@ def test_pixels_read_from_the_header_offset_equal_a_full_parse() -> None:
             syntaxes.add(inst.transfer_syntax)
     assert compared >= 20
     assert offsets >= compared
-    assert syntaxes == {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}  # implicit and explicit VR little endian
+    # implicit and explicit VR little endian, and Deflated (pydicom's image_dfl.dcm)
+    assert syntaxes == {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", DeflatedExplicitVRLittleEndian}
 
 
-@pytest.mark.parametrize("syntax", [RLELossless, DeflatedExplicitVRLittleEndian])
-def test_no_pixel_offset_where_the_file_is_not_native_little_endian(
-    tmp_path: Path, write_series: Writer, syntax: str
-) -> None:
-    path = write_series(tmp_path, n=1, transfer_syntax=syntax)[0]
+def test_no_pixel_offset_where_the_pixels_are_compressed(tmp_path: Path, write_series: Writer) -> None:
+    path = write_series(tmp_path, n=1, transfer_syntax=RLELossless)[0]
     assert read_instance(LocalSource(tmp_path), path.name).pixel_offset is None
+
+
+def test_deflated_pixels_come_from_the_dataset_the_header_read_inflated(tmp_path: Path, write_series: Writer) -> None:
+    """One parse per Deflated file: the pixels are cut from the inflated dataset the header keeps, equal to a full
+    parse's, without the file being opened again (it is gone by then)."""
+    paths = write_series(
+        tmp_path, n=3, rows=20, cols=24, transfer_syntax=DeflatedExplicitVRLittleEndian, enhanced=False
+    )
+    src = LocalSource(tmp_path)
+    instances = [read_instance(src, p.name) for p in paths]
+    full = [read_pixels(src, replace(i, pixel_offset=None)) for i in instances]
+    for p in paths:
+        p.unlink()
+    for inst, expected in zip(instances, full, strict=True):
+        assert inst.pixel_offset is not None
+        assert inst.pixel_offset > 0
+        fast = read_pixels(src, inst)
+        assert fast.dtype == expected.dtype
+        assert fast.shape == (1, 20, 24)
+        np.testing.assert_array_equal(fast, expected)
+
+
+def _deflated_with_pixel_length(path: Path, length: int) -> None:
+    """Rewrite a Deflated file so that its Pixel Data element claims `length` bytes (inflate, patch, deflate)."""
+    data = path.read_bytes()
+    meta_end = 132 + 12 + int.from_bytes(data[140:144], "little")  # preamble, DICM, (0002,0000) and its value
+    body = zlib.decompress(data[meta_end:], -zlib.MAX_WBITS)
+    at = body.rindex(b"\xe0\x7f\x10\x00OW") + 8
+    body = body[:at] + struct.pack("<I", length) + body[at + 4 :]
+    packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    path.write_bytes(data[:meta_end] + packer.compress(body) + packer.flush())
+
+
+def test_a_deflated_pixel_element_longer_than_the_inflated_dataset_is_truncated(
+    tmp_path: Path, write_series: Writer
+) -> None:
+    """As for a native file: the element's claim is checked against the inflated dataset, by the read from the
+    header's offset and by a full parse alike (a full parse used to accept it whenever the bytes present filled the
+    image)."""
+    path = write_series(tmp_path, n=1, rows=16, cols=16, transfer_syntax=DeflatedExplicitVRLittleEndian)[0]
+    _deflated_with_pixel_length(path, 16 * 16 * 2 + 4096)
+    src = LocalSource(tmp_path)
+    inst = read_instance(src, path.name)
+    assert inst.pixel_offset is not None
+    assert _pixels_or_reason(src, inst) == Reason.TRUNCATED
+    assert _pixels_or_reason(src, replace(inst, pixel_offset=None)) == Reason.TRUNCATED
