@@ -125,6 +125,11 @@ class ManagedServer:
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the process and wait until `ready()`; raise with the log tail if it dies or times out."""
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process and return at once (`wait_ready` waits for it)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -135,6 +140,11 @@ class ManagedServer:
                 start_new_session=True,  # own process group: stop() reaches its children too
                 **as_user(self.user),
             )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until `ready()`; stop the process and raise with the log tail if it dies or times out."""
+        if self.proc is None:
+            raise RuntimeError(f"{self.name} was never launched")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -229,6 +239,11 @@ class PidFile:
         pid = int(record["pid"])
         ticks = _start_ticks(pid)
         return pid if ticks is not None and ticks == record["start_ticks"] else None
+
+    def alive(self) -> bool:
+        """Whether the recorded process still runs (same start time, not a zombie awaiting its parent)."""
+        pid = self.running_pid()
+        return pid is not None and _alive(pid, json.loads(self.path.read_text())["start_ticks"])
 
     def stop(self, timeout: float = 15.0) -> bool:
         """Stop the recorded process (and its process group); remove the pidfile. True if it was running."""

@@ -1,0 +1,117 @@
+"""One Prefect server for a whole `dvc repro`, instead of a temporary server started by every stage.
+
+A flow run with no ``PREFECT_API_URL`` starts Prefect's temporary server in its own process (about 6 s on 2 cores),
+and `dvc repro` runs each stage as a process of its own: seven stages, seven servers. ``make pipeline`` instead
+starts one server on 127.0.0.1 before the corpus step, waits for it before `dvc repro` and stops it at the end:
+
+    python -m local_stack.flow_server start DIR   # launch, return at once (pidfile, port and log under DIR)
+    python -m local_stack.flow_server wait DIR    # wait until it answers; print its PREFECT_API_URL
+    python -m local_stack.flow_server stop DIR    # stop exactly that process group
+
+The server uses the same ``PREFECT_HOME`` (its SQLite database) as the temporary servers would, so the flow runs
+land where they always did. Nothing about the outputs depends on which server recorded the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from local_stack.process import LOOPBACK, ManagedServer, PidFile, free_port, port_open
+
+STATE = "server.json"
+PIDFILE = "server.pid"
+LOG = "prefect-server.log"
+
+
+def _healthy(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+            return json.loads(response.read() or b"null") is True
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def api_url(port: int) -> str:
+    """The API URL of a server on `port` of the loopback interface."""
+    return f"http://{LOOPBACK}:{port}/api"
+
+
+def start(root: Path) -> int:
+    """Launch ``prefect server start`` on a free loopback port and return its port (without waiting for it)."""
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv = [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", LOOPBACK, "--port",
+            str(port), "--no-ui", "--analytics-off"]  # fmt: skip
+    env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_API_URL": api_url(port)}
+    server = ManagedServer("prefect-server", argv, root / LOG, ready=lambda: True, env=env)
+    (root / LOG).unlink(missing_ok=True)
+    server.launch()
+    server.write_pidfile(root / PIDFILE)
+    (root / STATE).write_text(json.dumps({"port": port}))
+    return port
+
+
+def wait(root: Path, timeout: float = 90.0) -> str:
+    """Wait until the server `start` launched answers; return its API URL.
+
+    Raises:
+        RuntimeError: It was never started, has exited, or did not answer within `timeout` seconds (the message
+            ends with its log's last lines).
+    """
+    if not (root / STATE).is_file():
+        raise RuntimeError(f"no server was started under {root}")
+    port = int(json.loads((root / STATE).read_text())["port"])
+    url = api_url(port)
+    pidfile = PidFile(root / PIDFILE)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pidfile.alive():
+            raise RuntimeError(f"the Prefect server exited before it answered:\n{_tail(root / LOG)}")
+        if port_open(port) and _healthy(url):
+            return url
+        time.sleep(0.25)
+    raise RuntimeError(f"the Prefect server did not answer within {timeout:.0f} s:\n{_tail(root / LOG)}")
+
+
+def stop(root: Path) -> bool:
+    """Stop the server `start` launched (its whole process group); True if it was running."""
+    stopped = PidFile(root / PIDFILE).stop()
+    (root / STATE).unlink(missing_ok=True)
+    return stopped
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``start|wait|stop DIR``; exit status 1 (and the reason on stderr) when `wait` finds no answering server."""
+    parser = argparse.ArgumentParser(prog="python -m local_stack.flow_server", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("start", "wait", "stop"))
+    parser.add_argument("root", type=Path, help="Folder for the pidfile, the port and the server's log.")
+    parser.add_argument("--timeout", type=float, default=90.0, help="Seconds `wait` waits (default 90).")
+    args = parser.parse_args(argv)
+    if args.command == "start":
+        start(args.root)
+    elif args.command == "wait":
+        try:
+            print(wait(args.root, args.timeout))
+        except RuntimeError as exc:
+            print(f"flow_server: {exc}", file=sys.stderr)
+            return 1
+    else:
+        stop(args.root)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

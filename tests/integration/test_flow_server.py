@@ -1,0 +1,101 @@
+"""`make pipeline`'s one Prefect server: on 127.0.0.1, used by flow runs of other processes, stopped for sure."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from local_stack.process import PidFile, listening_addresses, port_open, process_group
+
+FLOW = textwrap.dedent(
+    """
+    from prefect import flow, task
+
+    @task
+    def add(x):
+        return x + 1
+
+    @flow(name="flow-server-probe")
+    def probe():
+        return add(41)
+
+    assert probe() == 42
+    """
+)
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "local_stack.flow_server", *args], env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    return {**clean, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def test_one_server_on_loopback_serves_flow_runs_of_other_processes_and_stops(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    root = tmp_path / "server"
+    started = time.monotonic()
+    assert _cli("start", str(root), env=env).returncode == 0
+    assert time.monotonic() - started < 10  # `start` returns at once; the server boots while the corpus step runs
+    waited = _cli("wait", str(root), env=env)
+    assert waited.returncode == 0, waited.stderr
+    url = waited.stdout.strip()
+    port = json.loads((root / "server.json").read_text())["port"]
+    assert url == f"http://127.0.0.1:{port}/api"
+    pid = PidFile(root / "server.pid").running_pid()
+    assert pid is not None
+    members = process_group(pid)
+    addresses = set().union(*(listening_addresses(p) for p in members))
+    assert addresses == {"0100007F"}  # 127.0.0.1 only
+
+    (tmp_path / "probe.py").write_text(FLOW)
+    run = subprocess.run(
+        [sys.executable, str(tmp_path / "probe.py")], env={**env, "PREFECT_API_URL": url}, capture_output=True,
+        text=True, timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    request = urllib.request.Request(f"{url}/flow_runs/filter", data=b"{}", method="POST")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        runs = json.loads(response.read())
+    assert [r["state_type"] for r in runs] == ["COMPLETED"]  # the run reported to this server, not a temporary one
+
+    assert _cli("stop", str(root), env=env).returncode == 0
+    assert process_group(pid) == []
+    assert not port_open(port)
+    assert not (root / "server.pid").exists()
+    assert _cli("stop", str(root), env=env).returncode == 0  # stopping twice is harmless
+
+
+def test_wait_fails_loudly_when_the_server_died(tmp_path: Path, env: dict[str, str]) -> None:
+    root = tmp_path / "server"
+    assert _cli("start", str(root), env=env).returncode == 0
+    pid = PidFile(root / "server.pid").running_pid()
+    assert pid is not None
+    os.killpg(pid, signal.SIGKILL)
+    waited = _cli("wait", str(root), "--timeout", "60", env=env)
+    assert waited.returncode == 1
+    assert "exited before it answered" in waited.stderr
+    assert waited.stdout == ""  # nothing the pipeline would take for a URL
+    _cli("stop", str(root), env=env)
+
+
+def test_wait_without_a_start_fails(tmp_path: Path, env: dict[str, str]) -> None:
+    waited = _cli("wait", str(tmp_path / "never"), env=env)
+    assert waited.returncode == 1
+    assert "no server was started" in waited.stderr
