@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 #: Channels of the sampled anatomy, in the order of the packed array.
 CHANNELS = ("gm", "wm", "brain", "dout", "vessel")
 _DOUT_UNIT_MM = 0.1  # dout is stored as uint8 tenths of a millimetre, so it saturates at 25.5 mm (air)
+_UNIT = np.arange(256, dtype=np.float32) * (1.0 / 255.0)  # stored byte -> probability
+_DOUT_MM = np.arange(256, dtype=np.float32) * _DOUT_UNIT_MM  # stored byte -> millimetres
 _VESSEL_SEED = 1909  # fixed: the vascular tree is part of the template, not of a subject
 
 
@@ -131,11 +133,15 @@ class Anatomy:
         nx, ny, nz = self.shape
         i, j, k = (scaled[..., a] for a in range(3))
         inside = (i >= 0) & (i < nx) & (j >= 0) & (j < ny) & (k >= 0) & (k < nz)
-        flat = (i.astype(np.int64) * ny + j.astype(np.int64)) * nz + k.astype(np.int64)  # nearest voxel
+        with np.errstate(invalid="ignore"):  # NaN or far-off points: any index, replaced by the air row below
+            ii, jj, kk = (a.astype(np.int32) for a in (i, j, k))
+        # int32 (a template has far fewer than 2**31 voxels; an overflow outside it is replaced by the air row)
+        flat = (ii * np.int32(ny) + jj) * np.int32(nz) + kk  # nearest voxel
         flat[~inside] = len(self._flat) - 1  # the air row
-        values = self._flat[flat]  # [..., C]
-        out = {name: values[..., i].astype(np.float32) * (1.0 / 255.0) for i, name in enumerate(CHANNELS)}
-        out["dout"] = values[..., CHANNELS.index("dout")].astype(np.float32) * _DOUT_UNIT_MM
+        values = np.take(self._flat, flat, axis=0)  # [..., C]
+        # per-value tables: the same float32 products as converting each channel and scaling it, in one gather
+        out = {name: _UNIT[values[..., c]] for c, name in enumerate(CHANNELS)}
+        out["dout"] = _DOUT_MM[values[..., CHANNELS.index("dout")]]
         return out
 
 

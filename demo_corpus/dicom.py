@@ -285,8 +285,10 @@ def encode(ds: Dataset, syntax: str, pixels: NDArray[np.uint8] | NDArray[np.uint
     ds.file_meta.TransferSyntaxUID = SYNTAXES[syntax]
     if pixels is not None:
         if syntax == "rle":
+            # pylibjpeg-rle (pinned): the same bytes as pydicom's own Python encoder (every RLE frame of the corpus
+            # compared), about 6x faster
             ds.compress(
-                RLELossless, np.ascontiguousarray(pixels), encoding_plugin="pydicom", generate_instance_uid=False
+                RLELossless, np.ascontiguousarray(pixels), encoding_plugin="pylibjpeg", generate_instance_uid=False
             )
         else:
             ds.PixelData = np.ascontiguousarray(pixels).tobytes()
