@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from local_stack.process import LOOPBACK, ManagedServer, PidFile, free_port, port_open
+from local_stack.process import LOOPBACK, ManagedServer, PidFile, free_port, log_tail, port_open
 
 STATE = "server.json"
 PIDFILE = "server.pid"
@@ -72,11 +72,11 @@ def wait(root: Path, timeout: float = 90.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not pidfile.alive():
-            raise RuntimeError(f"the Prefect server exited before it answered:\n{_tail(root / LOG)}")
+            raise RuntimeError(f"the Prefect server exited before it answered:\n{log_tail(root / LOG, 20)}")
         if port_open(port) and _healthy(url):
             return url
         time.sleep(0.25)
-    raise RuntimeError(f"the Prefect server did not answer within {timeout:.0f} s:\n{_tail(root / LOG)}")
+    raise RuntimeError(f"the Prefect server did not answer within {timeout:.0f} s:\n{log_tail(root / LOG, 20)}")
 
 
 def stop(root: Path) -> bool:
@@ -84,13 +84,6 @@ def stop(root: Path) -> bool:
     stopped = PidFile(root / PIDFILE).stop()
     (root / STATE).unlink(missing_ok=True)
     return stopped
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,6 +88,13 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last `lines` lines of a log file ("(no log)" when there is none)."""
+    if not path.is_file():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
 class ManagedServer:
     """Run `argv` as a child process in its own process group, logging to `log_path`.
 
@@ -186,9 +193,7 @@ class ManagedServer:
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the server log."""
-        if not self.log_path.is_file():
-            return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def __enter__(self) -> ManagedServer:
         self.start()
