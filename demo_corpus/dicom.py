@@ -21,6 +21,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from demo_corpus.encoder import deflate_part10
 from demo_corpus.geometry import Grid
 from demo_corpus.identity import SITES
 from demo_corpus.plan import StudyPlan, uid
@@ -292,6 +293,11 @@ def encode(ds: Dataset, syntax: str, pixels: NDArray[np.uint8] | NDArray[np.uint
             )
         else:
             ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+    if syntax == "deflated":  # dcmwrite's bytes in the syntax Deflated wraps, deflated at the encoder's level
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
+    if syntax == "deflated":
+        ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        return deflate_part10(buffer.getvalue())
     return buffer.getvalue()

@@ -2,7 +2,8 @@
 
 pydicom's `dcmwrite` re-encodes every element of every file; a series' slices share all but a handful of them.
 `SeriesEncoder` encodes the shared elements once, as byte runs between the per-slice tags, and per slice encodes
-only the per-slice elements and the file meta, then deflates. The bytes equal `dcmwrite`'s (a test checks it).
+only the per-slice elements and the file meta, then deflates. The dataset bytes equal `dcmwrite`'s (a test checks
+it); the deflated stream differs only in its level (`DEFLATE_LEVEL`): any level inflates to the same dataset.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import zlib
 
 import numpy as np
 from numpy.typing import NDArray
+from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_dataset, write_file_meta_info
@@ -20,6 +22,16 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEnd
 
 _PREAMBLE = b"\x00" * 128 + b"DICM"
 _PIXEL_DATA = BaseTag(0x7FE00010)
+#: zlib level of the Deflated files. pydicom's `dcmwrite` uses zlib's default (6); level 1 deflates a demo slice 5.8x
+#: faster for 8 % more bytes (measured on 181 files of the corpus: 2.72 -> 0.47 ms, ratio 0.235 -> 0.255), which was a
+#: sixth of the generator's CPU. Readers cannot tell the levels apart; exports from scanners and PACS use either.
+DEFLATE_LEVEL = 1
+
+
+def _uid_value(uid: str) -> bytes:
+    """A UI value as encoded: ASCII, padded with one NUL to an even length."""
+    raw = uid.encode("ascii")
+    return raw + b"\x00" if len(raw) % 2 else raw
 
 
 def _buffer() -> DicomBytesIO:
@@ -42,6 +54,7 @@ class SeriesEncoder:
         self.template = template
         self.syntax = UID(DeflatedExplicitVRLittleEndian if syntax == "deflated" else ExplicitVRLittleEndian)
         self._runs: dict[tuple[BaseTag, ...], list[bytes]] = {}
+        self._metas: dict[tuple[str, int], tuple[bytes, bytes]] = {}
 
     def _static_runs(self, tags: tuple[BaseTag, ...]) -> list[bytes]:
         """The template's encoded elements, cut into ``len(tags) + 1`` runs around the per-slice tags."""
@@ -80,14 +93,55 @@ class SeriesEncoder:
             write_data_element(fp, dynamic[tag])
             body += fp.getvalue()
         body += self._static_runs(tags)[-1]
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = dynamic.get("SOPClassUID", self.template.get("SOPClassUID"))
-        meta.MediaStorageSOPInstanceUID = dynamic.SOPInstanceUID
-        meta.TransferSyntaxUID = self.syntax
-        head = _buffer()
-        write_file_meta_info(head, meta, enforce_standard=True)
+        head = self._meta(
+            str(dynamic.get("SOPClassUID", self.template.get("SOPClassUID"))), str(dynamic.SOPInstanceUID)
+        )
         if self.syntax == DeflatedExplicitVRLittleEndian:
-            compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-            deflated = compressor.compress(bytes(body)) + compressor.flush()
-            body = bytearray(deflated + (b"\x00" if len(deflated) % 2 else b""))
-        return _PREAMBLE + head.getvalue() + bytes(body)
+            return deflated_file(head, bytes(body))
+        return _PREAMBLE + head + bytes(body)
+
+    def _meta(self, sop_class: str, sop_instance: str) -> bytes:
+        """The encoded file meta group. Slices differ only in the instance UID: its bytes are swapped into the group
+        pydicom encoded for the first slice whose UID had the same length (the same element lengths throughout)."""
+        key = (sop_class, len(sop_instance))
+        if key not in self._metas:
+            meta = FileMetaDataset()
+            meta.MediaStorageSOPClassUID = sop_class
+            meta.MediaStorageSOPInstanceUID = sop_instance
+            meta.TransferSyntaxUID = self.syntax
+            head = _buffer()
+            write_file_meta_info(head, meta, enforce_standard=True)
+            encoded = head.getvalue()
+            value = _uid_value(sop_instance)
+            at = encoded.find(b"\x02\x00\x03\x00UI")  # (0002,0003) Media Storage SOP Instance UID, little endian
+            if at < 0 or encoded[at + 8 : at + 8 + len(value)] != value:
+                raise RuntimeError("unexpected file meta encoding")
+            self._metas[key] = (encoded[: at + 8], encoded[at + 8 + len(value) :])
+        before, after = self._metas[key]
+        return before + _uid_value(sop_instance) + after
+
+
+def deflated_file(meta: bytes, body: bytes) -> bytes:
+    """A Deflated Part-10 file: preamble, the encoded file meta group (its transfer syntax Deflated), and the dataset
+    encoded in explicit VR little endian, deflated at `DEFLATE_LEVEL` and padded to an even length (PS3.5 A.5)."""
+    compressor = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    deflated = compressor.compress(body) + compressor.flush()
+    return _PREAMBLE + meta + deflated + (b"\x00" if len(deflated) % 2 else b"")
+
+
+def deflate_part10(plain: bytes) -> bytes:
+    """The Deflated file of an explicit VR little endian Part-10 file (as `dcmwrite` writes it): the same file meta
+    but for the transfer syntax, the same dataset bytes, deflated at `DEFLATE_LEVEL`."""
+    if plain[128:132] != b"DICM":
+        raise ValueError("not a Part-10 file (no DICM prefix)")
+    fp = DicomBytesIO(plain)
+    fp.is_implicit_VR, fp.is_little_endian = False, True
+    fp.seek(132 + 8)  # (0002,0000) UL, 4 bytes: tag, VR, length; its value is the rest of the group's length
+    meta_end = 132 + 12 + fp.read_UL()
+    meta = dcmread(DicomBytesIO(plain[:meta_end]), stop_before_pixels=True).file_meta  # the group alone
+    if meta.TransferSyntaxUID != ExplicitVRLittleEndian:
+        raise ValueError(f"expected explicit VR little endian, got {meta.TransferSyntaxUID}")
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    head = _buffer()
+    write_file_meta_info(head, meta, enforce_standard=True)
+    return deflated_file(head.getvalue(), plain[meta_end:])

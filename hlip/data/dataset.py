@@ -160,6 +160,15 @@ class StudyDataset(Dataset[Item]):
             "labels": torch.from_numpy(self._labels[index].copy()),
         }
 
+    def training_text(self, index: int) -> str:
+        """Study `index`'s report as training reads it when the text policy draws nothing at random
+        (`TextPolicy.deterministic`): the same string `__getitem__` returns in every epoch ("" without a report)."""
+        policy = self.text_policy
+        if self.train and policy is not None and not policy.deterministic:
+            raise ValueError("the training text changes between epochs under this text policy")
+        raw = self._reports[index]
+        return "" if raw is None else report_text(raw, policy, None)
+
     def _load(self, relative: str) -> np.ndarray:
         path = self.part_dir / relative
         try:

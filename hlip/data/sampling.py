@@ -74,6 +74,11 @@ class TextPolicy:
         if not 0.0 <= self.single_sentence_prob <= 1.0:
             raise ValueError(f"single_sentence_prob must lie in [0, 1], got {self.single_sentence_prob}")
 
+    @property
+    def deterministic(self) -> bool:
+        """The training text of a report is the same in every epoch (no shuffling, no sentence sampling)."""
+        return not self.shuffle_sentences and self.single_sentence_prob == 0.0
+
 
 def item_rng(seed: int, epoch: int, index: int, stream: int | None = None) -> np.random.Generator:
     """The generator of item `index` in `epoch`: independent of workers, order of loading and resumption.

@@ -52,9 +52,16 @@ class HLIP(nn.Module):
         return F.normalize(features, dim=-1) if normalize else features
 
     def forward(
-        self, image: Tensor | None = None, text: Tensor | None = None, scan_mask: Tensor | None = None
+        self,
+        image: Tensor | None = None,
+        text: Tensor | None = None,
+        scan_mask: Tensor | None = None,
+        text_pooled: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Normalised features and the temperature (clamped at 100) for `ClipLoss` / `SigLipLoss`.
+
+        `text_pooled` `[B, W]`, in place of `text`: the text trunk's pooled output, computed beforehand
+        (`TextTower.pooled`; a frozen trunk's, `hlip.training.text_features`); only `text.proj` then runs.
 
         Returns:
             `image_features [B, E]` and/or `text_features [B, E]`, `logit_scale` (exp'd, scalar) and, for
@@ -67,8 +74,12 @@ class HLIP(nn.Module):
             out["stem_logits"] = self.stem_head(stem)
         elif image is not None:
             out["image_features"] = self.encode_image(image, scan_mask, normalize=True)
+        if text is not None and text_pooled is not None:
+            raise ValueError("give text or text_pooled, not both")
         if text is not None:
             out["text_features"] = self.encode_text(text, normalize=True)
+        elif text_pooled is not None:
+            out["text_features"] = F.normalize(self.text.proj(text_pooled), dim=-1)
         if self.logit_bias is not None:
             out["logit_bias"] = self.logit_bias
         return out

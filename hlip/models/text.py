@@ -112,13 +112,18 @@ class TextTower(nn.Module):
 
     def forward(self, text: Tensor) -> Tensor:
         """Token ids `[B, L]` (padded with the pad id) -> text embeddings `[B, embed_dim]` (unnormalised)."""
+        return self.proj(self.pooled(text))  # [B, embed_dim]
+
+    def pooled(self, text: Tensor) -> Tensor:
+        """Token ids `[B, L]` -> the trunk's pooled output `[B, W]`, before `proj` (what a frozen trunk keeps fixed)."""
         attention_mask = (text != self.pad_token_id).long()  # [B, L]
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             hidden = self.transformer(input_ids=text, attention_mask=attention_mask).last_hidden_state  # [B, L, W]
         if self.pool == "mean":  # padding excluded, so the context length does not change the vector
             weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # [B, L, 1]
-            return self.proj((hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0))  # [B, embed_dim]
-        return self.proj(hidden[:, 0])  # [B, embed_dim]
+            pooled: Tensor = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)  # [B, W]
+            return pooled
+        return hidden[:, 0]  # [B, W]
 
 
 class Tokenizer:

@@ -43,6 +43,7 @@ from hlip.models.loss import ClipLoss, create_loss
 from hlip.models.mae_init import init_from_2d_vit
 from hlip.models.patch_embed import PatchEmbed3D
 from hlip.models.stem_head import StemHead, init_prior_bias
+from hlip.models.text import TextTower
 from hlip.training.checkpoint import (
     CheckpointMismatchError,
     CheckpointWriter,
@@ -62,6 +63,7 @@ from hlip.training.hooks import Evaluator, NullLogger, Report, TrainingLogger
 from hlip.training.loop import StageResult, TrainingStage, train_stage
 from hlip.training.optim import create_optimizer
 from hlip.training.schedule import warmup_cosine
+from hlip.training.text_features import TextFeatureTable, table_applies
 
 log = logging.getLogger(__name__)
 
@@ -425,6 +427,13 @@ def _stage_run(
     text_policy = config.data.text if name == CONTRASTIVE else None
     dataset = training_dataset(config, manifests, scans_policy=config.data.scans, text_policy=text_policy,
                                labels=labels, train=True, seed=config.seed, augment=config.data.augment)  # fmt: skip
+    autocast = _precision(config, info)
+    text_table: TextFeatureTable | None = None
+    text_tower = model.get_submodule("text") if tokenizer is not None else None
+    if isinstance(text_tower, TextTower) and table_applies(text_tower, dataset):
+        text_table = TextFeatureTable.build(text_tower, tokenizer, dataset, config.batch_size, info.device, autocast,
+                                            progress=info.is_main)  # fmt: skip
+        tokenizer = None  # the loader's workers need not tokenise
     # Workers are spawned, not forked: the trainer runs among other threads (Prefect, MLflow system metrics), and
     # forked workers of a multi-threaded process died at shutdown (exit code 1) inside the Prefect flow.
     loader = make_loader(dataset, batch_size=config.batch_size, workers=config.workers, tokenizer=tokenizer,
@@ -441,7 +450,6 @@ def _stage_run(
     optimizer = create_optimizer(model, stage.lr, stage.weight_decay)
     steps = (len(loader) // config.accum_steps) * stage.epochs
     scheduler = warmup_cosine(optimizer, stage.warmup_steps, steps, stage.lr, stage.min_lr)
-    autocast = _precision(config, info)
     scaler = torch.amp.GradScaler(info.device.type, enabled=autocast is torch.float16)
     if name == WARMUP:
         bce = create_loss("bce")
@@ -463,7 +471,12 @@ def _stage_run(
         bce, stem_weight = create_loss("bce"), stage.stem_supervision
 
         def compute_loss(m: nn.Module, batch: dict[str, Any]) -> Tensor:
-            out = m(image=batch["image"], text=batch["text"], scan_mask=batch["scan_mask"])
+            text = (
+                {"text": batch["text"]}
+                if text_table is None
+                else {"text_pooled": text_table.lookup(batch["study_key"])}
+            )
+            out = m(image=batch["image"], scan_mask=batch["scan_mask"], **text)
             stem_logits = out.pop("stem_logits", None)  # the model's stem head: `contrastive.stem_supervision`
             loss: Tensor = contrastive(**out, labels=batch["labels"])
             if stem_logits is not None:  # a per-rank mean like any BCE: kept out of the CLIP loss's rank scaling

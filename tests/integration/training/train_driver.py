@@ -8,6 +8,7 @@ under torchrun too.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from collections.abc import Mapping
@@ -40,6 +41,7 @@ class FileLogger:
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")  # what a stage would show
     torch.set_num_threads(1)
     config = PretrainConfig.from_params(json.loads(Path(sys.argv[1]).read_text()))
     sleep_s = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
