@@ -106,8 +106,8 @@ class SeriesEncoder:
         key = (sop_class, len(sop_instance))
         if key not in self._metas:
             meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = sop_class
-            meta.MediaStorageSOPInstanceUID = sop_instance
+            meta.MediaStorageSOPClassUID = UID(sop_class)
+            meta.MediaStorageSOPInstanceUID = UID(sop_instance)
             meta.TransferSyntaxUID = self.syntax
             head = _buffer()
             write_file_meta_info(head, meta, enforce_standard=True)
