@@ -239,3 +239,61 @@ def test_a_deflated_pixel_element_longer_than_the_inflated_dataset_is_truncated(
     assert inst.pixel_offset is not None
     assert _pixels_or_reason(src, inst) == Reason.TRUNCATED
     assert _pixels_or_reason(src, replace(inst, pixel_offset=None)) == Reason.TRUNCATED
+
+
+class _RemoteLike(LocalSource):
+    """The same files, read as ingest reads an object store: by bytes (a head first), never by local path."""
+
+    def local_path(self, path: str) -> Path | None:
+        return None
+
+
+def _dark_deflated(path: Path, rows: int = 256, cols: int = 256) -> np.ndarray:
+    """A valid Deflated slice whose file is far smaller than its inflated header: a long comment and black pixels
+    (pydicom's own writer, zlib's default level). Returns the stored pixels."""
+    ds = pydicom.Dataset()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = pydicom.uid.MRImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    ds.Modality, ds.PatientID, ds.InstanceNumber = "MR", "P1", 1
+    ds.ImageComments = "acquired without incident " * 120  # 3 KB of header that deflates to almost nothing
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, cols, 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelSpacing, ds.ImagePositionPatient = [1.0, 1.0], [0.0, 0.0, 0.0]
+    ds.ImageOrientationPatient, ds.SliceThickness = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], 1.0
+    pixels = np.zeros((rows, cols), np.uint16)
+    pixels[rows // 2, cols // 2] = 1000
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return pixels
+
+
+@pytest.mark.parametrize("source", [LocalSource, _RemoteLike])
+def test_a_deflated_file_smaller_than_its_inflated_header_is_read(tmp_path: Path, source: type[LocalSource]) -> None:
+    """Offsets of a Deflated file count in its inflated dataset: a valid file whose header inflates past the file's
+    own size was rejected as `truncated` (48 valid slices of the demo corpus were, before session 28)."""
+    from hlip.data.dicom import read_identity
+
+    path = tmp_path / "dark.dcm"
+    pixels = _dark_deflated(path)
+    data = path.read_bytes()
+    meta_end = 132 + 12 + int.from_bytes(data[140:144], "little")  # preamble, DICM, (0002,0000) and its value
+    inflated = zlib.decompress(data[meta_end:], -zlib.MAX_WBITS)
+    inflated_header = inflated.rindex(b"\xe0\x7f\x10\x00")  # where Pixel Data starts in the inflated dataset
+    assert path.stat().st_size < 3000 < inflated_header  # the condition that used to reject it
+    src = source(tmp_path)
+    assert read_identity(src, path.name).sop_uid == pydicom.dcmread(path).SOPInstanceUID
+    inst = read_instance(src, path.name)
+    np.testing.assert_array_equal(read_pixels(src, inst), pixels[None])
+    np.testing.assert_array_equal(read_pixels(src, replace(inst, pixel_offset=None)), pixels[None])
+
+
+@pytest.mark.parametrize("source", [LocalSource, _RemoteLike])
+def test_a_cut_deflated_file_is_still_truncated(tmp_path: Path, source: type[LocalSource]) -> None:
+    path = tmp_path / "dark.dcm"
+    _dark_deflated(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 40])  # the deflate stream cut: the dataset inflates short
+    assert _reject(source(tmp_path), path.name) in (Reason.TRUNCATED, Reason.UNREADABLE)
