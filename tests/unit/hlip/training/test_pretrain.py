@@ -15,7 +15,7 @@ from hlip.models.export import load_model, read_export
 from hlip.models.weights import load_state_dict_file
 from hlip.training.checkpoint import latest_checkpoint, load_checkpoint
 from hlip.training.config import PretrainConfig
-from hlip.training.pretrain import run_pretrain
+from hlip.training.pretrain import PretrainResult, run_pretrain
 
 
 class Recorder:
@@ -36,6 +36,16 @@ class Recorder:
 
 class StopHereError(Exception):
     """Raised by `interrupt_after_the_first_epoch`'s report hook."""
+
+
+def assert_same_weights(expected: PretrainResult, actual: PretrainResult) -> None:
+    """Both runs exported a model, with the same weights bit for bit."""
+    assert expected.model_dir is not None
+    assert actual.model_dir is not None
+    want = load_state_dict_file(expected.model_dir / "model.safetensors")
+    got = load_state_dict_file(actual.model_dir / "model.safetensors")
+    assert want.keys() == got.keys()
+    assert [k for k in want if not torch.equal(want[k], got[k])] == []
 
 
 def interrupt_after_the_first_epoch(config: PretrainConfig) -> None:
@@ -254,12 +264,7 @@ def test_a_run_with_stage_b_stem_supervision_interrupted_in_stage_b_resumes_to_t
     resumed = Recorder()
     result = run_pretrain(config, logger=resumed, progress=False)
     assert "warmup/loss" not in {k for _, m in resumed.metrics for k in m}  # stage A did not run again
-    assert reference.model_dir is not None
-    assert result.model_dir is not None
-    expected = load_state_dict_file(reference.model_dir / "model.safetensors")
-    actual = load_state_dict_file(result.model_dir / "model.safetensors")
-    assert expected.keys() == actual.keys()
-    assert [k for k in expected if not torch.equal(expected[k], actual[k])] == []
+    assert_same_weights(reference, result)
 
 
 def test_a_frozen_first_convolution_leaves_stage_b_with_stage_as_and_resumes_to_the_same_weights(

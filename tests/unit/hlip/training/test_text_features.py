@@ -19,7 +19,7 @@ from hlip.training.config import PretrainConfig
 from hlip.training.pretrain import run_pretrain
 from hlip.training.text_features import TextFeatureTable, table_applies
 
-from .test_pretrain import Recorder, interrupt_after_the_first_epoch
+from .test_pretrain import Recorder, assert_same_weights, interrupt_after_the_first_epoch
 
 FIXED = {"shuffle_sentences": False, "single_sentence_prob": 0.0}
 
@@ -137,9 +137,4 @@ def test_a_run_with_the_table_interrupted_in_stage_b_resumes_to_the_same_weights
     config = PretrainConfig.from_params(fixed)
     interrupt_after_the_first_epoch(config)  # stops after stage B's first epoch
     result = run_pretrain(config, logger=Recorder(), progress=False)
-    assert reference.model_dir is not None
-    assert result.model_dir is not None
-    expected = load_state_dict_file(reference.model_dir / "model.safetensors")
-    actual = load_state_dict_file(result.model_dir / "model.safetensors")
-    assert expected.keys() == actual.keys()
-    assert [k for k in expected if not torch.equal(expected[k], actual[k])] == []
+    assert_same_weights(reference, result)
