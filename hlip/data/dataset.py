@@ -17,6 +17,7 @@ of the dataset, still see the current epoch, and `set_start` resumes in the midd
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -168,6 +169,14 @@ class StudyDataset(Dataset[Item]):
             raise ValueError("the training text changes between epochs under this text policy")
         raw = self._reports[index]
         return "" if raw is None else report_text(raw, policy, None)
+
+    def full_texts(self) -> list[str]:
+        """Every study's report (those with one) as the text policy reads it with nothing drawn at random: sections in
+        the policy's order, sentences unshuffled, never one sentence alone. Shuffling does not change a text's length,
+        so this is what a length check of the training texts reads (`pretrain` logs how many overflow the context)."""
+        base = self.text_policy or TextPolicy(shuffle_sentences=False)
+        policy = dataclasses.replace(base, shuffle_sentences=False, single_sentence_prob=0.0)
+        return [report_text(raw, policy, None) for raw in self._reports if raw is not None]
 
     def _load(self, relative: str) -> np.ndarray:
         path = self.part_dir / relative

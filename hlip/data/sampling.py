@@ -65,14 +65,22 @@ class TextPolicy:
             sentences every time a study is drawn).
         single_sentence_prob: In training, probability of using one random content sentence instead of the
             whole report (sentence-level sampling against memorising report details).
+        lead_sections: Section headers (any case, colon optional: ``impression``, ``findings``) whose sections come
+            first, in this order; the other sections follow in the report's order. The text tower reads only its
+            first `context_length` tokens, so these are the sections a long report keeps (reports list examination,
+            indication and comparison before the findings and the impression, which are then cut first).
     """
 
     shuffle_sentences: bool = True
     single_sentence_prob: float = 0.0
+    lead_sections: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.single_sentence_prob <= 1.0:
             raise ValueError(f"single_sentence_prob must lie in [0, 1], got {self.single_sentence_prob}")
+        names = [section_name(h) for h in self.lead_sections]
+        if any(not n for n in names) or len(set(names)) != len(names):
+            raise ValueError(f"lead_sections must name distinct, non-empty section headers, got {self.lead_sections}")
 
     @property
     def deterministic(self) -> bool:
@@ -163,6 +171,19 @@ def is_identifier_line(line: str) -> bool:
     return len(words) < 3
 
 
+def section_name(header: str) -> str:
+    """A section header as `lead_sections` matches it: ``"IMPRESSION:"`` -> ``"impression"``."""
+    return " ".join(header.strip().rstrip(":").split()).lower()
+
+
+def lead_first(sections: list[tuple[str, list[str]]], lead: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """`sections` with those whose header `lead` names first, in `lead`'s order; the rest keep their order."""
+    if not lead:
+        return sections
+    rank = {section_name(name): i for i, name in enumerate(lead)}
+    return sorted(sections, key=lambda section: rank.get(section_name(section[0]), len(rank)))
+
+
 def split_sections(text: str) -> list[tuple[str, list[str]]]:
     """A report as `(header, sentences)` sections, identifier lines dropped.
 
@@ -194,8 +215,8 @@ def report_text(text: str, policy: TextPolicy | None, rng: np.random.Generator |
     Sections stay in order, one per line (``Header: sentence sentence``); in training the sentences of each
     section are shuffled, or one content sentence is returned with probability `single_sentence_prob`.
     """
-    sections = split_sections(text)
     policy = policy or TextPolicy(shuffle_sentences=False)
+    sections = lead_first(split_sections(text), policy.lead_sections)
     if rng is not None and policy.single_sentence_prob > 0 and rng.random() < policy.single_sentence_prob:
         content = [s for _, sentences in sections for s in sentences]
         if content:

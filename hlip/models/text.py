@@ -145,6 +145,12 @@ class Tokenizer:
         """Tokenizer matching a text tower config."""
         return cls(cfg.model_dir, cfg.context_length)
 
+    def lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text before truncation (special tokens included): above `context_length`, a text's tail
+        is cut."""
+        encoded = self.tokenizer(list(texts), truncation=False, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
     def __call__(self, texts: str | Sequence[str]) -> Tensor:
         """Token ids `[B, context_length]` (int64)."""
         batch = [texts] if isinstance(texts, str) else list(texts)

@@ -233,7 +233,7 @@ def _optimizer_step(run: TrainingStage, batches: Iterator[dict[str, Any]], info:
         sync = micro == run.accum_steps - 1 or not info.distributed
         no_sync = getattr(run.train_model, "no_sync", None)
         with contextlib.nullcontext() if sync or no_sync is None else no_sync():
-            with _autocast(info.device, run.autocast_dtype):
+            with autocast_context(info.device, run.autocast_dtype):
                 loss = run.compute_loss(run.train_model, batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"stage {run.name}: non-finite loss {float(loss)}")
@@ -251,7 +251,8 @@ def _optimizer_step(run: TrainingStage, batches: Iterator[dict[str, Any]], info:
     return total / run.accum_steps, studies, waited
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+def autocast_context(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    """`torch.autocast` on `device` at `dtype`, or a no-op context for fp32 (`dtype` None)."""
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)

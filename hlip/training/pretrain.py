@@ -412,6 +412,18 @@ def _precision(config: PretrainConfig, info: DistInfo) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
+def _log_text_overflow(dataset: StudyDataset, tokenizer: Any) -> None:
+    """Say how many training reports the text tower cannot read whole (their tail past the context is cut)."""
+    texts = dataset.full_texts()
+    context = int(tokenizer.context_length)
+    lengths = tokenizer.lengths(texts)
+    over = sum(n > context for n in lengths)
+    if texts:
+        log.info("training texts longer than the text tower's %d-token context: %d of %d (%.0f %%; longest %d "
+                 "tokens): their tail is cut (pretrain.data.text.lead_sections chooses which sections come first)",
+                 context, over, len(texts), 100.0 * over / len(texts), max(lengths))  # fmt: skip
+
+
 def _stage_run(
     name: str,
     model: nn.Module,
@@ -427,6 +439,8 @@ def _stage_run(
     text_policy = config.data.text if name == CONTRASTIVE else None
     dataset = training_dataset(config, manifests, scans_policy=config.data.scans, text_policy=text_policy,
                                labels=labels, train=True, seed=config.seed, augment=config.data.augment)  # fmt: skip
+    if tokenizer is not None and info.is_main:
+        _log_text_overflow(dataset, tokenizer)
     autocast = _precision(config, info)
     text_table: TextFeatureTable | None = None
     text_tower = model.get_submodule("text") if tokenizer is not None else None

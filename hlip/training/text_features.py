@@ -16,7 +16,6 @@ of a 768-wide trunk: 0.7 GB).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ from torch import Tensor
 from hlip.data.dataset import StudyDataset
 from hlip.models.text import TextTower
 from hlip.progress import ProgressReporter
+from hlip.training.loop import autocast_context
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +79,10 @@ class TextFeatureTable:
         if not table_applies(tower, dataset):
             raise ValueError("a text feature table needs a frozen trunk and a deterministic text policy")
         texts = [dataset.training_text(i) for i in range(len(dataset))]
-        autocast = (
-            torch.autocast(device_type=device.type, dtype=autocast_dtype)
-            if autocast_dtype is not None
-            else contextlib.nullcontext()
-        )
         rows: list[Tensor] = []
         tick = time.perf_counter()
         reporter = ProgressReporter("pretrain: text features", len(texts), unit="reports", enabled=progress)
-        with reporter as bar, torch.no_grad(), autocast:
+        with reporter as bar, torch.no_grad(), autocast_context(device, autocast_dtype):
             for start in range(0, len(texts), batch_size):
                 chunk = texts[start : start + batch_size]
                 rows.append(tower.pooled(tokenizer(chunk).to(device)).float())

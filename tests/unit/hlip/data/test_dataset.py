@@ -96,6 +96,41 @@ def test_report_sections_drop_identifier_lines_and_shuffle_within_sections() -> 
     assert single in {"MRI BRAIN", "A one.", "B two.", "C three.", "D four.", "First.", "Second."}
 
 
+def test_lead_sections_come_first_in_their_order_and_the_rest_keep_theirs() -> None:
+    text = (
+        "EXAM: MRI BRAIN\nIndication: Seizure.\nFINDINGS:\nA one. B two.\nIMPRESSION:\n1. First.\n2. Second.\n"
+        "COMPARISON: None.\n"
+    )
+    policy = TextPolicy(shuffle_sentences=False, lead_sections=("impression", "Findings:"))
+    assert report_text(text, policy, None).splitlines() == [
+        "IMPRESSION: First. Second.", "FINDINGS: A one. B two.", "EXAM: MRI BRAIN", "Indication: Seizure.",
+        "COMPARISON: None.",
+    ]  # fmt: skip
+    # a named section the report lacks changes nothing; shuffling stays within each section, which stay in place
+    assert report_text(text, TextPolicy(shuffle_sentences=False, lead_sections=("technique",)), None) == \
+        report_text(text, None, None)  # fmt: skip
+    lead = TextPolicy(lead_sections=("impression",))
+    shuffled = {report_text(text, lead, np.random.default_rng(s)) for s in range(8)}
+    assert len(shuffled) > 1
+    assert all(t.startswith("IMPRESSION: ") and len(t.splitlines()) == 5 for t in shuffled)
+    for bad in (("impression", "IMPRESSION:"), ("",), (" : ",)):
+        with pytest.raises(ValueError, match="lead_sections"):
+            TextPolicy(lead_sections=bad)
+
+
+def test_full_texts_are_the_unshuffled_training_texts(part: tuple[Path, pd.DataFrame]) -> None:
+    folder, _ = part
+    policy = TextPolicy(single_sentence_prob=0.5, lead_sections=("impression",))
+    ds = StudyDataset(folder, text_policy=policy, train=True)
+    reports = pd.read_parquet(folder / "reports.parquet").set_index("study_key")["text"]
+    fixed = TextPolicy(shuffle_sentences=False, lead_sections=("impression",))
+    assert ds.full_texts() == [report_text(reports[k], fixed, None) for k in ds.study_keys]
+    # what training draws has the same characters (shuffled) or is one of its sentences
+    drawn = ds[(1, 0)]["report"]
+    assert drawn is not None
+    assert sorted(drawn) == sorted(ds.full_texts()[0]) or drawn in ds.full_texts()[0]
+
+
 def test_collate_pads_scans_and_scales(part: tuple[Path, pd.DataFrame]) -> None:
     folder, long = part
     ds = StudyDataset(folder, labels=to_matrix(long, FINDINGS).astype("float32"), train=False)

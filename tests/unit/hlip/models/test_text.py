@@ -26,6 +26,17 @@ def test_tiny_bert_tower_and_tokenizer(tiny_bert_dir: Path) -> None:
     assert tower.transformer.embeddings.word_embeddings.weight.grad is not None
 
 
+def test_lengths_count_the_tokens_truncation_would_cut(tiny_bert_dir: Path) -> None:
+    tokenizer = Tokenizer(str(tiny_bert_dir), context_length=10)
+    texts = ["There is no acute finding.", "left lesion " * 20, ""]
+    lengths = tokenizer.lengths(texts)
+    ids = tokenizer(texts)
+    # up to the context, the padded ids hold exactly that many real tokens; beyond it, all of them are real
+    assert [min(n, 10) for n in lengths] == (ids != 0).sum(1).tolist()
+    assert lengths[1] > 10
+    assert lengths[2] == 2
+
+
 def test_a_context_longer_than_the_position_table_fails_at_construction(tiny_bert_dir: Path) -> None:
     """Was: the tower clamped its own length while the tokenizer padded to the full one, failing at the first batch."""
     TextTower(TextConfig(model_dir=str(tiny_bert_dir), context_length=512), embed_dim=8)  # exactly fits

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def interrupt_after_the_first_epoch(config: PretrainConfig) -> None:
         run_pretrain(config, report=report, progress=False)
 
 
-def test_two_stages_train_and_export(block: dict[str, Any]) -> None:
+def test_two_stages_train_and_export(block: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
     config = PretrainConfig.from_params(block)
     recorder = Recorder()
     calls: list[int] = []
@@ -69,8 +70,13 @@ def test_two_stages_train_and_export(block: dict[str, Any]) -> None:
         return {"auc": 0.5 + 0.01 * len(calls)}
 
     reports: list[tuple[int, float]] = []
-    result = run_pretrain(config, evaluator=evaluator, report=lambda e, v: reports.append((e, v)), logger=recorder,
-                          progress=False)  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="hlip.training.pretrain"):
+        result = run_pretrain(config, evaluator=evaluator, report=lambda e, v: reports.append((e, v)),
+                              logger=recorder, progress=False)  # fmt: skip
+    # stage B says how many training reports the text context cuts (the synthetic ones exceed its 16 tokens)
+    overflow = [r.getMessage() for r in caplog.records if "longer than the text tower" in r.getMessage()]
+    assert len(overflow) == 1
+    assert "16-token context: 0 of 12 (0 %" in overflow[0]
     # 13 ok studies / 4 -> 3 warm-up steps; 12 with reports / 4 -> 3 contrastive steps per epoch
     assert result.summary["stages"]["warmup"]["steps"] == 3
     assert result.summary["stages"]["contrastive"]["steps"] == 6
@@ -307,3 +313,22 @@ def test_freezing_the_stem_of_a_model_without_one_fails_before_training(block: d
     ):
         run_pretrain(PretrainConfig.from_params(linear), progress=False)
     assert latest_checkpoint(Path(block["out"])) is None  # nothing trained
+
+
+def test_stage_b_says_how_many_training_reports_the_text_context_cuts(
+    corpus: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hlip.models.text import Tokenizer
+    from hlip.training.pretrain import _log_text_overflow
+
+    class Reports:  # the one method of StudyDataset the check reads
+        def full_texts(self) -> list[str]:
+            return ["Findings: Lesion a present.", "Findings: lesion a absent. " * 6, "Impression: No lesion b."]
+
+    tokenizer = Tokenizer(str(corpus / "bert"), context_length=12)
+    lengths = tokenizer.lengths(Reports().full_texts())
+    assert sum(n > 12 for n in lengths) == 1  # only the long report runs past 12 tokens
+    with caplog.at_level(logging.INFO, logger="hlip.training.pretrain"):
+        _log_text_overflow(Reports(), tokenizer)  # type: ignore[arg-type]
+    assert "12-token context: 1 of 3 (33 %" in caplog.text
+    assert f"longest {max(lengths)} tokens" in caplog.text
