@@ -3,6 +3,7 @@
 Usage:
     .venv/bin/python benchmarks/bench_label.py [--reports outputs/ingest/train/reports.parquet]
         [--findings brain_mri] [--latency 0 0.05] [--in-flight 1 8] [--reference data/ground_truth/train_labels.csv]
+        [--rules-workers 2 4]
 
 The llm rows run against the keyword chat server of `testkit.chat_server` on 127.0.0.1 (no model behind it), with
 an optional per-request latency standing in for generation time, so they measure the client (HTTP, JSON
@@ -24,7 +25,7 @@ from hlip.labels.evaluate import ReferenceConfig, evaluate_labels, load_referenc
 from hlip.labels.finding_list import FindingList, load_findings
 from hlip.labels.labeler import read_reports
 from hlip.labels.llm import LLMConfig, LLMLabeler
-from hlip.labels.rules import RulesLabeler
+from hlip.labels.rules import RulesConfig, RulesLabeler
 from hlip.labels.table import label_rows, make_label_table
 from testkit.chat_server import ServerBehaviour, keyword_chat_server
 
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--reference", default="data/ground_truth/train_labels.csv")
     parser.add_argument("--uncertain-column", default="uncertain")
+    parser.add_argument("--rules-workers", type=int, nargs="*", default=[2], help="worker counts for rules rows")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     findings = load_findings(args.findings)
@@ -82,6 +84,12 @@ def main() -> None:
     start = time.perf_counter()
     table = labeler.label(reports)
     record("rules", f"medspacy, 1 process (+{build:.1f} s pipeline build)", time.perf_counter() - start, table)
+    for workers in args.rules_workers:
+        start = time.perf_counter()  # forked workers inherit the built pipeline: the pool's start is in the time
+        pooled = RulesLabeler(findings, RulesConfig(workers=workers)).label(reports)
+        if not pooled.equals(table):
+            raise SystemExit(f"rules with {workers} workers gave another table than 1 process")
+        record("rules", f"medspacy, {workers} worker processes (same table)", time.perf_counter() - start, pooled)
 
     keywords = {f.name: list(f.terms) for f in findings.findings}
     for latency in args.latency:

@@ -5,7 +5,7 @@ and `dvc repro` runs each stage as a process of its own: seven stages, seven ser
 starts one server on 127.0.0.1 before the corpus step, waits for it before `dvc repro` and stops it at the end:
 
     python -m local_stack.flow_server start DIR   # launch, return at once (pidfile, port and log under DIR)
-    python -m local_stack.flow_server wait DIR    # wait until it answers; print its PREFECT_API_URL
+    python -m local_stack.flow_server wait DIR    # wait until it answers; print the client settings (KEY=VALUE)
     python -m local_stack.flow_server stop DIR    # stop exactly that process group
 
 The server uses the same ``PREFECT_HOME`` (its SQLite database) as the temporary servers would, so the flow runs
@@ -57,6 +57,12 @@ def start(root: Path) -> int:
     return port
 
 
+def client_env(url: str) -> dict[str, str]:
+    """What a flow run needs to report to the server at `url`: its API URL, and no UI URL (the server runs without
+    its UI and stops with the pipeline, so Prefect's default "View at <link>" line would point at a 404)."""
+    return {"PREFECT_API_URL": url, "PREFECT_UI_URL": ""}
+
+
 def wait(root: Path, timeout: float = 90.0) -> str:
     """Wait until the server `start` launched answers; return its API URL.
 
@@ -87,7 +93,8 @@ def stop(root: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``start|wait|stop DIR``; exit status 1 (and the reason on stderr) when `wait` finds no answering server."""
+    """``start|wait|stop DIR``; `wait` prints `client_env` as KEY=VALUE lines, or exits with status 1 (and the
+    reason on stderr) when it finds no answering server."""
     parser = argparse.ArgumentParser(prog="python -m local_stack.flow_server", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("start", "wait", "stop"))
     parser.add_argument("root", type=Path, help="Folder for the pidfile, the port and the server's log.")
@@ -97,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         start(args.root)
     elif args.command == "wait":
         try:
-            print(wait(args.root, args.timeout))
+            for key, value in client_env(wait(args.root, args.timeout)).items():
+                print(f"{key}={value}")
         except RuntimeError as exc:
             print(f"flow_server: {exc}", file=sys.stderr)
             return 1

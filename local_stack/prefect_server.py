@@ -49,8 +49,8 @@ class PrefectServer(ManagedServer):
         self.root = root
         self.port = port or free_port()
         self.auth_string = auth_string
-        argv = [_prefect(), "server", "start", "--host", LOOPBACK, "--port", str(self.port), "--no-ui",
-                "--analytics-off"]  # fmt: skip
+        # with its UI: flow runs log "View at http://127.0.0.1:PORT/runs/flow-run/ID", which must open
+        argv = [_prefect(), "server", "start", "--host", LOOPBACK, "--port", str(self.port), "--analytics-off"]
         env = {
             **_common_env(root / "home"),
             "PREFECT_API_DATABASE_CONNECTION_URL": database_url,

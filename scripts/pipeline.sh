@@ -17,9 +17,9 @@ if [[ -z "${PREFECT_API_URL:-}" ]]; then
 fi
 scripts/corpus.sh
 if [[ -n "$own_server" ]]; then
-  if url=$(.venv/bin/python -m local_stack.flow_server wait "$flow_server"); then
-    export PREFECT_API_URL="$url"
-    echo "pipeline: flows report to the Prefect server at $url (stopped when the pipeline ends)"
+  if settings=$(.venv/bin/python -m local_stack.flow_server wait "$flow_server"); then
+    while IFS='=' read -r key value; do export "$key=$value"; done <<< "$settings"   # PREFECT_API_URL, PREFECT_UI_URL
+    echo "pipeline: flows report to the Prefect server at $PREFECT_API_URL (stopped when the pipeline ends)"
   else
     echo "pipeline: the shared Prefect server did not start (log: $flow_server/prefect-server.log);" \
       "each stage starts Prefect's temporary server instead (slower, same results)" >&2

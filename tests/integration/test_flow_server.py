@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from local_stack.flow_server import client_env
 from local_stack.process import PidFile, listening_addresses, port_open, process_group
 
 FLOW = textwrap.dedent(
@@ -54,7 +57,9 @@ def test_one_server_on_loopback_serves_flow_runs_of_other_processes_and_stops(
     assert time.monotonic() - started < 10  # `start` returns at once; the server boots while the corpus step runs
     waited = _cli("wait", str(root), env=env)
     assert waited.returncode == 0, waited.stderr
-    url = waited.stdout.strip()
+    settings = dict(line.split("=", 1) for line in waited.stdout.splitlines())  # what scripts/pipeline.sh exports
+    assert settings == client_env(settings["PREFECT_API_URL"])
+    url = settings["PREFECT_API_URL"]
     port = json.loads((root / "server.json").read_text())["port"]
     assert url == f"http://127.0.0.1:{port}/api"
     pid = PidFile(root / "server.pid").running_pid()
@@ -65,15 +70,25 @@ def test_one_server_on_loopback_serves_flow_runs_of_other_processes_and_stops(
 
     (tmp_path / "probe.py").write_text(FLOW)
     run = subprocess.run(
-        [sys.executable, str(tmp_path / "probe.py")], env={**env, "PREFECT_API_URL": url}, capture_output=True,
+        [sys.executable, str(tmp_path / "probe.py")], env={**env, **settings}, capture_output=True,
         text=True, timeout=180,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
+    assert "View at" not in run.stdout + run.stderr  # the server has no UI: no link that would 404
+    default = subprocess.run(
+        [sys.executable, str(tmp_path / "probe.py")], env={**env, "PREFECT_API_URL": url}, capture_output=True,
+        text=True, timeout=180,
+    )  # fmt: skip
+    link = re.search(r"View at (http://\S+)", default.stdout + default.stderr)
+    assert link is not None  # Prefect's default: a link derived from the API URL ...
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(urllib.request.Request(link.group(1), headers={"Accept": "text/html"}), timeout=10)
+    assert missing.value.code == 404  # ... to a UI this server does not serve
     request = urllib.request.Request(f"{url}/flow_runs/filter", data=b"{}", method="POST")
     request.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(request, timeout=10) as response:
         runs = json.loads(response.read())
-    assert [r["state_type"] for r in runs] == ["COMPLETED"]  # the run reported to this server, not a temporary one
+    assert [r["state_type"] for r in runs] == ["COMPLETED", "COMPLETED"]  # both runs reported to this server
 
     assert _cli("stop", str(root), env=env).returncode == 0
     assert process_group(pid) == []

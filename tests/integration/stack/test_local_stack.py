@@ -45,3 +45,27 @@ def test_up_is_idempotent(stack: LocalStack) -> None:
     before = stack.running_pids()
     assert stack.up() == dict.fromkeys(COMPONENTS, 0.0)  # everything already running: nothing started
     assert stack.running_pids() == before
+
+
+def test_a_flow_runs_view_at_link_opens_the_prefect_ui(stack: LocalStack, tmp_path) -> None:
+    """Every flow run logs "View at <link>": on the stack that link must open the run's page, not a 404."""
+    import os
+    import re
+    import sys
+    import urllib.request
+
+    (tmp_path / "probe.py").write_text(
+        "from prefect import flow\n\n@flow(name='ui-link-probe')\ndef probe():\n    return 1\n\nprobe()\n"
+    )
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}, **stack.client_env(),
+           "PREFECT_HOME": str(tmp_path / "home")}  # fmt: skip
+    run = subprocess.run([sys.executable, str(tmp_path / "probe.py")], env=env, capture_output=True, text=True,
+                         timeout=180)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    links = re.findall(r"View at (http://\S+)", run.stdout + run.stderr)
+    assert links, (run.stdout + run.stderr)[-2000:]
+    assert links[0].startswith("http://127.0.0.1:")
+    browser = urllib.request.Request(links[0], headers={"Accept": "text/html"})  # the UI answers page requests
+    with urllib.request.urlopen(browser, timeout=30) as response:
+        assert response.status == 200
+        assert "<html" in response.read().decode(errors="replace").lower()

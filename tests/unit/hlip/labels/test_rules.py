@@ -118,3 +118,29 @@ CHEST_CASES = [
 def test_chest_sentences(chest_rules: RulesLabeler, report: str, finding: str, expected: int) -> None:
     matrix = to_matrix(chest_rules.label({"s": report}), chest_rules.findings.names)
     assert matrix.loc["s", finding] == expected
+
+
+def test_worker_processes_give_the_table_one_process_gives(brain_rules: RulesLabeler) -> None:
+    """Reports cut into chunks for a process pool come back in input order with the same labels as in one process."""
+    import dataclasses
+    import random
+
+    from hlip.labels import rules
+
+    sentences = [case[0] for case in BRAIN_CASES] + [mimic[0] for mimic in MIMICS]
+    rng = random.Random(7)
+    count = 2 * rules.CHUNK + 37  # three chunks, the last one short
+    reports = {f"study-{rng.randrange(10**9):09d}-{i}": " ".join(rng.sample(sentences, 3)) for i in range(count)}
+    serial = brain_rules.label(reports)
+    pooled = RulesLabeler(brain_rules.findings, dataclasses.replace(brain_rules.config, workers=2)).label(reports)
+    assert list(pooled["study_key"].drop_duplicates()) == list(reports)  # input order, not completion order
+    assert pooled.equals(serial)
+    assert (serial["value"] != 0).sum() > count  # the rules found findings: the comparison is not of empty tables
+
+
+@pytest.mark.parametrize("field", ["workers", "batch_size"])
+def test_rules_options_below_one_are_refused(field: str) -> None:
+    from hlip.labels.rules import RulesConfig
+
+    with pytest.raises(ValueError, match=f"label.rules.{field}"):
+        RulesConfig(**{field: 0})
