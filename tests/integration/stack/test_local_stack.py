@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
 import stat
 import subprocess
+import sys
+import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -47,13 +52,8 @@ def test_up_is_idempotent(stack: LocalStack) -> None:
     assert stack.running_pids() == before
 
 
-def test_a_flow_runs_view_at_link_opens_the_prefect_ui(stack: LocalStack, tmp_path) -> None:
+def test_a_flow_runs_view_at_link_opens_the_prefect_ui(stack: LocalStack, tmp_path: Path) -> None:
     """Every flow run logs "View at <link>": on the stack that link must open the run's page, not a 404."""
-    import os
-    import re
-    import sys
-    import urllib.request
-
     (tmp_path / "probe.py").write_text(
         "from prefect import flow\n\n@flow(name='ui-link-probe')\ndef probe():\n    return 1\n\nprobe()\n"
     )
