@@ -22,6 +22,7 @@ from demo_corpus.plan import CorpusPlan, StudyPlan, plan_corpus
 from demo_corpus.table import report_rows, write_tables
 from demo_corpus.vocabulary import PARTS
 from demo_corpus.writer import StudyFiles, write_study
+from hlip.allocator import retain_freed_memory
 from hlip.progress import ProgressReporter
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def _write_one(args: tuple[Path, StudyPlan, int]) -> StudyFiles:
 
 def _warm_up(resolution_mm: int) -> None:
     """Worker initializer: build the anatomy (seconds at 1 mm) while the parent still plans the corpus."""
+    retain_freed_memory()  # spawned: the parent's malloc setting is not inherited
     load_anatomy(resolution_mm)
 
 
@@ -169,6 +171,7 @@ def generate_corpus(
         FileExistsError: ``out_dir`` holds something else.
     """
     check_output(out_dir, config)
+    retain_freed_memory()  # every study allocates and frees volumes of megabytes (hlip.allocator)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST).write_text(_manifest(config, "incomplete", None), encoding="utf-8")
     pool = _start_pool(workers, config.template_resolution_mm)

@@ -51,6 +51,13 @@ def data_md5(repo: Path, dvc_file: str = f"{DATA_TARGET}.dvc") -> str | None:
     return str(outs[0]["md5"]) if outs and outs[0].get("md5") else None
 
 
+def uncached(repo: Path, dvc_file: str = f"{DATA_TARGET}.dvc") -> bool:
+    """Whether a ``.dvc`` file's output is tracked by hash only (``cache: false``: not stored, not pushed)."""
+    path = repo / dvc_file
+    outs = (yaml.safe_load(path.read_text()) or {}).get("outs") or [] if path.is_file() else []
+    return bool(outs) and outs[0].get("cache") is False
+
+
 def record_data(repo: Path, target: str = DATA_TARGET) -> tuple[str | None, str | None]:
     """``dvc add`` the raw data: ``<target>.dvc`` records what is there now. Returns its md5 before and after."""
     before = data_md5(repo, f"{target}.dvc")
@@ -116,6 +123,13 @@ def push(repo: Path, commit: str, branch: str = BRANCH) -> list[str]:
         run(repo, "git", "push", "--quiet", remote, f"refs/heads/{branch}", f"refs/hlip/lineage/{commit}")
         pushed.append(f"git:{remote}")
     if run(repo, "dvc", "remote", "list").strip():
+        if uncached(repo):
+            t = DATA_TARGET
+            log.warning(
+                f"{t}.dvc says `cache: false`: DVC records the raw data's hash but `dvc push` does not store the "
+                f"data, so another machine cannot `dvc pull` it (the demo corpus regenerates byte for byte; for "
+                f"your own export run `dvc remove {t}.dvc && dvc add {t}` once)"
+            )
         run(repo, "dvc", "push", "--quiet")
         pushed.append("dvc:default")
     return pushed

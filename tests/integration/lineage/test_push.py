@@ -98,3 +98,22 @@ def test_an_unreachable_dvc_remote_fails_loudly(repo: Path, tmp_path: Path) -> N
     commit = save_result(repo, "scheduled run")
     with pytest.raises(ReproError, match=r"`dvc push --quiet` failed"):
         push(repo, commit)
+
+
+def test_push_warns_when_the_raw_data_is_tracked_by_hash_only(
+    repo: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The demo's `data.dvc` says `cache: false`: a push stores no raw data, and says so instead of staying quiet."""
+    remote_dvc = tmp_path / "remote-dvc"
+    dvc(repo, "remote", "add", "--default", "store", str(remote_dvc))
+    pointer = repo / "data.dvc"
+    pointer.write_text(pointer.read_text().replace("  path: data\n", "  path: data\n  cache: false\n"))
+    (repo / "data/train/c.dcm").write_bytes(os.urandom(1024))
+    record_data(repo)  # `dvc add` keeps the output's `cache: false`
+    assert "cache: false" in pointer.read_text()
+    commit = save_result(repo, "scheduled run")
+    with caplog.at_level("WARNING", logger="hlip.lineage.repro"):
+        assert push(repo, commit) == ["dvc:default"]
+    assert any("cache: false" in r.getMessage() and "dvc add data" in r.getMessage() for r in caplog.records)
+    stored = [p for p in remote_dvc.rglob("*") if p.is_file()] if remote_dvc.exists() else []
+    assert stored == []  # nothing of data/ reached the remote
