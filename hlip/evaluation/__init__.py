@@ -1,0 +1,1 @@
+"""Evaluation: benchmark adapters, zero-shot and linear-probe classification, retrieval, metrics with CIs, plots."""

@@ -1,0 +1,1 @@
+"""Tracking: MLflow runs with lineage tags, the training logger, pyfunc export, registry, model card, lineage."""
