@@ -98,7 +98,7 @@ def _write_one(args: tuple[Path, StudyPlan, int]) -> StudyFiles:
 
 def _warm_up(resolution_mm: int) -> None:
     """Worker initializer: build the anatomy (seconds at 1 mm) while the parent still plans the corpus."""
-    retain_freed_memory()  # spawned: the parent's malloc setting is not inherited
+    retain_freed_memory()  # a worker allocates and frees volumes of megabytes per study (hlip.allocator)
     load_anatomy(resolution_mm)
 
 
@@ -171,7 +171,6 @@ def generate_corpus(
         FileExistsError: ``out_dir`` holds something else.
     """
     check_output(out_dir, config)
-    retain_freed_memory()  # every study allocates and frees volumes of megabytes (hlip.allocator)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST).write_text(_manifest(config, "incomplete", None), encoding="utf-8")
     pool = _start_pool(workers, config.template_resolution_mm)

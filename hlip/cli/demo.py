@@ -49,7 +49,9 @@ def corpus(
 ) -> None:
     """Write the demo corpus (default: 1,100 training + 200 benchmark studies) and print a summary."""
     from demo_corpus import DemoCorpusConfig, generate_corpus
+    from hlip.allocator import retain_freed_memory
 
+    retain_freed_memory()  # this process writes studies too with --workers 1 (the pool's workers set it themselves)
     config = DemoCorpusConfig.tiny() if tiny else DemoCorpusConfig()
     if seed is not None:
         config = DemoCorpusConfig.from_dict({**config.to_dict(), "seed": seed})
