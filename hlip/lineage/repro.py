@@ -44,18 +44,22 @@ def run(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return done.stdout
 
 
-def data_md5(repo: Path, dvc_file: str = f"{DATA_TARGET}.dvc") -> str | None:
-    """The md5 a ``.dvc`` file records for its output (None when absent)."""
+def _output(repo: Path, dvc_file: str) -> dict[str, Any]:
+    """The first output a ``.dvc`` file records (empty when the file or its outputs are absent)."""
     path = repo / dvc_file
     outs = (yaml.safe_load(path.read_text()) or {}).get("outs") or [] if path.is_file() else []
-    return str(outs[0]["md5"]) if outs and outs[0].get("md5") else None
+    return dict(outs[0]) if outs else {}
+
+
+def data_md5(repo: Path, dvc_file: str = f"{DATA_TARGET}.dvc") -> str | None:
+    """The md5 a ``.dvc`` file records for its output (None when absent)."""
+    md5 = _output(repo, dvc_file).get("md5")
+    return str(md5) if md5 else None
 
 
 def uncached(repo: Path, dvc_file: str = f"{DATA_TARGET}.dvc") -> bool:
     """Whether a ``.dvc`` file's output is tracked by hash only (``cache: false``: not stored, not pushed)."""
-    path = repo / dvc_file
-    outs = (yaml.safe_load(path.read_text()) or {}).get("outs") or [] if path.is_file() else []
-    return bool(outs) and outs[0].get("cache") is False
+    return _output(repo, dvc_file).get("cache") is False
 
 
 def record_data(repo: Path, target: str = DATA_TARGET) -> tuple[str | None, str | None]:
