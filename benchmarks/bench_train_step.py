@@ -40,6 +40,44 @@ def synthetic_batch(generator: Any, size: tuple[int, int, int], vocab: int) -> d
     return {"image": image, "scan_mask": torch.ones(STUDIES, SCANS, dtype=torch.bool), "text": text}
 
 
+class StageBRun:
+    """A stage-B step of `hlip-demo` from seed 0 with its first `freeze` stem convolutions frozen: the model, AdamW
+    (lr 5e-4, weight decay 0.05) and the CLIP loss, as the pipeline's stage B runs them. Needs torch imported after
+    `pin_portable_cpu_numerics()`."""
+
+    def __init__(self, freeze: int) -> None:
+        import torch
+
+        from hlip.models.clip import HLIP
+        from hlip.models.factory import get_model_config
+        from hlip.models.loss import create_loss
+        from hlip.training.optim import create_optimizer
+
+        self.config = get_model_config("hlip-demo", {})
+        torch.manual_seed(0)
+        self.model = HLIP(self.config).train()
+        if freeze:
+            self.model.visual.patch_embed.lock_stem(freeze)
+        self.model.train()
+        self.optimizer = create_optimizer(self.model, 5e-4, 0.05)
+        self.loss = create_loss("clip", rank=0, world_size=1)
+
+    @property
+    def vocab(self) -> int:
+        return int(self.model.text.transformer.config.vocab_size)
+
+    def step(self, batch: dict[str, Any]) -> None:
+        """Forward, CLIP loss, backward, gradient clipping at 1.0 and the optimizer step."""
+        import torch
+
+        out = self.model(image=batch["image"], text=batch["text"], scan_mask=batch["scan_mask"])
+        value = self.loss(**out)
+        self.optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds over the configurations")
@@ -53,51 +91,32 @@ def main() -> None:
     pin_portable_cpu_numerics()  # the kernels the pipeline trains with
     import torch
 
-    from hlip.models.clip import HLIP
-    from hlip.models.factory import get_model_config
-    from hlip.models.loss import create_loss
-    from hlip.training.optim import create_optimizer
-
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
-    config = get_model_config("hlip-demo", {})
     generator = torch.Generator().manual_seed(0)
-    loss = create_loss("clip", rank=0, world_size=1)
-    runs: dict[int, tuple[Any, Any]] = {}
-    for n in args.freeze:
-        torch.manual_seed(0)
-        model = HLIP(config).train()
-        if n:
-            model.visual.patch_embed.lock_stem(n)
-        model.train()
-        runs[n] = (model, create_optimizer(model, 5e-4, 0.05))
-    vocab = int(next(iter(runs.values()))[0].text.transformer.config.vocab_size)
-    batches = [synthetic_batch(generator, config.vision.image_size, vocab) for _ in range(args.steps + 1)]
+    runs = {n: StageBRun(n) for n in args.freeze}
+    first = next(iter(runs.values()))
+    batches = [synthetic_batch(generator, first.config.vision.image_size, first.vocab) for _ in range(args.steps + 1)]
 
-    def step(model: Any, optimizer: Any, batch: dict[str, Any]) -> float:
+    def timed(run: StageBRun, batch: dict[str, Any]) -> float:
         tick = time.perf_counter()
-        out = model(image=batch["image"], text=batch["text"], scan_mask=batch["scan_mask"])
-        value = loss(**out)
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        run.step(batch)
         return time.perf_counter() - tick
 
     times: dict[int, list[float]] = {n: [] for n in runs}
-    for model, optimizer in runs.values():
-        step(model, optimizer, batches[0])  # untimed: first-call allocations
+    for run in runs.values():
+        run.step(batches[0])  # untimed: first-call allocations
     for _ in range(args.rounds):
-        for n, (model, optimizer) in runs.items():
-            times[n].extend(step(model, optimizer, b) for b in batches[1:])
+        for n, run in runs.items():
+            times[n].extend(timed(run, b) for b in batches[1:])
 
     base = statistics.median(times[args.freeze[0]])
     print(f"stage-B step of hlip-demo, {STUDIES} studies x {SCANS} scans, {args.threads} threads, "
           f"{args.rounds} interleaved rounds x {args.steps} steps per configuration")  # fmt: skip
     print("| freeze_stem | trainable parameters | median ms | best ms | steps/s (median) | median / first row |")
     print("|---:|---:|---:|---:|---:|---:|")
-    for n, (model, _) in runs.items():
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    for n, run in runs.items():
+        trainable = sum(p.numel() for p in run.model.parameters() if p.requires_grad)
         median = statistics.median(times[n])
         print(f"| {n} | {trainable:,} | {median * 1e3:.0f} | {min(times[n]) * 1e3:.0f} | {1 / median:.2f} | "
               f"{median / base:.2f} |")  # fmt: skip
