@@ -7,6 +7,9 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export DO_NOT_TRACK := 1
+# Python caches the byte code of what it imports in .venv (setup compiles only the stages' imports; an
+# environment that sets this, as many container images do, would make every process compile them again)
+export PYTHONDONTWRITEBYTECODE :=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup pipeline corpus preview test lint typecheck unit slow lock clean

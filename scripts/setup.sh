@@ -41,9 +41,30 @@ install_python_packages() {
   [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check uv==0.13.8
   with_heartbeat setup "installing the locked packages (requirements.lock)" \
-    "$VENV/bin/uv" pip sync -q requirements.lock --find-links "$FIND_LINKS" --python "$VENV/bin/python" --compile-bytecode
+    "$VENV/bin/uv" pip sync -q requirements.lock --find-links "$FIND_LINKS" --python "$VENV/bin/python"
   "$VENV/bin/uv" pip install -q --no-deps -e . --python "$VENV/bin/python"
+  warm_bytecode
   echo "$want" > "$stamp"
+}
+
+# Byte code of what the pipeline imports, written once here: the stages' modules and the libraries they import
+# inside functions (validation's great_expectations, labelling's medspacy, the text tower's BERT, evaluation's
+# scikit-learn and matplotlib, registration's pyfunc). Compiling all ~28K files of the venv instead
+# (`uv pip sync --compile-bytecode`) made every fresh setup compile the two thirds nothing imports. Anything else
+# a process imports is cached by Python on first use when run through make: the Makefile exports
+# PYTHONDONTWRITEBYTECODE empty, so an environment that sets it (many container images do) does not make every
+# process compile its imports again.
+BYTECODE_MODULES=(
+  flows.ingest flows.validate flows.label flows.pretrain flows.evaluate flows.register flows.sweep
+  hlip.cli.main demo_corpus.corpus hlip.stages.training_process
+  great_expectations medspacy transformers.models.bert.modeling_bert safetensors.torch
+  sklearn.linear_model sklearn.metrics sklearn.model_selection matplotlib.pyplot matplotlib.backends.backend_agg
+  mlflow.pyfunc mlflow.models.signature
+)
+warm_bytecode() {
+  echo "setup: compiling the byte code of the pipeline's imports"
+  PYTHONDONTWRITEBYTECODE= "$VENV/bin/python" -c \
+    'import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]' "${BYTECODE_MODULES[@]}"
 }
 
 install_apt_packages

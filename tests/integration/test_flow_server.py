@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from local_stack.flow_server import client_env
+from local_stack.flow_server import IDLE_SERVICES_OFF, client_env
 from local_stack.process import PidFile, listening_addresses, port_open, process_group
 
 FLOW = textwrap.dedent(
@@ -89,6 +89,22 @@ def test_one_server_on_loopback_serves_flow_runs_of_other_processes_and_stops(
     with urllib.request.urlopen(request, timeout=10) as response:
         runs = json.loads(response.read())
     assert [r["state_type"] for r in runs] == ["COMPLETED", "COMPLETED"]  # both runs reported to this server
+    with urllib.request.urlopen(f"{url}/admin/settings", timeout=10) as response:
+        services = json.loads(response.read())["server"]["services"]
+    idle = {n.removeprefix("PREFECT_SERVER_SERVICES_").removesuffix("_ENABLED").lower() for n in IDLE_SERVICES_OFF}
+    assert {name for name, s in services.items() if s.get("enabled") is False} >= idle | {"scheduler", "late_runs"}
+    assert services["event_persister"]["enabled"] is True
+    assert services["task_run_recorder"]["enabled"] is True
+    deadline, tasks = time.monotonic() + 60, []
+    while time.monotonic() < deadline:  # the task-run recorder writes from events, within its flush interval
+        request = urllib.request.Request(f"{url}/task_runs/filter", data=b"{}", method="POST")
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            tasks = [r["state_type"] for r in json.loads(response.read())]
+        if tasks == ["COMPLETED", "COMPLETED"]:
+            break
+        time.sleep(1)
+    assert tasks == ["COMPLETED", "COMPLETED"]  # each flow's task run is still recorded with those services off
 
     assert _cli("stop", str(root), env=env).returncode == 0
     assert process_group(pid) == []
