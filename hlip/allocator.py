@@ -13,8 +13,11 @@ trimmed, so freed memory is handed back by the next request. The same epoch then
 system time and 74 s of wall time (`benchmarks/bench_allocator.py` prints the corpus writer and a training step
 side by side with glibc's defaults). The process's resident memory stays at its peak instead of breathing with
 each step: right for a batch stage that exits when done, wrong for a long-lived server, so only the stage entry
-points (`flows`) and the demo corpus writer call it. Numerical results are unchanged (the same kernels on the same
-values; only where the bytes live differs). Forked workers inherit the setting; spawned ones call it themselves.
+points (`flows`, imported by every stage process and also by `flows.deploy`'s serve process, whose memory then
+stays at its largest flow run's peak), the training child (`hlip.stages.training_process`) and the demo corpus
+writer call it. Numerical results are unchanged (the same kernels on the same values; only where the bytes live
+differs). Forked workers inherit the setting; a spawned or exec'd process (the training child, the corpus pool's
+workers) must call it itself.
 
 It acts on glibc only (Linux); elsewhere, and with `HLIP_RETAIN_FREED_MEMORY=0`, it does nothing.
 """

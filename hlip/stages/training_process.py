@@ -119,6 +119,19 @@ def main(job: Path) -> None:
             (job / "result.json").write_text(json.dumps(record, default=str))
 
 
-if __name__ == "__main__":
+def child(argv: list[str]) -> None:
+    """The child's entry point (``python -m hlip.stages.training_process JOB``).
+
+    It keeps freed memory in the process (`hlip.allocator`) itself: the setting the stage's process made does not
+    survive the exec of a new interpreter, and the training step is where it matters most (a demo warm-up epoch
+    took 94-96 s without it, 74 s with it). The portable CPU numerics travel in the environment and need nothing.
+    """
+    from hlip.allocator import retain_freed_memory
+
+    retain_freed_memory()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    main(Path(sys.argv[1]))
+    main(Path(argv[1]))
+
+
+if __name__ == "__main__":
+    child(sys.argv)

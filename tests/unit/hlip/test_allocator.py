@@ -54,3 +54,33 @@ def test_freed_memory_is_reused_without_new_page_faults(arrays: int, mb: int) ->
     pages = 5 * arrays * mb * 1024 * 1024 // 4096
     assert int(default["faults"]) > pages // 2  # glibc's defaults: pages fault in again cycle after cycle
     assert int(kept["faults"]) < pages // 100  # retained: the heap hands the same pages back
+
+
+# The training child is a new interpreter (`python -m hlip.stages.training_process JOB`): the stage process's setting
+# does not reach it, so its entry point must make the setting itself. Its real entry point runs here with the
+# training (`main`) replaced by the same probe.
+TRAINING_CHILD = """
+import json, resource, sys
+from hlip.stages import training_process
+def probe(job):
+    def cycle():
+        arrays = [bytearray(48 * 1024 * 1024) for _ in range(2)]
+        del arrays
+    cycle()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        cycle()
+    print(json.dumps({"job": str(job), "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
+training_process.main = probe
+training_process.child(["training_process", "JOB"])
+"""
+
+
+@glibc_only
+def test_the_training_child_keeps_freed_memory_itself() -> None:
+    env = {k: v for k, v in os.environ.items() if k != SWITCH}
+    done = subprocess.run([sys.executable, "-c", TRAINING_CHILD], env=env, capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["job"] == "JOB"  # the child's argument reached the training
+    pages = 5 * 2 * 48 * 1024 * 1024 // 4096
+    assert result["faults"] < pages // 100  # without the child's own call: every page faults in again (> pages / 2)
