@@ -174,7 +174,7 @@ class StudyDataset(Dataset[Item]):
         """Every study's report (those with one) as the text policy reads it with nothing drawn at random: sections in
         the policy's order, sentences unshuffled, never one sentence alone. Shuffling does not change a text's length,
         so this is what a length check of the training texts reads (`pretrain` logs how many overflow the context)."""
-        base = self.text_policy or TextPolicy(shuffle_sentences=False)
+        base = self.text_policy or TextPolicy()
         policy = dataclasses.replace(base, shuffle_sentences=False, single_sentence_prob=0.0)
         return [report_text(raw, policy, None) for raw in self._reports if raw is not None]
 

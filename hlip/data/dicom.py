@@ -233,7 +233,7 @@ def _read_header(source: Source, path: str, size: int | None, complete: bool = T
             return ds, _pixel_offset(ds, stopped[0])
         head = source.read_bytes(path, HEAD_BYTES)
         partial = len(head) >= HEAD_BYTES
-        if partial and (_DEFLATED_UID in head[:HEAD_BYTES] or not any(t in head for t in _PIXEL_TAGS)):
+        if partial and (_DEFLATED_UID in head or not any(t in head for t in _PIXEL_TAGS)):
             # the header is longer than the head we fetched; or the file is Deflated, whose bytes are not the
             # dataset's (pixel tag bytes in them mean nothing, and the dataset inflates only from the whole stream)
             head, partial = source.read_bytes(path), False
