@@ -63,8 +63,9 @@ BYTECODE_MODULES=(
 )
 warm_bytecode() {
   echo "setup: compiling the byte code of the pipeline's imports"
-  PYTHONDONTWRITEBYTECODE= "$VENV/bin/python" -c \
-    'import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]' "${BYTECODE_MODULES[@]}"
+  PYTHONDONTWRITEBYTECODE= with_heartbeat setup "compiling the byte code of the pipeline's imports" \
+    "$VENV/bin/python" -c 'import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]' \
+    "${BYTECODE_MODULES[@]}"
 }
 
 install_apt_packages
