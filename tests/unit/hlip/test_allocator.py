@@ -17,19 +17,24 @@ from hlip.allocator import SWITCH
 # freed memory goes back to the kernel (8 MB buffers: the heap top is trimmed or the buffers are mapped; 48 MB
 # buffers, above any mmap threshold glibc adapts to, are mapped and unmapped every cycle), so every page faults in
 # again (measured: 99.8 % and 100 % of the pages); with the setting, none does.
-CHILD = """
-import json, resource, sys
+FAULTS = """
+import resource
+def faults(n, mb):
+    def cycle():
+        arrays = [bytearray(mb * 1024 * 1024) for _ in range(n)]  # malloc + memset: every page written (as torch's)
+        del arrays
+    cycle()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        cycle()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+"""
+CHILD = FAULTS + """
+import json, sys
 N, MB = int(sys.argv[1]), int(sys.argv[2])
 from hlip.allocator import retain_freed_memory
 applied = retain_freed_memory()
-def cycle():
-    arrays = [bytearray(MB * 1024 * 1024) for _ in range(N)]  # malloc + memset: every page written (as torch's)
-    del arrays
-cycle()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
-    cycle()
-print(json.dumps({"applied": applied, "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
+print(json.dumps({"applied": applied, "faults": faults(N, MB)}))
 """
 
 glibc_only = pytest.mark.skipif(
@@ -59,18 +64,11 @@ def test_freed_memory_is_reused_without_new_page_faults(arrays: int, mb: int) ->
 # The training child is a new interpreter (`python -m hlip.stages.training_process JOB`): the stage process's setting
 # does not reach it, so its entry point must make the setting itself. Its real entry point runs here with the
 # training (`main`) replaced by the same probe.
-TRAINING_CHILD = """
-import json, resource, sys
+TRAINING_CHILD = FAULTS + """
+import json
 from hlip.stages import training_process
 def probe(job):
-    def cycle():
-        arrays = [bytearray(48 * 1024 * 1024) for _ in range(2)]
-        del arrays
-    cycle()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(5):
-        cycle()
-    print(json.dumps({"job": str(job), "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
+    print(json.dumps({"job": str(job), "faults": faults(2, 48)}))
 training_process.main = probe
 training_process.child(["training_process", "JOB"])
 """
