@@ -50,8 +50,8 @@ install_python_packages() {
 # Byte code of what the pipeline imports, written once here: the stages' modules and the libraries they import
 # inside functions (validation's great_expectations, labelling's medspacy, the text tower's BERT, evaluation's
 # scikit-learn and matplotlib, registration's pyfunc). Compiling all ~28K files of the venv instead
-# (`uv pip sync --compile-bytecode`) made every fresh setup compile the three quarters (21K files) nothing imports. Anything else
-# a process imports is cached by Python on first use when run through make: the Makefile exports
+# (`uv pip sync --compile-bytecode`) made every fresh setup compile the three quarters (21K files) nothing
+# imports. Anything else a process imports is cached by Python on first use when run through make: the Makefile exports
 # PYTHONDONTWRITEBYTECODE empty, so an environment that sets it (many container images do) does not make every
 # process compile its imports again.
 BYTECODE_MODULES=(

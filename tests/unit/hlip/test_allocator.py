@@ -29,13 +29,16 @@ def faults(n, mb):
         cycle()
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 """
-CHILD = FAULTS + """
+CHILD = (
+    FAULTS
+    + """
 import json, sys
 N, MB = int(sys.argv[1]), int(sys.argv[2])
 from hlip.allocator import retain_freed_memory
 applied = retain_freed_memory()
 print(json.dumps({"applied": applied, "faults": faults(N, MB)}))
 """
+)
 
 glibc_only = pytest.mark.skipif(
     platform.system() != "Linux" or not platform.libc_ver()[0], reason="mallopt thresholds are glibc's"
@@ -64,7 +67,9 @@ def test_freed_memory_is_reused_without_new_page_faults(arrays: int, mb: int) ->
 # The training child is a new interpreter (`python -m hlip.stages.training_process JOB`): the stage process's setting
 # does not reach it, so its entry point must make the setting itself. Its real entry point runs here with the
 # training (`main`) replaced by the same probe.
-TRAINING_CHILD = FAULTS + """
+TRAINING_CHILD = (
+    FAULTS
+    + """
 import json
 from hlip.stages import training_process
 def probe(job):
@@ -72,6 +77,7 @@ def probe(job):
 training_process.main = probe
 training_process.child(["training_process", "JOB"])
 """
+)
 
 
 @glibc_only
