@@ -3,10 +3,15 @@
 Usage:
     .venv/bin/python benchmarks/bench_ingest.py CORPUS [--workers 1 2] [--keep OUT]
     .venv/bin/python benchmarks/bench_ingest.py --incremental 1000 4000
+    .venv/bin/python benchmarks/bench_ingest.py CORPUS --header-pass
 
 `--incremental N...` times only the rerun's incremental check (which studies are unchanged) on synthetic previous
 tables of N studies with 4 scans each (empty volume files on disk): the per-study linear search it replaced beside
 the index built once per run, in one run, with the same decisions asserted equal.
+
+`--header-pass` times only the header pass (every file of CORPUS placed in its study, 1 process, warm page cache):
+the byte-level reader with pydicom for the files it steps aside from (what ingest runs), beside pydicom for every
+file, alternated three times, with the same rows (identities and rejections) asserted equal.
 
 CORPUS is a folder of raw DICOM files, or a demo corpus root (its `train/dicom` and `train/reports.csv` are used).
 dcm2niix converts every series it finds to NIfTI (no compression) in the same run; it does no de-identification,
@@ -75,6 +80,7 @@ def main() -> None:
     parser.add_argument("corpus", type=Path, nargs="?")
     parser.add_argument("--incremental", type=int, nargs="+", default=None, metavar="STUDIES")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--header-pass", action="store_true", help="time only the header pass, both readers")
     parser.add_argument("--keep", type=Path, default=None, help="keep outputs here instead of a temporary folder")
     args = parser.parse_args()
     if args.incremental:
@@ -85,6 +91,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("pydicom").setLevel(logging.ERROR)
     dicom, reports = _corpus(args.corpus)
+    if args.header_pass:
+        header_pass_table(dicom)
+        return
     from hlip.data.preprocess import warm_up
 
     warm_up()  # lazy imports are start-up, not throughput: keep them out of every timed run
@@ -181,6 +190,37 @@ def _run_ingest_again(dicom: Path, reports: Path | None, workers: int, out: Path
     summary = ingest(dicom, out, reports=reports, config=config, key=HashKey("benchmark"))
     return {"seconds": time.perf_counter() - start, "studies": summary["studies"], "outputs": summary["scans"],
             "cores": workers}  # fmt: skip
+
+
+def header_pass_table(dicom: Path, rounds: int = 3) -> None:
+    """Print the header pass's time per file with the byte-level reader (pydicom where it steps aside) and with
+    pydicom alone, alternated, on the same files; the rows must be equal."""
+    from unittest import mock
+
+    from hlip.data import dicom as dicom_module
+    from hlip.data.identity_reader import read_fields
+    from hlip.data.ingest import index_files
+
+    src = open_source(dicom)
+    listing = list(src.list_files())
+    key = HashKey("benchmark")
+    fast = sum(read_fields(dicom / f.path, f.size) is not None for f in listing if f.size)
+    times: dict[str, list[float]] = {"byte-level reader (+ pydicom)": [], "pydicom for every file": []}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(rounds):
+        for name, reader in zip(times, (read_fields, lambda *_: None), strict=True):
+            with mock.patch.object(dicom_module, "read_fields", reader), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                start = time.perf_counter()
+                rows[name] = index_files(src, listing, key, 20)
+                times[name].append(time.perf_counter() - start)
+    first, second = rows.values()
+    assert first == second, "the two readers placed or rejected a file differently"
+    print(f"\ncorpus: {dicom} ({len(listing)} files; {fast} read by the byte-level reader, the rest by pydicom)\n")
+    print(f"{'header pass (1 process)':32s} {'seconds per round':>30s} {'ms per file':>12s}")
+    for name, seconds in times.items():
+        each = ", ".join(f"{t:.2f}" for t in seconds)
+        print(f"{name:32s} {each:>30s} {1000 * min(seconds) / len(listing):12.3f}")
 
 
 def _linear_unchanged(previous: dict[str, list[dict[str, Any]]], task: StudyTask, out: Path) -> bool:

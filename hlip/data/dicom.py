@@ -23,6 +23,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from hlip.data.identity_reader import read_fields
 from hlip.data.quarantine import Reason, RejectedError
 from hlip.data.source import Source
 
@@ -152,14 +153,27 @@ def read_identity(source: Source, path: str, size: int | None = None) -> Identit
     The checks that need no value conversion run here too (empty, not DICOM, cut inside the header, DICOMDIR,
     missing UIDs, absurd image attributes), so most bad files are rejected in the header pass; a file whose other
     values cannot be decoded is rejected, with the same reason, when its study reads it (`read_instance`). Forcing
-    every value costs about twice the parse, and the study pass does it anyway.
+    every value costs about twice the parse, and the study pass does it anyway. A well-formed local file is read
+    without pydicom (`hlip.data.identity_reader`: the same answer, a fraction of the cost); every other file, and
+    any file that reader is not certain about, is parsed by pydicom as before.
 
     Raises:
         RejectedError: As `read_instance`, for the checks above.
     """
-    ds, _, uids, _ = _identified(source, path, size, complete=False)
-    accession = str(ds.get("AccessionNumber", "") or "").strip()
-    return Identity(path, uids["SOPInstanceUID"], uids["SeriesInstanceUID"], uids["StudyInstanceUID"], accession)
+    if size == 0:
+        raise RejectedError(Reason.EMPTY_FILE, "zero-byte file")
+    local = source.local_path(path)
+    fields = None
+    if local is not None:
+        size = _local_size(source, path) if size is None else size
+        fields = read_fields(local, size) if size is not None else None
+    if fields is None:
+        ds, _, uids, _ = _identified(source, path, size, complete=False)
+        accession = str(ds.get("AccessionNumber", "") or "").strip()
+        return Identity(path, uids["SOPInstanceUID"], uids["SeriesInstanceUID"], uids["StudyInstanceUID"], accession)
+    _check_identity(fields.sop_class, False, fields.study_uid, fields.series_uid, fields.sop_uid)
+    check_limits(fields.frames, fields.image, size)
+    return Identity(path, fields.sop_uid, fields.series_uid, fields.study_uid, fields.accession)
 
 
 def read_instance(source: Source, path: str, size: int | None = None) -> Instance:
@@ -205,14 +219,20 @@ def _identified(
         raise RejectedError(Reason.EMPTY_FILE, "zero-byte file")
     ds, pixel_offset = _read_header(source, path, size, complete)
     sop_class = str(ds.get("SOPClassUID", "") or getattr(ds.get("file_meta", Dataset()), "MediaStorageSOPClassUID", ""))
-    if sop_class == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
-        raise RejectedError(Reason.DICOMDIR, "DICOMDIR media directory, not an image")
     uids = {k: str(ds.get(k, "") or "").strip() for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")}
+    _check_identity(sop_class, "DirectoryRecordSequence" in ds, *uids.values())
+    check_header_limits(ds, size if size is not None else _local_size(source, path))
+    return ds, sop_class, uids, pixel_offset
+
+
+def _check_identity(sop_class: str, directory_records: bool, study_uid: str, series_uid: str, sop_uid: str) -> None:
+    """Reject a DICOMDIR, and a file without the UIDs that place it in a study and series."""
+    if sop_class == DICOMDIR_CLASS or directory_records:
+        raise RejectedError(Reason.DICOMDIR, "DICOMDIR media directory, not an image")
+    uids = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "SOPInstanceUID": sop_uid}
     missing = [k for k, v in uids.items() if not v]
     if missing:
         raise RejectedError(Reason.MISSING_UID, f"no {', '.join(missing)}: cannot place the file in a study/series")
-    check_header_limits(ds, size if size is not None else _local_size(source, path))
-    return ds, sop_class, uids, pixel_offset
 
 
 def _read_header(source: Source, path: str, size: int | None, complete: bool = True) -> tuple[Dataset, int | None]:
@@ -341,12 +361,21 @@ def check_header_limits(ds: Dataset, size: int | None) -> None:
         RejectedError: `implausible_header`, saying which value is out of bounds.
     """
     frames = _int(ds.get("NumberOfFrames"), 1)
+    check_limits(frames, None, size)  # the frame count first, before any image attribute is converted
+    if "Rows" in ds or "Columns" in ds:  # else not an image (SR, dose report): classification decides about it
+        rows, columns = _int(ds.get("Rows")), _int(ds.get("Columns"))
+        samples, bits = _int(ds.get("SamplesPerPixel"), 1), _int(ds.get("BitsAllocated"), 16)
+        check_limits(frames, (rows, columns, samples, bits), size)
+
+
+def check_limits(frames: int, image: tuple[int, int, int, int] | None, size: int | None) -> None:
+    """`check_header_limits` on values already read: the frame count, and (Rows, Columns, SamplesPerPixel,
+    BitsAllocated) of an image (None: not an image)."""
     if not 0 <= frames <= MAX_FRAMES:  # 0 is read as 1 frame, as before
         raise RejectedError(Reason.IMPLAUSIBLE_HEADER, f"NumberOfFrames {frames} outside 0..{MAX_FRAMES}")
-    if "Rows" not in ds and "Columns" not in ds:
-        return  # not an image (SR, dose report): classification decides about it
-    rows, columns, samples = _int(ds.get("Rows")), _int(ds.get("Columns")), _int(ds.get("SamplesPerPixel"), 1)
-    bits = _int(ds.get("BitsAllocated"), 16)
+    if image is None:
+        return
+    rows, columns, samples, bits = image
     if rows < 1 or columns < 1 or samples not in (1, 3, 4) or bits not in _BITS_ALLOCATED:
         message = f"Rows {rows}, Columns {columns}, SamplesPerPixel {samples}, BitsAllocated {bits}"
         raise RejectedError(Reason.IMPLAUSIBLE_HEADER, message)
