@@ -77,6 +77,20 @@ def outputs(spec: dict[str, Any]) -> list[str]:
     return paths
 
 
+def cached_outputs(spec: dict[str, Any]) -> list[str]:
+    """The outputs of a stage that DVC keeps in its cache (not `cache: false`): what a fresh clone lacks."""
+    paths: list[str] = []
+    for key in ("outs", "metrics", "plots"):
+        for item in spec.get(key, []):
+            if isinstance(item, dict):
+                (path, options), *_ = item.items()
+                if (options or {}).get("cache", True):
+                    paths.append(path)
+            else:
+                paths.append(str(item))
+    return paths
+
+
 def fill_placeholders(repo: Path) -> None:
     """Create every dependency and output `dvc.yaml` names that the copy lacks (data, outputs) with placeholder
     content: a file for names with a suffix, else a folder holding one file. Deeper paths first, so a stage's

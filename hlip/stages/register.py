@@ -3,13 +3,14 @@
 Reads the `register:` block (`hlip.tracking.registry.RegisterConfig`) and the `ingest:` block (serving ingests a
 DICOM study with training's series rules and de-identification; its preprocessing must equal the model's study
 contract, else `ContractError` names both). Writes `<out>/decision.json` and `<out>/model_card.md` (both depend on
-the registry's earlier versions, so they are logged to MLflow and are no DVC outputs) and
-`outputs/metrics/register.json` (the gated metric only; the version number and run id go to MLflow and the run
-record).
+the registry's earlier versions, so they are logged to MLflow and are no DVC outputs), `<out>/request.json` (what was
+asked of the registry, from the inputs alone: the stage's DVC output) and `outputs/metrics/register.json` (the gated
+metric only; the version number and run id go to MLflow and the run record).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from hlip.tracking.pyfunc import ServingSpec
 
 STAGE = "register"
+REQUEST = "request.json"  # the stage's DVC output (see `write_request`)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,28 @@ def gate(config: RegisterConfig, version: str) -> PromotionDecision:
     return promote(config.name, version, config.metric, config.margin, config.greater_is_better)
 
 
+def write_request(config: RegisterConfig, path: Path) -> Path:
+    """Write `request.json`, what the stage asked the registry for, from its inputs alone: the registered name, the
+    model's and the benchmark's fingerprints and the gated metric.
+
+    It is the stage's DVC output (`dvc.yaml`), so that a fresh clone, whose DVC cache is empty, runs the stage: with
+    the gated metric its only output, and that metric file in git, `dvc repro` in a fresh clone found register
+    unchanged once the model reproduced bit for bit, skipped it, and left no registered model. The registry's
+    answer (version, champion) depends on its history and stays in `decision.json` and MLflow.
+    """
+    evaluated = json.loads(Path(config.metrics).read_text())
+    request = {
+        "name": config.name,
+        "model_fingerprint": evaluated.get("model_fingerprint"),
+        "benchmark_fingerprint": evaluated.get("benchmark_fingerprint"),
+        "metric": config.metric,
+        "value": evaluated.get(config.metric),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(request, indent=2, sort_keys=True) + "\n")
+    return path
+
+
 @dataclass(frozen=True)
 class RegisterOutcome:
     """The version registered, its promotion decision, the model card and the MLflow run."""
@@ -127,5 +151,6 @@ def run(params: RegisterParams, runner: TaskRunner = direct) -> RegisterOutcome:
         # MLflow, and the metrics file (in dvc.lock) holds only what the inputs fix
         result: dict[str, Any] = {config.metric: decision.challenger_value}
         write_metrics(STAGE, result)
+        write_request(config, out / REQUEST)
         write_run_record(STAGE, run_id, {"version": version})
         return RegisterOutcome(version, decision, card, run_id)

@@ -1,8 +1,10 @@
 """Editing one file a stage runs makes `dvc status` name that stage, and re-running stale stages reaches every stage
-downstream of it: checked with the real DVC on a scratch copy of the repository (placeholder data and outputs)."""
+downstream of it; a fresh clone runs every stage: checked with the real DVC on a scratch copy of the repository
+(placeholder data and outputs)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 
 from hlip.lineage.closure import entry_module, import_closure
 from testkit.dvc_repo import (
+    cached_outputs,
     commit,
     copy_tree,
     fill_placeholders,
@@ -86,3 +89,23 @@ def test_an_edit_reaches_its_stages_and_everything_downstream(scratch: Path, fil
     finally:
         path.write_bytes(original)
         commit(scratch)
+
+
+def test_a_fresh_clone_runs_every_stage(scratch: Path, tmp_path: Path) -> None:
+    """A fresh clone holds what git holds (metrics files with `cache: false` too) and an empty DVC cache. When its
+    upstream stages have reproduced their outputs byte for byte, a stage runs only if one of its own outputs is
+    missing, so each stage needs an output DVC caches: `register`, whose only output was its git-tracked metric,
+    was skipped in fresh clones, which then had no registered model."""
+    assert stale_stages(scratch) == set(), "the committed scratch copy should start clean"
+    spec = stages(scratch)
+    for name in spec:
+        moved = cached_outputs(spec[name])
+        for rel in moved:  # this stage's outputs as a fresh clone has them: absent (kept aside, put back below)
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(scratch / rel, tmp_path / rel)
+        try:
+            assert name in stale_stages(scratch), f"a fresh clone would skip stage {name} (cached outputs: {moved})"
+        finally:
+            for rel in moved:
+                shutil.move(tmp_path / rel, scratch / rel)
+        assert stale_stages(scratch) == set()

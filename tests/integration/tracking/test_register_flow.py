@@ -61,6 +61,10 @@ def test_register_flow_registers_gates_and_writes_outputs(
     assert json.loads(Path("outputs/register/decision.json").read_text()) == second
     metrics = json.loads(Path("outputs/metrics/register.json").read_text())
     assert metrics == {"zero_shot.macro_auc": 0.705}  # results only: no run id, version or history-dependent decision
+    request = json.loads(Path("outputs/register/request.json").read_text())  # the stage's DVC output
+    assert request["name"] == "hlip-demo"
+    assert request["value"] == 0.705
+    assert request["benchmark_fingerprint"] == "demo-0123abcd"
     record = json.loads(Path("outputs/runs/register.json").read_text())
     assert record["version"] == second["version"]
     assert "| zero_shot.macro_auc | 0.7050 | [0.6550, 0.7550] |" in Path("outputs/register/model_card.md").read_text()
