@@ -68,27 +68,27 @@ def stages(repo: Path) -> dict[str, dict[str, Any]]:
     return dict(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
 
 
-def outputs(spec: dict[str, Any]) -> list[str]:
-    """Every path a stage writes (outs, metrics, plots), as written in `dvc.yaml`."""
-    paths: list[str] = []
-    for key in ("outs", "metrics", "plots"):
-        for item in spec.get(key, []):
-            paths.append(next(iter(item)) if isinstance(item, dict) else str(item))
-    return paths
-
-
-def cached_outputs(spec: dict[str, Any]) -> list[str]:
-    """The outputs of a stage that DVC keeps in its cache (not `cache: false`): what a fresh clone lacks."""
-    paths: list[str] = []
+def _output_entries(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Each path a stage writes (outs, metrics, plots) with its options, as written in `dvc.yaml`."""
+    entries: list[tuple[str, dict[str, Any]]] = []
     for key in ("outs", "metrics", "plots"):
         for item in spec.get(key, []):
             if isinstance(item, dict):
                 (path, options), *_ = item.items()
-                if (options or {}).get("cache", True):
-                    paths.append(path)
+                entries.append((str(path), options or {}))
             else:
-                paths.append(str(item))
-    return paths
+                entries.append((str(item), {}))
+    return entries
+
+
+def outputs(spec: dict[str, Any]) -> list[str]:
+    """Every path a stage writes (outs, metrics, plots), as written in `dvc.yaml`."""
+    return [path for path, _ in _output_entries(spec)]
+
+
+def cached_outputs(spec: dict[str, Any]) -> list[str]:
+    """The outputs of a stage that DVC keeps in its cache (not `cache: false`): what a fresh clone lacks."""
+    return [path for path, options in _output_entries(spec) if options.get("cache", True)]
 
 
 def fill_placeholders(repo: Path) -> None:
