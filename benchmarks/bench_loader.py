@@ -11,6 +11,10 @@ as per-scan `.npy` files, packs them into shards (`hlip.data.shards`), uploads t
 started on 127.0.0.1, and prints studies/s of `make_loader` (max_n 8, batch 4, one epoch after a warm-up batch)
 from `.npy` files vs local shards vs S3 shards, in the main process (one worker's rate) and with 2 workers. The
 files were just written, so local reads come from the page cache: the rows compare the CPU cost of each path.
+Each source's items alone (`dataset[(0, i)]`, no collation, main process) are timed beside its loader.
+
+The harness keeps freed memory in the process as the training process does (`hlip.allocator`; forked workers
+inherit it); `HLIP_RETAIN_FREED_MEMORY=0` measures glibc's defaults instead.
 """
 
 from __future__ import annotations
@@ -87,6 +91,15 @@ def epoch_rate(ds: torch.utils.data.Dataset, workers: int, batch: int = 4) -> fl
     return n / (time.perf_counter() - start)
 
 
+def item_rate(ds: torch.utils.data.Dataset, count: int = 8) -> float:  # type: ignore[type-arg]
+    """Studies/s of `ds[(0, i)]` alone (reading and stacking a study's scans, no collation), after one warm-up item."""
+    ds[(0, 0)]
+    start = time.perf_counter()
+    for i in range(1, count + 1):
+        ds[(0, i % len(ds))]  # type: ignore[index]
+    return count / (time.perf_counter() - start)
+
+
 def upstream(n: int, work: Path) -> None:
     """The `--upstream` table: .npy files vs local shards vs S3 shards at the upstream resolution."""
     import os
@@ -115,15 +128,19 @@ def upstream(n: int, work: Path) -> None:
                 "s3://packs/train", cache_dir=work / "cache", scans_policy=policy, seed=0
             ),
         }
+        items = {name: item_rate(make()) for name, make in sources.items()}
         for workers in (0, 2):
             for name, make in sources.items():
                 rows.append((name, workers, epoch_rate(make(), workers)))
     shutil.rmtree(work, ignore_errors=True)
     print(f"\n{n} studies x 8 scans x 48x224x224 uint8; pack: {summary.shards} shards, {summary.bytes / 1e9:.2f} GB "
           f"in {pack_s:.1f} s; upload to SeaweedFS {upload_s:.1f} s; machine: {os.cpu_count()} cores\n")  # fmt: skip
-    print("| source | workers | studies/s | studies/s per worker |\n|---|---:|---:|---:|")
+    print("| source | workers | studies/s | studies/s per worker | items alone, main process, studies/s |")
+    print("|---|---:|---:|---:|---:|")
     for name, workers, rate in rows:
-        print(f"| {name} | {workers or 'main process'} | {rate:.1f} | {rate / max(1, workers):.1f} |")
+        print(
+            f"| {name} | {workers or 'main process'} | {rate:.1f} | {rate / max(1, workers):.1f} | {items[name]:.1f} |"
+        )
 
 
 def main() -> None:
@@ -134,6 +151,9 @@ def main() -> None:
     parser.add_argument("--upstream", type=int, default=None, metavar="STUDIES")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench_loader"))
     args = parser.parse_args()
+    from hlip.allocator import retain_freed_memory
+
+    print(f"freed memory kept in the process (hlip.allocator): {retain_freed_memory()}")
     torch.set_num_threads(1)
     if args.upstream:
         upstream(args.upstream, args.work)

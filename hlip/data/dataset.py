@@ -17,6 +17,7 @@ of the dataset, still see the current epoch, and `set_start` resumes in the midd
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
@@ -26,10 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from numpy.typing import NDArray
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from hlip.data.augment import AUGMENT_STREAM, AugmentPolicy, augment_scans
+from hlip.data.npy_read import StoredVolume, open_npy
 from hlip.data.sampling import ScanPolicy, TextPolicy, choose_scans, item_rng, report_text
 
 __all__ = [
@@ -143,11 +146,7 @@ class StudyDataset(Dataset[Item]):
         rng = item_rng(self.seed, epoch, index) if self.train else None
         kinds, planes, scan_keys, paths = self._scans[index]
         chosen = choose_scans(kinds, planes, scan_keys, self.scans_policy, rng)
-        volumes = [self._load(paths[i]) for i in chosen]
-        shapes = {v.shape for v in volumes}
-        if len(shapes) != 1:
-            raise ValueError(f"study {self.study_keys[index]}: scans of different shapes {sorted(shapes)}")
-        stacked = np.stack(volumes)  # [N, D, H, W] uint8
+        stacked = self._stack(index, [paths[i] for i in chosen])  # [N, D, H, W] uint8
         if self.augment is not None:
             stacked = augment_scans(stacked, self.augment, item_rng(self.seed, epoch, index, AUGMENT_STREAM))
         image = torch.from_numpy(stacked[:, None])  # [N, 1, D, H, W] uint8
@@ -178,15 +177,37 @@ class StudyDataset(Dataset[Item]):
         policy = dataclasses.replace(base, shuffle_sentences=False, single_sentence_prob=0.0)
         return [report_text(raw, policy, None) for raw in self._reports if raw is not None]
 
-    def _load(self, relative: str) -> np.ndarray:
-        path = self.part_dir / relative
+    def _stack(self, index: int, relatives: list[str]) -> NDArray[np.uint8]:
+        """The volumes at `relatives`, stacked `[N, D, H, W]`: every header read first, so that the study array is
+        allocated once, then each volume's data read straight into its slot (`hlip.data.npy_read`)."""
+        with contextlib.ExitStack() as files:
+            stored = [(relative, self._stored(relative, files)) for relative in relatives]
+            for relative, volume in stored:
+                if volume.dtype != np.uint8 or len(volume.shape) != 3:
+                    raise ValueError(
+                        f"scan volume {self._name(relative)} must be uint8 [D, H, W], got {volume.dtype} {volume.shape}"
+                    )
+            shapes = {volume.shape for _, volume in stored}
+            if len(shapes) != 1:
+                raise ValueError(f"study {self.study_keys[index]}: scans of different shapes {sorted(shapes)}")
+            out = np.empty((len(stored), *shapes.pop()), dtype=np.uint8)
+            for i, (relative, volume) in enumerate(stored):
+                try:
+                    volume.fill(out[i])
+                except OSError as exc:
+                    raise OSError(f"cannot read scan volume {self._name(relative)}: {exc}") from exc
+        return out
+
+    def _stored(self, relative: str, files: contextlib.ExitStack) -> StoredVolume:
+        """The volume at `relative` with its header read (the file stays open in `files` until it is read)."""
         try:
-            volume = np.load(path)
+            return open_npy(files.enter_context(open(self.part_dir / relative, "rb")))
         except (OSError, ValueError) as exc:
-            raise OSError(f"cannot read scan volume {path}: {exc}") from exc
-        if volume.dtype != np.uint8 or volume.ndim != 3:
-            raise ValueError(f"scan volume {path} must be uint8 [D, H, W], got {volume.dtype} {volume.shape}")
-        return volume
+            raise OSError(f"cannot read scan volume {self._name(relative)}: {exc}") from exc
+
+    def _name(self, relative: str) -> str:
+        """How messages name the volume at `relative`."""
+        return str(self.part_dir / relative)
 
 
 def _read(part_dir: Path, table: str, columns: list[str]) -> pd.DataFrame:
@@ -224,10 +245,11 @@ def collate_studies(items: Sequence[Item], tokenizer: Callable[[list[str]], Tens
     if len(volume_shapes) != 1:
         raise ValueError(f"studies in a batch have different scan shapes {sorted(volume_shapes)}")
     (shape,) = volume_shapes
-    image = torch.zeros((len(items), max(counts), *shape), dtype=torch.uint8)  # [B, Nmax, 1, D, H, W]
+    image = _batch_array((len(items), max(counts), *shape))  # [B, Nmax, 1, D, H, W] uint8
     scan_mask = torch.zeros((len(items), max(counts)), dtype=torch.bool)  # [B, Nmax]
     for b, item in enumerate(items):
         image[b, : counts[b]] = item["image"]
+        image[b, counts[b] :] = 0  # only the padding is zeroed: the rest is written once
         scan_mask[b, : counts[b]] = True
     reports = [item["report"] or "" for item in items]
     batch: dict[str, Any] = {
@@ -240,6 +262,15 @@ def collate_studies(items: Sequence[Item], tokenizer: Callable[[list[str]], Tens
     if tokenizer is not None:
         batch["text"] = tokenizer(reports)
     return batch
+
+
+def _batch_array(shape: tuple[int, ...]) -> Tensor:
+    """An uninitialised uint8 tensor for a batch's images; in a DataLoader worker, in shared memory already, as
+    torch's `default_collate` does, so that handing the batch to the main process does not copy it once more."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty(shape, dtype=torch.uint8)
+    storage = torch.UntypedStorage._new_shared(int(np.prod(shape)))  # uint8: one byte per element
+    return torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
 
 
 class ResumableSampler(DistributedSampler[int]):

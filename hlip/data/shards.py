@@ -23,6 +23,7 @@ data lives in a few large objects instead of millions of files. Any WebDataset r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -37,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from hlip.data.dataset import StudyDataset
+from hlip.data.npy_read import StoredVolume, pread_npy
 
 log = logging.getLogger(__name__)
 
@@ -263,32 +265,42 @@ class ShardStudyDataset(StudyDataset):
             self._client, self._client_pid = s3_client(), os.getpid()
         return self._client
 
-    def _read(self, shard: int, offset: int, size: int) -> bytes:
-        if self._bucket:
-            key = f"{self._prefix}/{self._shards[shard]}".lstrip("/")
-            response = self._s3().get_object(Bucket=self._bucket, Key=key, Range=f"bytes={offset}-{offset + size - 1}")
-            return bytes(response["Body"].read())
+    def _fd(self, shard: int) -> int:
         if shard not in self._files:
             self._files[shard] = os.open(Path(self.root) / self._shards[shard], os.O_RDONLY)
-        return os.pread(self._files[shard], size, offset)
+        return self._files[shard]
 
-    def _load(self, relative: str) -> np.ndarray:
+    def _get(self, shard: int, offset: int, size: int) -> bytes:
+        key = f"{self._prefix}/{self._shards[shard]}".lstrip("/")
+        response = self._s3().get_object(Bucket=self._bucket, Key=key, Range=f"bytes={offset}-{offset + size - 1}")
+        return bytes(response["Body"].read())
+
+    def _stored(self, relative: str, files: contextlib.ExitStack) -> StoredVolume:
+        """The volume at `relative`: a local shard's header read now and its data later straight into the study's
+        array (`hlip.data.npy_read.pread_npy`); an S3 range fetched whole, then copied into it."""
         where = self._where.get(relative)
         if where is None:
             raise OSError(f"{self.root}: scan volume {relative} is not in the pack's index")
         shard, offset, size = where
         try:
-            data = self._read(shard, offset, size)
+            if not self._bucket:
+                return pread_npy(self._fd(shard), offset, size)
+            data = self._get(shard, offset, size)
             if len(data) != size:
                 raise OSError(f"short read ({len(data)} of {size} bytes)")
             volume = _npy(data)
         except (OSError, ValueError) as exc:
-            raise OSError(
-                f"cannot read scan volume {relative} from {self._shards[shard]} of {self.root}: {exc}"
-            ) from exc
-        if volume.dtype != np.uint8 or volume.ndim != 3:
-            raise ValueError(f"scan volume {relative} must be uint8 [D, H, W], got {volume.dtype} {volume.shape}")
-        return volume
+            raise OSError(f"cannot read scan volume {self._name(relative)}: {exc}") from exc
+
+        def fill(out: np.ndarray) -> None:
+            out[...] = volume
+
+        return StoredVolume(volume.shape, volume.dtype, fill)
+
+    def _name(self, relative: str) -> str:
+        where = self._where.get(relative)
+        shard = self._shards[where[0]] if where else "?"
+        return f"{relative} from {shard} of {self.root}"
 
 
 def _npy(data: bytes) -> np.ndarray:

@@ -223,3 +223,63 @@ def test_forked_workers_finish_cleanly_when_the_parent_holds_thread_exit_hooks(
     finally:
         hooks = threading._threading_atexits  # type: ignore[attr-defined]
         hooks[:] = [hook for hook in hooks if getattr(hook, "func", hook) is not fails_in_a_child]
+
+
+def test_collate_writes_every_byte_of_a_batch_allocated_uninitialised(
+    part: tuple[Path, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hlip.data.dataset as dataset
+
+    allocate = dataset._batch_array
+    monkeypatch.setattr(dataset, "_batch_array", lambda shape: allocate(shape).fill_(255))  # memory left dirty
+    ds = StudyDataset(part[0], train=False)
+    items = [ds[3], ds[0], ds[1]]  # 4, 1 and 2 scans
+    image = collate_studies(items)["image"]
+    for b, item in enumerate(items):
+        count = item["image"].shape[0]
+        assert torch.equal(image[b, :count], item["image"])
+        assert int(image[b, count:].sum()) == 0  # the padding is zeroed, whatever the memory held
+
+
+def _batch_is_shared(items: list[int]) -> bool:
+    from hlip.data.dataset import _batch_array
+
+    return bool(_batch_array((len(items), 3)).is_shared())
+
+
+def test_a_workers_batch_is_built_in_shared_memory() -> None:
+    """In a worker the batch is allocated in shared memory, so handing it to the main process copies nothing."""
+    from torch.utils.data import DataLoader
+
+    from hlip.data.dataset import _batch_array
+
+    assert not _batch_array((2, 3)).is_shared()  # main process: ordinary memory
+    loader = DataLoader(list(range(4)), batch_size=2, num_workers=1, collate_fn=_batch_is_shared)
+    assert list(loader) == [True, True]
+
+
+def _rewrite_volume(folder: Path, study: str, volume: np.ndarray | bytes) -> Path:
+    scans = pd.read_parquet(folder / "scans.parquet")
+    path = folder / scans.loc[scans["study_key"] == study, "path"].iloc[0]
+    if isinstance(volume, bytes):
+        path.write_bytes(volume)
+    else:
+        np.save(path, volume)
+    return path
+
+
+def test_damaged_volumes_name_their_file(tmp_path: Path) -> None:
+    write_synthetic_part(tmp_path, n_studies=6, max_scans=4)
+    ds = StudyDataset(tmp_path, train=False)
+    cut = _rewrite_volume(tmp_path, "study0001", (tmp_path / ds._scans[1][3][0]).read_bytes()[:-100])
+    with pytest.raises(OSError, match=rf"cannot read scan volume {cut}: truncated"):
+        ds[1]
+    wide = _rewrite_volume(tmp_path, "study0002", np.zeros((16, 32, 32), np.float32))
+    with pytest.raises(ValueError, match=rf"scan volume {wide} must be uint8 \[D, H, W\], got float32"):
+        ds[2]
+    _rewrite_volume(tmp_path, "study0003", np.zeros((16, 32, 31), np.uint8))
+    with pytest.raises(ValueError, match=r"study study0003: scans of different shapes \[\(16, 32, 31\), \(16, 32, 32\)\]"):
+        ds[3]
+    (tmp_path / ds._scans[4][3][0]).unlink()
+    with pytest.raises(OSError, match="cannot read scan volume .*No such file"):
+        ds[4]
