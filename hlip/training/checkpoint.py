@@ -75,12 +75,13 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def frozen_prefixes(model: torch.nn.Module) -> tuple[str, ...]:
-    """State-dict prefixes of locked pretrained trunks (a text tower with `frozen` set, LiT style): never trained,
-    rebuilt from their pretrained source whenever the model is built, so checkpoints leave them out."""
+    """State-dict prefixes of the locked parts of pretrained trunks (a text tower with `frozen` set, LiT style, less
+    its `unfrozen_layers`): never trained, rebuilt from their pretrained source whenever the model is built, so
+    checkpoints leave them out."""
     from hlip.models.text import TextTower
 
-    locked = [name for name, module in model.named_modules() if isinstance(module, TextTower) and module.frozen]
-    return tuple(f"{name}.transformer." if name else "transformer." for name in locked)
+    towers = [(name, module) for name, module in model.named_modules() if isinstance(module, TextTower)]
+    return tuple(f"{name}.{prefix}" if name else prefix for name, tower in towers for prefix in tower.locked_prefixes())
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -86,6 +86,9 @@ class StageConfig:
             (`PatchEmbed3D.lock_stem`); 0 trains the whole stem. In stage B it keeps what stage A taught those
             layers and skips their backward pass (the first convolution's, at full resolution, is the costliest
             part of a CPU step). At most the model's stem convolutions.
+        text_lr: Learning rate of the text trunk's trainable layers (`text.unfrozen_layers`, or a trunk not frozen),
+            on the same schedule as `lr` (warm-up, cosine to `min_lr` scaled alike); None: `lr`. A pretrained
+            trunk usually wants one far below a new projection's.
     """
 
     enabled: str = "auto"
@@ -98,6 +101,7 @@ class StageConfig:
     label_targets: float = 0.0
     stem_supervision: float = 0.0
     freeze_stem: int = 0
+    text_lr: float | None = None
 
     def __post_init__(self) -> None:
         if str(self.enabled).lower() not in ("auto", "true", "false"):
@@ -112,6 +116,10 @@ class StageConfig:
             raise ConfigError(f"label_targets works with the clip loss only, not {self.loss!r}")
         if isinstance(self.freeze_stem, bool) or self.freeze_stem < 0:  # `true` is not "all": say how many
             raise ConfigError(f"stage freeze_stem counts stem convolutions and must be >= 0, got {self.freeze_stem!r}")
+        if self.text_lr is not None and not (math.isfinite(self.text_lr) and self.text_lr > 0):
+            raise ConfigError(
+                f"stage text_lr must be a learning rate > 0 (or null: the stage's lr), got {self.text_lr}"
+            )
         if not math.isfinite(self.stem_supervision) or self.stem_supervision < 0.0:
             raise ConfigError(f"stage stem_supervision must be a finite weight >= 0, got {self.stem_supervision}")
 

@@ -461,7 +461,8 @@ def _stage_run(
     if info.distributed:
         device_ids = [info.local_rank] if info.device.type == "cuda" else None
         train_model = DistributedDataParallel(model, device_ids=device_ids)
-    optimizer = create_optimizer(model, stage.lr, stage.weight_decay)
+    text_lr = {"text.transformer.": stage.text_lr} if stage.text_lr is not None else None
+    optimizer = create_optimizer(model, stage.lr, stage.weight_decay, prefix_lr=text_lr)
     steps = (len(loader) // config.accum_steps) * stage.epochs
     scheduler = warmup_cosine(optimizer, stage.warmup_steps, steps, stage.lr, stage.min_lr)
     scaler = torch.amp.GradScaler(info.device.type, enabled=autocast is torch.float16)

@@ -32,9 +32,10 @@ log = logging.getLogger(__name__)
 
 
 def table_applies(tower: TextTower, dataset: StudyDataset) -> bool:
-    """True when every epoch would give each study the same trunk output: a frozen trunk, a fixed text policy."""
+    """True when every epoch would give each study the same trunk output: a wholly frozen trunk, a fixed text
+    policy."""
     policy = dataset.text_policy
-    return tower.frozen and policy is not None and policy.deterministic
+    return tower.trunk_fixed and policy is not None and policy.deterministic
 
 
 class TextFeatureTable:

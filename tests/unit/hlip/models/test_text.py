@@ -96,3 +96,46 @@ def test_embedded_default_is_real_minilm() -> None:
         hidden = tower.transformer(input_ids=ids, attention_mask=(ids != 0).long()).last_hidden_state[:, 0]
     assert torch.isfinite(hidden).all()
     assert not torch.allclose(hidden[0], hidden[1], atol=1e-3)
+
+
+def test_unfrozen_top_layers_train_and_the_rest_stays_as_loaded(tiny_bert_dir: Path) -> None:
+    from hlip.training.checkpoint import load_trainable_state, trainable_state
+
+    cfg = TextConfig(model_dir=str(tiny_bert_dir), freeze=True, unfrozen_layers=1)
+    tower = TextTower(cfg, embed_dim=8)
+    layers = tower.transformer.encoder.layer
+    assert len(layers) >= 2
+    top = f"transformer.encoder.layer.{len(layers) - 1}."
+    trainable = {n for n, p in tower.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith((top, "proj.")) for n in trainable)
+    assert any(n.startswith(top) for n in trainable)
+    assert not tower.trunk_fixed
+    tower.train()
+    assert not tower.transformer.training  # no dropout in the trunk, trained layers included
+    tower(torch.tensor([[2, 6, 7, 3]])).sum().backward()
+    assert layers[-1].attention.self.query.weight.grad is not None
+    assert layers[0].attention.self.query.weight.grad is None
+    assert tower.transformer.embeddings.word_embeddings.weight.grad is None
+    # checkpoints keep the trained layer and leave out what is rebuilt from the pretrained weights
+    state = trainable_state(tower)
+    assert any(k.startswith(top) for k in state)
+    assert not any(k.startswith(("transformer.embeddings.", "transformer.encoder.layer.0.")) for k in state)
+    with torch.no_grad():
+        layers[-1].attention.self.query.weight.add_(1.0)  # as training would change it
+    state = trainable_state(tower)
+    fresh = TextTower(cfg, embed_dim=8)
+    load_trainable_state(fresh, state)
+    ids = torch.tensor([[2, 6, 7, 3]])
+    torch.testing.assert_close(fresh.eval()(ids), tower.eval()(ids), rtol=0, atol=0)
+
+
+def test_unfrozen_layers_are_checked(tiny_bert_dir: Path) -> None:
+    with pytest.raises(ValueError, match=r"text\.unfrozen_layers applies to a frozen trunk"):
+        TextConfig(unfrozen_layers=1)
+    with pytest.raises(ValueError, match=r"must be >= 0"):
+        TextConfig(freeze=True, unfrozen_layers=-1)
+    with pytest.raises(ValueError, match=r"unfrozen_layers is 99 but the trunk has \d+ layers"):
+        TextTower(TextConfig(model_dir=str(tiny_bert_dir), freeze=True, unfrozen_layers=99), embed_dim=8)
+    whole = TextTower(TextConfig(model_dir=str(tiny_bert_dir), freeze=True), embed_dim=8)
+    assert whole.trunk_fixed
+    assert whole.locked_prefixes() == ("transformer.",)

@@ -72,3 +72,24 @@ def test_rng_state_round_trip() -> None:
     a = torch.rand(3)
     set_rng_state(state)
     assert torch.equal(torch.rand(3), a)
+
+
+def test_a_prefix_gets_its_own_learning_rate_on_the_same_schedule() -> None:
+    model = nn.ModuleDict({"text": nn.ModuleDict({"transformer": nn.Linear(2, 2), "proj": nn.Linear(2, 2)})})
+    plain = param_groups(model, 0.1)
+    assert [g["name"] for g in plain] == ["no_decay", "decay"]  # unchanged without prefix_lr
+    opt = create_optimizer(model, lr=1.0, weight_decay=0.1, prefix_lr={"text.transformer.": 0.01})
+    names = {id(p): n for n, p in model.named_parameters()}
+    by_name = {g["name"]: g for g in opt.param_groups}
+    assert sorted(by_name) == ["decay", "decay:text.transformer.", "no_decay", "no_decay:text.transformer."]
+    assert {names[id(p)] for p in by_name["decay:text.transformer."]["params"]} == {"text.transformer.weight"}
+    assert {names[id(p)] for p in by_name["no_decay:text.transformer."]["params"]} == {"text.transformer.bias"}
+    assert {names[id(p)] for p in by_name["decay"]["params"]} == {"text.proj.weight"}
+    assert by_name["decay:text.transformer."]["weight_decay"] == 0.1
+    sched = warmup_cosine(opt, 2, 10, lr=1.0, min_lr=0.1)
+    for _ in range(10):
+        base = by_name["decay"]["lr"]
+        assert by_name["decay:text.transformer."]["lr"] == pytest.approx(0.01 * base)  # the same factor each step
+        opt.step()
+        sched.step()
+    assert by_name["decay:text.transformer."]["lr"] == pytest.approx(0.001)  # min_lr scaled alike
