@@ -251,10 +251,12 @@ def test_a_workers_batch_is_built_in_shared_memory() -> None:
     """In a worker the batch is allocated in shared memory, so handing it to the main process copies nothing."""
     from torch.utils.data import DataLoader
 
-    from hlip.data.dataset import _batch_array
+    from hlip.data.dataset import _batch_array, drop_inherited_exit_hooks
 
     assert not _batch_array((2, 3)).is_shared()  # main process: ordinary memory
-    loader = DataLoader(list(range(4)), batch_size=2, num_workers=1, collate_fn=_batch_is_shared)
+    # worker_init_fn as make_loader's: Prefect's thread-exit hooks, inherited by a forked worker, fail it at exit
+    loader = DataLoader(list(range(4)), batch_size=2, num_workers=1, collate_fn=_batch_is_shared,
+                        worker_init_fn=drop_inherited_exit_hooks)  # fmt: skip
     assert list(loader) == [True, True]
 
 
