@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["StoredVolume", "npy_header", "open_npy", "pread_npy"]
+__all__ = ["StoredVolume", "bytes_npy", "npy_header", "open_npy", "pread_npy"]
 
 HEAD_BYTES = 4096  # covers any header numpy writes for a 3-D array (its own reader refuses headers over 10,000 bytes)
 
@@ -71,22 +71,47 @@ def pread_npy(fd: int, offset: int, size: int) -> StoredVolume:
     """The volume stored as the `size` bytes of a `.npy` file at `offset` of the open file `fd` (a pack's shard).
 
     Raises:
-        ValueError: The bytes do not hold exactly the array the header declares, or it is in Fortran order.
+        ValueError: As `_member_header`.
     """
-    head = os.pread(fd, min(size, HEAD_BYTES), offset)
-    stream = io.BytesIO(head)
-    shape, dtype, fortran = npy_header(stream)
-    if fortran:
-        raise ValueError("Fortran-ordered volume")
-    start = stream.tell()
-    count = int(np.prod(shape))
-    if start + count * dtype.itemsize != size:
-        raise ValueError(f"{size} bytes do not hold a {dtype} array of shape {shape}")
+    shape, dtype, start = _member_header(os.pread(fd, min(size, HEAD_BYTES), offset), size)
 
     def fill(out: np.ndarray) -> None:
         _read_exact(lambda view, done: os.preadv(fd, [view], offset + start + done), out)
 
     return StoredVolume(shape, dtype, fill)
+
+
+def bytes_npy(data: bytes) -> StoredVolume:
+    """The volume held in `data`, a pack member's whole `.npy` bytes fetched at once (an S3 range); `fill` copies
+    them into the destination (viewed, not copied before: np.load would copy them once more through a file object).
+
+    Raises:
+        ValueError: As `_member_header`.
+    """
+    shape, dtype, start = _member_header(data[:HEAD_BYTES], len(data))
+    volume = np.frombuffer(data, dtype=dtype, count=int(np.prod(shape)), offset=start).reshape(shape)
+
+    def fill(out: np.ndarray) -> None:
+        out[...] = volume
+
+    return StoredVolume(shape, dtype, fill)
+
+
+def _member_header(head: bytes, size: int) -> tuple[tuple[int, ...], np.dtype[np.generic], int]:
+    """`(shape, dtype, data offset)` of a pack member's `.npy` bytes, from their first bytes `head` and their `size`.
+
+    Raises:
+        ValueError: Not a `.npy` header, Fortran order (packs hold C-order volumes), or `size` bytes that do not hold
+            exactly the array the header declares.
+    """
+    stream = io.BytesIO(head)
+    shape, dtype, fortran = npy_header(stream)
+    if fortran:
+        raise ValueError("Fortran-ordered volume")
+    start = stream.tell()
+    if start + int(np.prod(shape)) * dtype.itemsize != size:
+        raise ValueError(f"{size} bytes do not hold a {dtype} array of shape {shape}")
+    return shape, dtype, start
 
 
 def _read_exact(read: Callable[[memoryview, int], int | None], out: np.ndarray) -> None:

@@ -34,11 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from hlip.data.dataset import StudyDataset
-from hlip.data.npy_read import StoredVolume, pread_npy
+from hlip.data.npy_read import StoredVolume, bytes_npy, pread_npy
 
 log = logging.getLogger(__name__)
 
@@ -288,33 +287,14 @@ class ShardStudyDataset(StudyDataset):
             data = self._get(shard, offset, size)
             if len(data) != size:
                 raise OSError(f"short read ({len(data)} of {size} bytes)")
-            volume = _npy(data)
+            return bytes_npy(data)
         except (OSError, ValueError) as exc:
             raise OSError(f"cannot read scan volume {self._name(relative)}: {exc}") from exc
-
-        def fill(out: np.ndarray) -> None:
-            out[...] = volume
-
-        return StoredVolume(volume.shape, volume.dtype, fill)
 
     def _name(self, relative: str) -> str:
         where = self._where.get(relative)
         shard = self._shards[where[0]] if where else "?"
         return f"{relative} from {shard} of {self.root}"
-
-
-def _npy(data: bytes) -> np.ndarray:
-    """The array of `.npy` bytes, viewing them (np.load would copy them once more through a file object)."""
-    head = io.BytesIO(data[:4096])
-    version = np.lib.format.read_magic(head)
-    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, fortran, dtype = read(head)
-    if fortran:
-        raise ValueError("Fortran-ordered volume")
-    count = int(np.prod(shape))
-    if head.tell() + count * dtype.itemsize != len(data):
-        raise ValueError(f"{len(data)} bytes do not hold a {dtype} array of shape {shape}")
-    return np.frombuffer(data, dtype=dtype, count=count, offset=head.tell()).reshape(shape)
 
 
 def _table(part: Path, name: str) -> pd.DataFrame:

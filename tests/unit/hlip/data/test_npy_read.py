@@ -117,3 +117,18 @@ def test_short_reads_are_continued_from_where_they_stopped() -> None:
     assert out.tobytes() == source
     assert calls[:3] == [0, 11, 22]
     assert len(calls) == -(-len(source) // 11)
+
+
+def test_a_fetched_member_is_checked_like_a_shard_member_and_copied_into_its_slot() -> None:
+    from hlip.data.npy_read import bytes_npy
+
+    array = _volume(8)
+    data = _npy_bytes(array)
+    stored = bytes_npy(data)
+    out = np.empty(stored.shape, np.uint8)
+    stored.fill(out)
+    np.testing.assert_array_equal(out, array)
+    with pytest.raises(ValueError, match="do not hold"):
+        bytes_npy(data + b"\0")  # the fetched range holds more than the header declares
+    with pytest.raises(ValueError, match="Fortran"):
+        bytes_npy(_npy_bytes(np.asfortranarray(array)))
