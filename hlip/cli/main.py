@@ -45,6 +45,9 @@ from hlip.cli import ingest as _ingest  # noqa: E402
 
 app.command("ingest")(_ingest.ingest)
 app.command("locate")(_ingest.locate)
+from hlip.cli import pack as _pack  # noqa: E402
+
+app.command("pack")(_pack.pack)
 
 from hlip.cli import demo as _demo  # noqa: E402
 

@@ -1,10 +1,9 @@
 """Study shards: an ingested part packed into WebDataset tar files, read by byte range from a folder or `s3://`.
 
 ```python
-summary = pack_part("outputs/ingest/train", "outputs/pack/train")     # shards + index + manifests
-upload_pack("outputs/pack/train", "s3://bucket/pack/train")           # optional: the same files on S3
+pack_part("outputs/ingest/train", "outputs/pack/train", upload_to="s3://bucket/pack/train")  # hlip.data.pack
 ds = ShardStudyDataset("s3://bucket/pack/train", scans_policy=ScanPolicy("max_n", 8), seed=0)
-loader = make_loader(ds, batch_size=16, workers=8, seed=0)            # same sampler, same items as StudyDataset
+loader = make_loader(ds, batch_size=16, workers=8, seed=0)  # same sampler, same items as StudyDataset
 ```
 
 Layout of a pack folder: `shards/shard-NNNNNN.tar` (WebDataset: one sample per study, key = study key, one member
@@ -24,13 +23,7 @@ data lives in a few large objects instead of millions of files. Any WebDataset r
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
-import logging
 import os
-import shutil
-import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,123 +32,11 @@ import pandas as pd
 from hlip.data.dataset import StudyDataset
 from hlip.data.npy_read import StoredVolume, bytes_npy, pread_npy
 
-log = logging.getLogger(__name__)
-
 MANIFESTS = ("studies", "scans", "reports")
 SUMMARY = "summary.json"  # the part's ingest summary: the preprocessing it was made with travels with the pack
 INDEX = "index.parquet"
 SHARDS = "shards.parquet"  # one row per shard with its sha256: small, so DVC can pin terabytes of shards by it
 SHARD_BYTES = 1 << 30  # 1 GiB: a few hundred upstream-size studies per shard, few objects, cheap range reads
-
-
-@dataclass(frozen=True)
-class PackSummary:
-    """What `pack_part` wrote."""
-
-    studies: int
-    scans: int
-    shards: int
-    bytes: int
-
-
-def pack_part(
-    part_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], shard_bytes: int = SHARD_BYTES
-) -> PackSummary:
-    """Pack an ingest part folder into WebDataset shards plus `index.parquet` and its manifests.
-
-    Args:
-        part_dir: Ingest output of one part (`studies.parquet`, `scans.parquet`, volumes).
-        out_dir: The pack folder (replaced if it exists).
-        shard_bytes: A shard is closed once it holds at least this many bytes (a study never spans shards).
-
-    Raises:
-        FileNotFoundError: A manifest table or a scan's volume is missing.
-    """
-    part, out = Path(part_dir), Path(out_dir)
-    scans = _table(part, "scans")
-    if out.exists():
-        shutil.rmtree(out)
-    (out / "shards").mkdir(parents=True)
-    rows: list[dict[str, Any]] = []
-    writer = _ShardWriter(out / "shards", shard_bytes)
-    for study_key, group in scans.sort_values(["study_key", "scan_key"]).groupby("study_key", sort=False):
-        writer.start_study()
-        for scan_key, rel in zip(group["scan_key"], group["path"], strict=True):
-            path = part / str(rel)
-            if not path.is_file():
-                raise FileNotFoundError(f"{part}: volume {rel} of study {study_key} is missing; re-run ingest")
-            shard, offset, size = writer.add(f"{study_key}.{scan_key}.npy", path.read_bytes())
-            rows.append({"path": str(rel), "shard": shard, "offset": offset, "size": size})
-    writer.close()
-    pd.DataFrame(rows, columns=["path", "shard", "offset", "size"]).to_parquet(out / INDEX, index=False)
-    pd.DataFrame(writer.written, columns=["shard", "bytes", "sha256"]).to_parquet(out / SHARDS, index=False)
-    for name in (*(f"{m}.parquet" for m in MANIFESTS), SUMMARY):
-        if (part / name).is_file():
-            shutil.copyfile(part / name, out / name)
-    summary = PackSummary(scans["study_key"].nunique(), len(rows), writer.count, writer.total)
-    log.info("packed %s: %d studies, %d scans in %d shards", part, summary.studies, summary.scans, summary.shards)
-    return summary
-
-
-class _ShardWriter:
-    """Writes `shard-NNNNNN.tar` files one after the other with reproducible headers; records data offsets."""
-
-    def __init__(self, folder: Path, shard_bytes: int) -> None:
-        self.folder, self.shard_bytes = folder, shard_bytes
-        self.count, self.total = 0, 0
-        self.tar: tarfile.TarFile | None = None
-        self.name = ""
-        self.written: list[dict[str, Any]] = []  # per shard: name, bytes, sha256 (the pack's `shards.parquet`)
-
-    def start_study(self) -> None:
-        """Open the next shard if the current one is full (studies never span shards)."""
-        if self.tar is not None and self.tar.offset >= self.shard_bytes:
-            self._finish()
-        if self.tar is None:
-            self.name = f"shards/shard-{self.count:06d}.tar"
-            # open across add() calls, closed by _finish(): a with-block cannot span them
-            self.tar = tarfile.open(self.folder.parent / self.name, "w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
-            self.count += 1
-
-    def add(self, member: str, data: bytes) -> tuple[str, int, int]:
-        """Append one member: (shard path relative to the pack, offset of its data, its size)."""
-        assert self.tar is not None, "start_study() first"
-        info = tarfile.TarInfo(member)
-        info.size, info.mtime, info.mode = len(data), 0, 0o644
-        self.tar.addfile(info, io.BytesIO(data))
-        padded = -(-len(data) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-        return self.name, self.tar.offset - padded, len(data)
-
-    def close(self) -> None:
-        if self.tar is not None:
-            self._finish()
-
-    def _finish(self) -> None:
-        assert self.tar is not None
-        self.tar.close()
-        path = self.folder.parent / self.name
-        with path.open("rb") as fh:
-            digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        self.written.append({"shard": self.name, "bytes": path.stat().st_size, "sha256": digest})
-        self.total += path.stat().st_size
-        self.tar = None
-
-
-def upload_pack(pack_dir: str | os.PathLike[str], uri: str, client: Any = None) -> int:
-    """Upload a pack folder to `s3://bucket/prefix` (shards, index, manifests); returns the number of objects.
-
-    The client defaults to `hlip.s3.s3_client()` (endpoint and keys from the environment).
-    """
-    from hlip.data.source import parse_s3_uri
-    from hlip.s3 import s3_client
-
-    bucket, prefix = parse_s3_uri(uri)
-    client = client or s3_client()
-    root = Path(pack_dir)
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    for path in files:
-        client.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(root).as_posix()}".lstrip("/"))
-    return len(files)
 
 
 def pack_folder(
@@ -169,7 +50,7 @@ def pack_folder(
     """
     root = os.fspath(root)
     if not root.startswith("s3://"):
-        return _require_index(Path(root), "is it a pack folder (hlip.data.shards.pack_part)?")
+        return _require_index(Path(root), "is it a pack folder (hlip pack)?")
     from hlip.data.source import parse_s3_uri
 
     bucket, prefix = parse_s3_uri(root)
@@ -203,7 +84,7 @@ class ShardStudyDataset(StudyDataset):
     """`StudyDataset` over a pack folder or `s3://` pack: same items, same sampling, volumes read by byte range.
 
     Args:
-        root: A pack folder (`pack_part`) or `s3://bucket/prefix` of an uploaded one.
+        root: A pack folder (`hlip pack`, `hlip.data.pack.pack_part`) or `s3://bucket/prefix` of an uploaded one.
         cache_dir: Where an S3 pack's manifests are downloaded (default: `~/.cache/hlip/packs/<bucket>/<prefix>`).
         manifests: The pack's index and manifests already fetched (`pack_folder(root)`): used as they are, so a
             run that digests them first trains on exactly those bytes and downloads them once.
@@ -295,10 +176,3 @@ class ShardStudyDataset(StudyDataset):
         where = self._where.get(relative)
         shard = self._shards[where[0]] if where else "?"
         return f"{relative} from {shard} of {self.root}"
-
-
-def _table(part: Path, name: str) -> pd.DataFrame:
-    path = part / f"{name}.parquet"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: is {part} an ingest output folder?")
-    return pd.read_parquet(path)

@@ -21,7 +21,7 @@ from hlip.config import from_dict, to_dict
 
 Level = Literal["slice", "scan", "study"]
 LEVELS: tuple[str, ...] = get_args(Level)
-Pool = Literal["cls", "dinotxt"]
+Pool = Literal["cls", "dinotxt", "map"]
 InputNorm = Literal["none", "zscore", "zscore_foreground", "imagenet_gray"]
 EmbedNorm = Literal["none", "batchnorm"]
 
@@ -40,9 +40,11 @@ class VisionConfig:
         levels: Attention level of each block (`slice`, `scan` or `study`), one entry per block.
         reg_tokens: Extra register (prefix) tokens besides the CLS token.
         pool: `cls` (CLS token) or `dinotxt` (DINO.txt: each prefix token concatenated with the mean patch token,
-            one output row per prefix token, as upstream's `*_dualdinotxt*` models).
+            one output row per prefix token, as upstream's `*_dualdinotxt*` models) or `map` (the CLS token joined to
+            `pool_queries` learned queries attending over every patch token of the study: `attn_pool.py`).
         pool_row: The output row the study embedding is (zero-shot, retrieval, training): with `dinotxt`, 0 is the
-            CLS row and 1.. the register rows; upstream's zero-shot scripts use row 0. `cls` has one row.
+            CLS row and 1.. the register rows; upstream's zero-shot scripts use row 0. `cls` and `map` have one row.
+        pool_queries: Learned queries of `pool="map"`.
         max_scans: Size of the frozen sin-cos scan-index table; 0 disables the scan-index embedding (a one-row
             table would add the same vector to every token; upstream builds none below two rows, so 1 is refused).
         patch_dropout: Fraction of patch tokens dropped per slab during training.
@@ -78,6 +80,7 @@ class VisionConfig:
     reg_tokens: int = 0
     pool: str = "cls"
     pool_row: int = 0
+    pool_queries: int = 4
     max_scans: int = 0
     patch_dropout: float = 0.0
     drop_path: float = 0.0
@@ -107,6 +110,8 @@ class VisionConfig:
         rows = self.num_prefix_tokens if self.pool == "dinotxt" else 1
         if not 0 <= self.pool_row < rows:
             raise ValueError(f"pool_row {self.pool_row} is not one of the {rows} output row(s) of pool {self.pool!r}")
+        if self.pool_queries < 1:
+            raise ValueError(f"pool_queries must be >= 1, got {self.pool_queries}")
         if self.max_scans == 1 or self.max_scans < 0:
             raise ValueError(f"max_scans must be 0 (no scan-index embedding) or >= 2, got {self.max_scans}")
         if self.input_norm not in get_args(InputNorm):
@@ -145,6 +150,8 @@ class VisionConfig:
     @property
     def num_features(self) -> int:
         """Width of the pooled feature before the projection head."""
+        if self.pool == "map":
+            return (1 + self.pool_queries) * self.width
         return 2 * self.width if self.pool == "dinotxt" else self.width
 
 

@@ -61,4 +61,8 @@ def vision_forward_flops(
             "study": [P + n * d * t for n in scans_per_study],
         }[level]
         total += 2 * sum(lengths) * (4 * C * C + 2 * C * hidden) + 4 * C * sum(n * n for n in lengths)
+    if cfg.pool == "map":  # keys and values of every patch token, Q queries read them, the output projection
+        Q, L = cfg.pool_queries, [n * d * t for n in scans_per_study]
+        total += sum(4 * n * C * C + 4 * Q * n * C + 2 * Q * C * C for n in L)
+        total += len(set(scans_per_study)) * 2 * Q * C * C  # the queries' projection, once per scan count
     return total

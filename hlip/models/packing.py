@@ -114,6 +114,14 @@ class StudyPacking:
         """Maximum over the scans of each study: `[S, ...] -> [B, ...]`."""
         return self._per_study(t, torch.amax)
 
+    def per_study(self, t: Tensor, reduce: Callable[[Tensor], Tensor]) -> Tensor:
+        """`reduce([G, n, ...])` applied to the n scans of each study, bucket by bucket: `[S, ...] -> [B, ...]`.
+
+        `reduce` gets every study of one scan count at once and returns one row per study (`[G, ...]`); it never
+        sees a padded scan.
+        """
+        return self._per_study(t, lambda grouped, dim: reduce(grouped))
+
     def _per_study(self, t: Tensor, reduce: Callable[..., Tensor]) -> Tensor:
         """`reduce(..., dim=1)` over the scans of each study, bucket by bucket: `[S, ...] -> [B, ...]`."""
         if self.uniform:

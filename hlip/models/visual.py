@@ -10,6 +10,8 @@ Input is a batch of studies `x: [B, N, 1, D, H, W]` and an optional `scan_mask: 
 3. After the last block the prefix tokens are merged to the study level and normalised; the study feature
    is the CLS token (`pool="cls"`) or, with DINO.txt (`pool="dinotxt"`), one row per prefix token (the token
    concatenated with the mean patch token) of which row `pool_row` is the study's (`forward_rows` gives all),
+   or, with attention pooling (`pool="map"`, `attn_pool.py`), the CLS token joined to learned queries' reads of
+   every patch token of the study,
    then projected to the shared embedding by `head` (and, with `embed_norm="batchnorm"`,
    standardised over the batch: `embed_norm.py`).
 
@@ -22,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from hlip.models.attn_pool import AttentionPool
 from hlip.models.block import Block, init_vit_weights
 from hlip.models.config import VisionConfig
 from hlip.models.embed_norm import EmbedBatchNorm
@@ -111,6 +114,7 @@ class VisionTransformer3D(nn.Module):
         rates = [cfg.drop_path * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # linear, 0 -> drop_path
         self.blocks = nn.ModuleList(Block(C, cfg.heads, cfg.mlp_ratio, cfg.qkv_bias, rate) for rate in rates)
         self.norm = nn.LayerNorm(C, eps=1e-6)
+        self.attn_pool = AttentionPool(C, cfg.heads, cfg.pool_queries) if cfg.pool == "map" else None
         self.head = nn.Linear(cfg.num_features, embed_dim, bias=False)
         self.embed_norm: nn.Module = EmbedBatchNorm(embed_dim) if cfg.embed_norm == "batchnorm" else nn.Identity()
         self.grad_checkpointing = False
@@ -214,11 +218,17 @@ class VisionTransformer3D(nn.Module):
         return result
 
     def _pool(self, x: Tensor, level: str, layout: TokenLayout) -> Tensor:
-        """Study feature rows from the last block's tokens: `[B, 1, C]` (cls) or `[B, P, 2C]` (dinotxt)."""
+        """Study feature rows from the last block's tokens: `[B, 1, C]` (cls), `[B, P, 2C]` (dinotxt) or
+        `[B, 1, (1 + Q) C]` (map)."""
         prefix, patches = layout.split(x, level)  # [G, P, C], [S, d, t, C]
         prefix = self.norm(layout.move_prefix(prefix, level, "study"))  # [B, P, C]
         if self.cfg.pool == "cls":
             return prefix[:, :1]  # [B, 1, C]
+        if self.attn_pool is not None:
+            pool = self.attn_pool
+            tokens = self.norm(patches).flatten(1, 2)  # [S, d*t, C]
+            read = layout.packing.per_study(tokens, lambda scans: pool(scans.flatten(1, 2)))  # [B, Q*C]
+            return torch.cat([prefix[:, :1], read[:, None]], dim=-1)  # [B, 1, (1+Q)C]
         patch_mean = layout.packing.study_mean(self.norm(patches).mean(dim=(1, 2)))  # [B, C]
         # DINO.txt: every prefix token joined to the same mean patch token, one row each
         return torch.cat([prefix, patch_mean[:, None].expand_as(prefix)], dim=-1)  # [B, P, 2C]

@@ -35,7 +35,7 @@ class DataConfig:
         scans: Scan policy of training items.
         text: Report policy of training items.
         augment: Image augmentation of training items (translation, contrast; `hlip.data.augment`). Off by default.
-        shards: A pack of the part (`hlip.data.shards.pack_part`): a folder or `s3://bucket/prefix`. When set,
+        shards: A pack of the part (`hlip pack`): a folder or `s3://bucket/prefix`. When set,
             training reads the studies' manifests and volumes from it (by byte range) instead of the part folder;
             the items, their order and the weights are the same. Empty: the part folder's `.npy` volumes.
     """

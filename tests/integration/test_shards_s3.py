@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from hlip.cli.main import app
 from hlip.data.dataset import ScanPolicy, StudyDataset, make_loader
-from hlip.data.shards import ShardStudyDataset, pack_part, upload_pack
+from hlip.data.pack import pack_part, upload_pack
+from hlip.data.shards import ShardStudyDataset
+from hlip.s3 import s3_client
 from local_stack import SeaweedFS
 from testkit.training_data import write_synthetic_part
 
@@ -55,3 +61,46 @@ def test_a_missing_s3_pack_is_a_clear_error(s3: SeaweedFS, tmp_path: Path, monke
         monkeypatch.setenv(name, value)
     with pytest.raises(FileNotFoundError, match=r"s3://packs/nothing/here: cannot read index\.parquet"):
         ShardStudyDataset("s3://packs/nothing/here", cache_dir=tmp_path / "cache")
+
+
+def test_hlip_pack_to_s3_uploads_each_shard_and_training_reads_them(
+    s3: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hlip pack --to s3://... --drop-uploaded-shards`: the shards end up on S3 only, the small index and manifests
+    in the local folder as well; what training reads from S3 equals the part's `.npy` files."""
+    part = tmp_path / "part"
+    write_synthetic_part(part, n_studies=8, max_scans=3)
+    for name, value in s3.client_env().items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "pack"
+    args = ["pack", str(part), str(out), "--shard-size", "30000", "--to", "s3://packs/cli/train"]
+    result = CliRunner().invoke(app, [*args, "--drop-uploaded-shards"])
+    assert result.exit_code == 0, result.output
+    assert "pretrain.data.shards: s3://packs/cli/train" in result.output
+    assert list((out / "shards").iterdir()) == []  # every shard left once uploaded
+    assert {p.name for p in out.iterdir()} >= {"index.parquet", "shards.parquet", "scans.parquet", "studies.parquet"}
+
+    client = s3_client()  # every shard on S3 with the size and sha256 the pack recorded
+    recorded = pd.read_parquet(out / "shards.parquet")
+    assert len(recorded) > 1
+    for row in recorded.itertuples():
+        body = client.get_object(Bucket="packs", Key=f"cli/train/{row.shard}")["Body"].read()
+        assert (len(body), hashlib.sha256(body).hexdigest()) == (row.bytes, row.sha256)
+
+    policy = ScanPolicy("max_n", 3)
+    remote = ShardStudyDataset("s3://packs/cli/train", cache_dir=tmp_path / "cache", scans_policy=policy, seed=2)
+    local = StudyDataset(part, scans_policy=policy, seed=2)
+    assert remote.study_keys == local.study_keys
+    for index in range(len(local)):
+        assert torch.equal(remote[(0, index)]["image"], local[(0, index)]["image"])
+
+
+def test_an_unreachable_bucket_fails_packing_naming_the_object(
+    s3: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    part = tmp_path / "part"
+    write_synthetic_part(part, n_studies=2, max_scans=2)
+    for name, value in s3.client_env().items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(OSError, match=r"cannot upload shards/shard-000000\.tar to s3://no-such-bucket/x"):
+        pack_part(part, tmp_path / "pack", upload_to="s3://no-such-bucket/x")

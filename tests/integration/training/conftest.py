@@ -26,8 +26,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def pack(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The corpus's part packed as study shards (`hlip.data.shards.pack_part`), several shards."""
-    from hlip.data.shards import pack_part
+    """The corpus's part packed as study shards (`hlip.data.pack.pack_part`), several shards."""
+    from hlip.data.pack import pack_part
 
     out = tmp_path_factory.mktemp("pack") / "train"
     pack_part(corpus / "ingest" / "train", out, shard_bytes=40_000)

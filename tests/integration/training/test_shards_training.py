@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from hlip.data.shards import upload_pack
+from hlip.data.pack import upload_pack
 from hlip.training.checkpoint import latest_checkpoint
 
 pytestmark = pytest.mark.integration

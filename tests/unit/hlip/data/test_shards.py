@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from hlip.data.dataset import ScanPolicy, StudyDataset, TextPolicy, make_loader
-from hlip.data.shards import ShardStudyDataset, pack_part
+from hlip.data.pack import pack_part
+from hlip.data.shards import ShardStudyDataset
 from hlip.labels.table import to_matrix
 from testkit.files import sha_tree
 from testkit.training_data import FINDINGS, write_synthetic_part

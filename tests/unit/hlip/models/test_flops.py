@@ -15,6 +15,7 @@ STEMS = [
     {"stem_channels": [4]},
     {"stem_channels": [4, 8], "stem_downsample": True},
     {"stem_channels": [4, 8, 8], "stem_pool": "stride"},
+    {"stem_channels": [], "pool": "map", "pool_queries": 3},
 ]
 
 

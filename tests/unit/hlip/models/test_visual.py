@@ -66,7 +66,27 @@ def reference_features(model: VisionTransformer3D, x: Tensor) -> Tensor:
     z = model.norm(z)  # [B, P + N*d*t, C]
     if model.cfg.pool == "cls":
         return z[:, 0]
+    if model.cfg.pool == "map":
+        return torch.cat([z[:, 0], reference_attention_pool(model, z[:, P:])], dim=-1)
     return torch.cat([z[:, 0], z[:, P:].mean(dim=1)], dim=-1)  # DINO.txt row 0: CLS + mean patch token
+
+
+def reference_attention_pool(model: VisionTransformer3D, tokens: Tensor) -> Tensor:
+    """Attention pooling written out: per head, softmax(q k^T / sqrt(dh)) v of each learned query: `[B, L, C] ->
+    [B, Q*C]`."""
+    pool = model.attn_pool
+    assert pool is not None
+    C = tokens.shape[-1]
+    h = pool.heads
+    dh = C // h
+    q = pool.q(pool.query[0])  # [Q, C]
+    k, v = pool.kv(tokens).split(C, dim=-1)  # [B, L, C]
+    reads = []
+    for head in range(h):
+        cols = slice(head * dh, (head + 1) * dh)
+        weights = torch.softmax(q[None, :, cols] @ k[..., cols].transpose(1, 2) / dh**0.5, dim=-1)  # [B, Q, L]
+        reads.append(weights @ v[..., cols])  # [B, Q, dh]
+    return pool.proj(torch.cat(reads, dim=-1)).flatten(1)  # [B, Q*C]
 
 
 LEVEL_SETS = [
@@ -78,7 +98,7 @@ LEVEL_SETS = [
 
 
 @pytest.mark.parametrize("levels", LEVEL_SETS)
-@pytest.mark.parametrize("pool", ["cls", "dinotxt"])
+@pytest.mark.parametrize("pool", ["cls", "dinotxt", "map"])
 def test_forward_matches_upstream_reference(levels: tuple[str, ...], pool: str, study_batch: Batch) -> None:
     model = make_vit(levels, pool=pool)
     x, _ = study_batch([3, 3], SIZE)
@@ -87,9 +107,10 @@ def test_forward_matches_upstream_reference(levels: tuple[str, ...], pool: str, 
 
 
 @pytest.mark.parametrize("levels", LEVEL_SETS)
-def test_packed_batch_equals_each_study_alone(levels: tuple[str, ...], study_batch: Batch) -> None:
+@pytest.mark.parametrize("pool", ["dinotxt", "map"])
+def test_packed_batch_equals_each_study_alone(levels: tuple[str, ...], pool: str, study_batch: Batch) -> None:
     """A study's embedding does not depend on its batch-mates (padding dropped, no duplicated scans)."""
-    model = make_vit(levels)
+    model = make_vit(levels, pool=pool)
     counts = [3, 1, 4, 2, 3]
     x, mask = study_batch(counts, SIZE)
     with torch.no_grad():
@@ -133,6 +154,33 @@ def test_all_real_mask_equals_no_mask(study_batch: Batch) -> None:
     x, mask = study_batch([2, 2], SIZE)
     with torch.no_grad():
         assert torch.equal(model(x, mask), model(x))
+
+
+def test_attention_pooling_reads_every_real_scan_and_no_padding(study_batch: Batch) -> None:
+    """Each learned query's read of a study changes when one of its real scans changes, not when padding does;
+    the study feature is the CLS token joined to the Q reads."""
+    model = make_vit(("scan", "study"), pool="map", pool_queries=3)
+    assert model.cfg.num_features == 4 * 24
+    counts = [3, 2]
+    x, mask = study_batch(counts, SIZE)
+    with torch.no_grad():
+        base = model.forward_features(x, mask)
+        assert base.shape == (2, 4 * 24)
+        padded = x.clone()
+        padded[1, 2] = 7.0  # the second study's padding slot
+        torch.testing.assert_close(model.forward_features(padded, mask), base, rtol=0, atol=0)
+        changed = x.clone()
+        changed[1, 1] = changed[1, 1].flip(-1)  # a real scan of the second study
+        moved = model.forward_features(changed, mask)
+    torch.testing.assert_close(moved[0], base[0], rtol=0, atol=0)
+    for query in range(3):
+        read = slice(24 * (1 + query), 24 * (2 + query))
+        assert not torch.allclose(moved[1, read], base[1, read], atol=1e-4)
+
+
+def test_attention_pooling_needs_a_query() -> None:
+    with pytest.raises(ValueError, match="pool_queries must be >= 1"):
+        make_vit(("scan", "study"), pool="map", pool_queries=0)
 
 
 def test_other_depth_grid_resamples_positions(study_batch: Batch) -> None:
