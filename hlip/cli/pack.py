@@ -44,6 +44,9 @@ def pack(
             help="With --to: keep each uploaded shard here too, or delete it (the local disk then holds one shard).",
         ),
     ] = True,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="With --to: replace a pack already under that prefix.")
+    ] = False,
 ) -> None:
     """Pack an ingested part into study shards for training (a folder, and S3 with --to)."""
     size = parse_size(shard_size)
@@ -54,8 +57,8 @@ def pack(
     from hlip.data.pack import pack_part
 
     try:  # progress: a bar on a terminal, a line every 30 s in a log
-        summary = pack_part(part, out, shard_bytes=size, upload_to=to, keep_shards=keep_shards)
-    except (FileNotFoundError, ValueError, OSError) as err:
+        summary = pack_part(part, out, shard_bytes=size, upload_to=to, keep_shards=keep_shards, overwrite=overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError, OSError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=1) from err
     where = f"{out}" + (f" and {to}" if to else "")

@@ -59,6 +59,7 @@ def pack_part(
     upload_to: str | None = None,
     keep_shards: bool = True,
     client: Any = None,
+    overwrite: bool = False,
 ) -> PackSummary:
     """Pack an ingest part folder into WebDataset shards plus `index.parquet` and its manifests.
 
@@ -69,8 +70,11 @@ def pack_part(
         upload_to: `s3://bucket/prefix`: each shard is uploaded when it closes, the index and manifests at the end.
         keep_shards: With `upload_to`, False deletes each shard here once it is uploaded.
         client: boto3 S3 client (default `hlip.s3.s3_client()`: endpoint and keys from the environment).
+        overwrite: Pack into an `upload_to` prefix that already holds a pack. Off by default: its shards would be
+            replaced before its index, so a run reading it meanwhile would read bytes its index does not describe.
 
     Raises:
+        FileExistsError: `upload_to` already holds a pack (an `index.parquet`) and `overwrite` is False.
         FileNotFoundError: A manifest table or a scan's volume is missing.
         ValueError: A volume is not a uint8 `[D, H, W]` `.npy` holding the bytes its header declares; `shard_bytes`
             is not positive; `upload_to` is not an `s3://` URI.
@@ -80,6 +84,11 @@ def pack_part(
     part, out = Path(part_dir), Path(out_dir)
     upload = _Uploader(upload_to, client) if upload_to else None
     scans = _table(part, "scans")
+    if upload is not None and not overwrite and upload.exists(INDEX):
+        raise FileExistsError(
+            f"{upload.uri} already holds a pack ({INDEX}): pack each delivery into a new prefix, or overwrite it "
+            "when nothing reads it"
+        )
     if out.exists():
         shutil.rmtree(out)
     (out / "shards").mkdir(parents=True)
@@ -162,10 +171,22 @@ class _Uploader:
             client = s3_client()
         self.client = client
 
-    def put(self, path: Path, name: str) -> None:
-        key = f"{self.prefix}/{name}" if self.prefix else name
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def exists(self, name: str) -> bool:
+        """Whether the object is there (a missing one is a 404; any other failure is raised, naming the prefix)."""
         try:
-            self.client.upload_file(str(path), self.bucket, key)
+            self.client.head_object(Bucket=self.bucket, Key=self._key(name))
+        except Exception as exc:  # botocore's ClientError
+            if str(getattr(exc, "response", {}).get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise OSError(f"cannot check {self.uri} for {name}: {exc}") from exc
+        return True
+
+    def put(self, path: Path, name: str) -> None:
+        try:
+            self.client.upload_file(str(path), self.bucket, self._key(name))
         except Exception as exc:  # boto3's S3UploadFailedError / ClientError: name the object, keep the cause
             raise OSError(f"cannot upload {name} to {self.uri}: {exc}") from exc
 

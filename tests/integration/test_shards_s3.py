@@ -104,3 +104,25 @@ def test_an_unreachable_bucket_fails_packing_naming_the_object(
         monkeypatch.setenv(name, value)
     with pytest.raises(OSError, match=r"cannot upload shards/shard-000000\.tar to s3://no-such-bucket/x"):
         pack_part(part, tmp_path / "pack", upload_to="s3://no-such-bucket/x")
+
+
+def test_packing_into_a_prefix_that_holds_a_pack_is_refused_unless_overwritten(
+    s3: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second pack into the same prefix would replace shards that the first pack's index describes."""
+    part = tmp_path / "part"
+    write_synthetic_part(part, n_studies=3, max_scans=2)
+    for name, value in s3.client_env().items():
+        monkeypatch.setenv(name, value)
+    args = ["pack", str(part), str(tmp_path / "pack"), "--to", "s3://packs/twice/train"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    client = s3_client()
+    before = client.head_object(Bucket="packs", Key="twice/train/index.parquet")["LastModified"]
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 1
+    assert "s3://packs/twice/train already holds a pack (index.parquet)" in again.output
+    assert client.head_object(Bucket="packs", Key="twice/train/index.parquet")["LastModified"] == before
+    assert CliRunner().invoke(app, [*args, "--overwrite"]).exit_code == 0
+    assert ShardStudyDataset("s3://packs/twice/train", cache_dir=tmp_path / "cache").study_keys == (
+        StudyDataset(part).study_keys
+    )
