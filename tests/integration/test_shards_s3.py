@@ -28,14 +28,18 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
         yield server
 
 
-def test_s3_shards_give_the_same_items_and_batches_as_the_npy_files(
-    s3: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def s3_env(s3: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> SeaweedFS:
+    """The server, with its endpoint and keys in this test's environment (where `hlip.s3.s3_client` reads them)."""
+    for name, value in s3.client_env().items():
+        monkeypatch.setenv(name, value)
+    return s3
+
+
+def test_s3_shards_give_the_same_items_and_batches_as_the_npy_files(s3_env: SeaweedFS, tmp_path: Path) -> None:
     part = tmp_path / "part"
     write_synthetic_part(part, n_studies=10, max_scans=4)
     pack_part(part, tmp_path / "pack", shard_bytes=40_000)
-    for name, value in s3.client_env().items():
-        monkeypatch.setenv(name, value)
     uploaded = upload_pack(tmp_path / "pack", "s3://packs/runs/train")
     assert uploaded == len([p for p in (tmp_path / "pack").rglob("*") if p.is_file()])
 
@@ -56,22 +60,16 @@ def test_s3_shards_give_the_same_items_and_batches_as_the_npy_files(
     assert all(torch.equal(a, b) for (_, a), (_, b) in zip(got, want, strict=True))
 
 
-def test_a_missing_s3_pack_is_a_clear_error(s3: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in s3.client_env().items():
-        monkeypatch.setenv(name, value)
+def test_a_missing_s3_pack_is_a_clear_error(s3_env: SeaweedFS, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"s3://packs/nothing/here: cannot read index\.parquet"):
         ShardStudyDataset("s3://packs/nothing/here", cache_dir=tmp_path / "cache")
 
 
-def test_hlip_pack_to_s3_uploads_each_shard_and_training_reads_them(
-    s3: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_hlip_pack_to_s3_uploads_each_shard_and_training_reads_them(s3_env: SeaweedFS, tmp_path: Path) -> None:
     """`hlip pack --to s3://... --drop-uploaded-shards`: the shards end up on S3 only, the small index and manifests
     in the local folder as well; what training reads from S3 equals the part's `.npy` files."""
     part = tmp_path / "part"
     write_synthetic_part(part, n_studies=8, max_scans=3)
-    for name, value in s3.client_env().items():
-        monkeypatch.setenv(name, value)
     out = tmp_path / "pack"
     args = ["pack", str(part), str(out), "--shard-size", "30000", "--to", "s3://packs/cli/train"]
     result = CliRunner().invoke(app, [*args, "--drop-uploaded-shards"])
@@ -95,25 +93,19 @@ def test_hlip_pack_to_s3_uploads_each_shard_and_training_reads_them(
         assert torch.equal(remote[(0, index)]["image"], local[(0, index)]["image"])
 
 
-def test_an_unreachable_bucket_fails_packing_naming_the_object(
-    s3: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unreachable_bucket_fails_packing_naming_the_object(s3_env: SeaweedFS, tmp_path: Path) -> None:
     part = tmp_path / "part"
     write_synthetic_part(part, n_studies=2, max_scans=2)
-    for name, value in s3.client_env().items():
-        monkeypatch.setenv(name, value)
     with pytest.raises(OSError, match=r"cannot upload shards/shard-000000\.tar to s3://no-such-bucket/x"):
         pack_part(part, tmp_path / "pack", upload_to="s3://no-such-bucket/x")
 
 
 def test_packing_into_a_prefix_that_holds_a_pack_is_refused_unless_overwritten(
-    s3: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3_env: SeaweedFS, tmp_path: Path
 ) -> None:
     """A second pack into the same prefix would replace shards that the first pack's index describes."""
     part = tmp_path / "part"
     write_synthetic_part(part, n_studies=3, max_scans=2)
-    for name, value in s3.client_env().items():
-        monkeypatch.setenv(name, value)
     args = ["pack", str(part), str(tmp_path / "pack"), "--to", "s3://packs/twice/train"]
     assert CliRunner().invoke(app, args).exit_code == 0
     client = s3_client()
