@@ -26,6 +26,8 @@ DATA_ENDPOINT_ENV = ("HLIP_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOIN
 #: Endpoint variables MLflow's artifact store reads, MLflow's own first (`local_stack.buckets`).
 MLFLOW_ENDPOINT_ENV = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 DEFAULT_REGION = "us-east-1"
+#: Error codes S3 servers answer for an object that is not there (a HEAD gets a bare 404).
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 def endpoint_of(env: Mapping[str, str], names: Sequence[str] = DATA_ENDPOINT_ENV) -> str | None:
@@ -72,3 +74,10 @@ def s3_client(
         read_timeout=read_timeout,
     )
     return session.client("s3", endpoint_url=endpoint, region_name=region, config=config)
+
+
+def error_code(exc: BaseException) -> str:
+    """The S3 error code of a botocore `ClientError` ("NoSuchKey", "404", "PreconditionFailed", ...); "" for any
+    other exception (a connection failure has none)."""
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""

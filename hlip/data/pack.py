@@ -36,8 +36,9 @@ import numpy as np
 import pandas as pd
 
 from hlip.data.npy_read import bytes_npy
-from hlip.data.shards import INDEX, MANIFESTS, SHARD_BYTES, SHARDS, SUMMARY
+from hlip.data.shards import INDEX, MANIFESTS, SHA256_METADATA, SHARD_BYTES, SHARDS, SUMMARY
 from hlip.progress import ProgressReporter
+from hlip.s3 import MISSING_CODES, error_code
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +122,31 @@ def pack_part(
 def upload_pack(pack_dir: str | os.PathLike[str], uri: str, client: Any = None) -> int:
     """Upload a pack folder to `s3://bucket/prefix` (shards, then index and manifests); returns the number of objects.
 
-    The client defaults to `hlip.s3.s3_client()` (endpoint and keys from the environment).
+    Every shard is checked against `shards.parquet` first (its sha256) and uploaded with that sha256 as object
+    metadata, as `pack_part` does, so readers can tell it from another pack's shard of the same name. The client
+    defaults to `hlip.s3.s3_client()` (endpoint and keys from the environment).
+
+    Raises:
+        FileNotFoundError: No `shards.parquet`, or a shard it lists is missing.
+        ValueError: A shard's bytes are not the ones `shards.parquet` records (nothing is uploaded).
     """
     root = Path(pack_dir)
+    if not (root / SHARDS).is_file():
+        raise FileNotFoundError(f"{root}: no {SHARDS}; is it a pack folder (hlip pack)?")
+    recorded = pd.read_parquet(root / SHARDS)
+    sha256 = dict(zip(recorded["shard"].astype(str), recorded["sha256"].astype(str), strict=True))
+    for name, want in sha256.items():
+        if not (root / name).is_file():
+            raise FileNotFoundError(f"{root}: shard {name} is missing")
+        with (root / name).open("rb") as fh:
+            got = hashlib.file_digest(fh, "sha256").hexdigest()
+        if got != want:
+            raise ValueError(f"{root}: shard {name} has sha256 {got[:12]}..., {SHARDS} records {want[:12]}...; re-pack")
     upload = _Uploader(uri, client)
     files = sorted(p for p in root.rglob("*") if p.is_file())
     for path in sorted(files, key=lambda p: p.name == INDEX):  # the index last, as pack_part does
-        upload.put(path, path.relative_to(root).as_posix())
+        name = path.relative_to(root).as_posix()
+        upload.put(path, name, sha256.get(name))
     return len(files)
 
 
@@ -179,14 +198,16 @@ class _Uploader:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(name))
         except Exception as exc:  # botocore's ClientError
-            if str(getattr(exc, "response", {}).get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+            if error_code(exc) in MISSING_CODES:
                 return False
             raise OSError(f"cannot check {self.uri} for {name}: {exc}") from exc
         return True
 
-    def put(self, path: Path, name: str) -> None:
+    def put(self, path: Path, name: str, sha256: str | None = None) -> None:
+        """Upload `path` as `name`; a shard with its sha256 as object metadata (what readers pin it by)."""
+        extra = {"Metadata": {SHA256_METADATA: sha256}} if sha256 else None
         try:
-            self.client.upload_file(str(path), self.bucket, self._key(name))
+            self.client.upload_file(str(path), self.bucket, self._key(name), ExtraArgs=extra)
         except Exception as exc:  # boto3's S3UploadFailedError / ClientError: name the object, keep the cause
             raise OSError(f"cannot upload {name} to {self.uri}: {exc}") from exc
 
@@ -236,6 +257,6 @@ class _ShardWriter:
         self.total += size
         self.tar = None
         if self.upload is not None:
-            self.upload.put(path, self.name)
+            self.upload.put(path, self.name, digest)
             if not self.keep:
                 path.unlink()

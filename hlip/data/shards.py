@@ -18,12 +18,21 @@ Why byte ranges and not a sequential stream: the training sampler decides the or
 (seed, epoch), and exact resume depends on it. Reading each chosen scan by range (one `pread`, or one S3 GET with
 `Range`) keeps that order, DDP sharding and the sampling policy exactly as with per-scan `.npy` files, while the
 data lives in a few large objects instead of millions of files. Any WebDataset reader can still stream the shards.
+
+A dataset pins the shards it reads when it is made, so it never reads a pack its index does not describe (a shard
+missing, cut short, or replaced by a re-pack of the same prefix, `hlip pack --overwrite`, under a running job):
+every shard must have the byte count `shards.parquet` records; on S3 an object that carries the sha256 `hlip pack`
+stores with it must carry this pack's, and every range read names the object's ETag (`If-Match`), so an object
+replaced later fails the read instead of returning other bytes; a local shard's file must be the one that was
+checked (same inode, size and modification time) when a process first opens it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +46,8 @@ SUMMARY = "summary.json"  # the part's ingest summary: the preprocessing it was 
 INDEX = "index.parquet"
 SHARDS = "shards.parquet"  # one row per shard with its sha256: small, so DVC can pin terabytes of shards by it
 SHARD_BYTES = 1 << 30  # 1 GiB: a few hundred upstream-size studies per shard, few objects, cheap range reads
+SHA256_METADATA = "sha256"  # the S3 object metadata (x-amz-meta-sha256) `hlip pack` uploads each shard with
+_HEAD_THREADS = 16  # concurrent HEAD requests when an S3 pack's shards are pinned (thousands of shards at scale)
 
 
 def pack_folder(
@@ -62,7 +73,7 @@ def pack_folder(
 
         client = s3_client()
     optional = ("reports.parquet", SUMMARY)
-    for name in (INDEX, *(f"{m}.parquet" for m in MANIFESTS), SUMMARY):
+    for name in (INDEX, SHARDS, *(f"{m}.parquet" for m in MANIFESTS), SUMMARY):
         key = f"{prefix}/{name}".lstrip("/")
         try:
             client.download_file(bucket, key, str(local / name))  # boto3 writes a temporary file, then renames it
@@ -80,6 +91,33 @@ def _require_index(local: Path, hint: str) -> Path:
     return local
 
 
+@dataclass(frozen=True)
+class ShardPin:
+    """What a shard was when the dataset was made: its size, and the S3 object's ETag or the local file's identity
+    (device, inode, modification time in ns)."""
+
+    size: int
+    etag: str = ""
+    file: tuple[int, int, int] | None = None
+
+
+def _recorded_shards(local: Path) -> dict[str, tuple[int, str]]:
+    """shard -> (bytes, sha256) from the pack's `shards.parquet`."""
+    path = local / SHARDS
+    if not path.is_file():
+        raise FileNotFoundError(f"{local}: no {SHARDS} (each shard's size and sha256); re-pack with `hlip pack`")
+    table = pd.read_parquet(path)
+    return {str(n): (int(b), str(h)) for n, b, h in zip(table["shard"], table["bytes"], table["sha256"], strict=True)}
+
+
+def _refuse(root: str, problems: list[str]) -> None:
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise OSError(
+            f"{root}: the shards are not the ones this pack's index was written with: {'; '.join(problems[:5])}{more}"
+        )
+
+
 class ShardStudyDataset(StudyDataset):
     """`StudyDataset` over a pack folder or `s3://` pack: same items, same sampling, volumes read by byte range.
 
@@ -91,7 +129,9 @@ class ShardStudyDataset(StudyDataset):
         **kwargs: As `StudyDataset` (`scans_policy`, `text_policy`, `labels`, `train`, `seed`, `augment`).
 
     Raises:
-        FileNotFoundError: The pack has no `index.parquet` or manifests.
+        FileNotFoundError: The pack has no `index.parquet`, `shards.parquet` or manifests.
+        OSError: A shard the index names is missing, has another size than `shards.parquet` records, or (S3)
+            carries another pack's sha256 (the message names each shard, up to five).
     """
 
     def __init__(
@@ -127,6 +167,53 @@ class ShardStudyDataset(StudyDataset):
             str(p): (shard_id[s], int(o), int(n))
             for p, s, o, n in zip(index["path"], index["shard"], index["offset"], index["size"], strict=True)
         }
+        recorded = _recorded_shards(local)
+        _refuse(self.root, [f"{s} is not in {SHARDS}" for s in self._shards if s not in recorded])
+        self._pins = self._pin_s3(recorded) if self._bucket else self._pin_local(recorded)
+
+    def _pin_local(self, recorded: dict[str, tuple[int, str]]) -> list[ShardPin]:
+        pins, problems = [], []
+        for name in self._shards:
+            try:
+                st = os.stat(Path(self.root) / name)
+            except FileNotFoundError:
+                problems.append(f"{name} is missing")
+                continue
+            if st.st_size != recorded[name][0]:
+                problems.append(f"{name} has {st.st_size} bytes, {SHARDS} records {recorded[name][0]}")
+            pins.append(ShardPin(st.st_size, file=(st.st_dev, st.st_ino, st.st_mtime_ns)))
+        _refuse(self.root, problems)
+        return pins
+
+    def _pin_s3(self, recorded: dict[str, tuple[int, str]]) -> list[ShardPin]:
+        from hlip.s3 import MISSING_CODES, error_code
+
+        client = self._s3()
+
+        def head(name: str) -> dict[str, Any] | str:
+            try:
+                return dict(client.head_object(Bucket=self._bucket, Key=self._key(name)))
+            except Exception as exc:  # botocore's ClientError; a missing object is a 404
+                if error_code(exc) in MISSING_CODES:
+                    return f"{name} is missing"
+                raise OSError(f"{self.root}: cannot check shard {name}: {exc}") from exc
+
+        with ThreadPoolExecutor(_HEAD_THREADS) as pool:
+            heads = list(pool.map(head, self._shards))
+        pins, problems = [], []
+        for name, got in zip(self._shards, heads, strict=True):
+            if isinstance(got, str):
+                problems.append(got)
+                continue
+            size, sha256 = recorded[name]
+            stored = (got.get("Metadata") or {}).get(SHA256_METADATA)
+            if int(got["ContentLength"]) != size:
+                problems.append(f"{name} has {got['ContentLength']} bytes, {SHARDS} records {size}")
+            elif stored is not None and stored != sha256:
+                problems.append(f"{name} was uploaded with sha256 {stored[:12]}..., {SHARDS} records {sha256[:12]}...")
+            pins.append(ShardPin(size, etag=str(got["ETag"])))
+        _refuse(self.root, problems)
+        return pins
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -145,14 +232,39 @@ class ShardStudyDataset(StudyDataset):
             self._client, self._client_pid = s3_client(), os.getpid()
         return self._client
 
+    def _key(self, name: str) -> str:
+        return f"{self._prefix}/{name}".lstrip("/")
+
     def _fd(self, shard: int) -> int:
         if shard not in self._files:
-            self._files[shard] = os.open(Path(self.root) / self._shards[shard], os.O_RDONLY)
+            fd = os.open(Path(self.root) / self._shards[shard], os.O_RDONLY)
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino, st.st_mtime_ns) != self._pins[shard].file or st.st_size != self._pins[shard].size:
+                os.close(fd)
+                raise OSError(
+                    f"shard {self._shards[shard]} changed since this dataset checked it (rewritten or "
+                    "replaced under a running job)"
+                )
+            self._files[shard] = fd
         return self._files[shard]
 
     def _get(self, shard: int, offset: int, size: int) -> bytes:
-        key = f"{self._prefix}/{self._shards[shard]}".lstrip("/")
-        response = self._s3().get_object(Bucket=self._bucket, Key=key, Range=f"bytes={offset}-{offset + size - 1}")
+        from hlip.s3 import error_code
+
+        try:
+            response = self._s3().get_object(
+                Bucket=self._bucket,
+                Key=self._key(self._shards[shard]),
+                Range=f"bytes={offset}-{offset + size - 1}",
+                IfMatch=self._pins[shard].etag,  # the object this dataset checked, never a later upload
+            )
+        except Exception as exc:  # botocore's ClientError
+            if error_code(exc) in ("PreconditionFailed", "412"):
+                raise OSError(
+                    f"shard {self._shards[shard]} changed on S3 since this dataset checked it (re-uploaded "
+                    "under a running job)"
+                ) from exc
+            raise
         return bytes(response["Body"].read())
 
     def _stored(self, relative: str, files: contextlib.ExitStack) -> StoredVolume:

@@ -11,10 +11,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import hlip.data.shards as shards
 from hlip.cli.main import app
 from hlip.data.dataset import ScanPolicy, StudyDataset, make_loader
 from hlip.data.pack import pack_part, upload_pack
-from hlip.data.shards import ShardStudyDataset
+from hlip.data.shards import ShardStudyDataset, pack_folder
 from hlip.s3 import s3_client
 from local_stack import SeaweedFS
 from testkit.training_data import write_synthetic_part
@@ -82,8 +83,10 @@ def test_hlip_pack_to_s3_uploads_each_shard_and_training_reads_them(s3_env: Seaw
     recorded = pd.read_parquet(out / "shards.parquet")
     assert len(recorded) > 1
     for row in recorded.itertuples():
-        body = client.get_object(Bucket="packs", Key=f"cli/train/{row.shard}")["Body"].read()
+        stored = client.get_object(Bucket="packs", Key=f"cli/train/{row.shard}")
+        body = stored["Body"].read()
         assert (len(body), hashlib.sha256(body).hexdigest()) == (row.bytes, row.sha256)
+        assert stored["Metadata"] == {"sha256": row.sha256}  # what readers pin the object by
 
     policy = ScanPolicy("max_n", 3)
     remote = ShardStudyDataset("s3://packs/cli/train", cache_dir=tmp_path / "cache", scans_policy=policy, seed=2)
@@ -118,3 +121,70 @@ def test_packing_into_a_prefix_that_holds_a_pack_is_refused_unless_overwritten(
     assert ShardStudyDataset("s3://packs/twice/train", cache_dir=tmp_path / "cache").study_keys == (
         StudyDataset(part).study_keys
     )
+
+
+def test_an_s3_pack_whose_manifests_were_fetched_is_not_fetched_again(
+    s3_env: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training digests the manifests `pack_folder` fetched, then builds each stage's dataset on those same files:
+    a pack re-uploaded mid-run must not change what the digest describes (and one download per run suffices)."""
+    part = tmp_path / "part"
+    write_synthetic_part(part, n_studies=4, max_scans=2)
+    pack_part(part, tmp_path / "pack", upload_to="s3://packs/once/train")
+    manifests = pack_folder("s3://packs/once/train", tmp_path / "cache")
+
+    def no_download(*args: object, **kwargs: object) -> Path:
+        raise AssertionError(f"manifests fetched again: {args}")
+
+    monkeypatch.setattr(shards, "pack_folder", no_download)
+    remote = ShardStudyDataset("s3://packs/once/train", manifests=manifests, scans_policy=ScanPolicy("all"))
+    local = StudyDataset(part, scans_policy=ScanPolicy("all"))
+    assert remote.study_keys == local.study_keys
+    assert all(torch.equal(remote[i]["image"], local[i]["image"]) for i in range(len(local)))  # read from S3
+
+
+def test_an_s3_pack_whose_shards_are_not_its_own_is_refused(s3_env: SeaweedFS, tmp_path: Path) -> None:
+    """Shards of another pack under this pack's names (a re-pack of the prefix, or one in progress), a shard cut
+    short, a shard missing: each is named when the dataset is made, before any training step reads a byte."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    write_synthetic_part(first, n_studies=6, max_scans=2)
+    write_synthetic_part(second, n_studies=6, max_scans=2, seed=1)
+    pack_part(first, tmp_path / "pack1", shard_bytes=40_000, upload_to="s3://packs/mixed/train")
+    pack_part(second, tmp_path / "pack2", shard_bytes=40_000)
+    ShardStudyDataset("s3://packs/mixed/train", cache_dir=tmp_path / "cache")  # its own shards: accepted
+    recorded = pd.read_parquet(tmp_path / "pack1" / "shards.parquet")
+    other = pd.read_parquet(tmp_path / "pack2" / "shards.parquet").set_index("shard")
+    same_size = next(r for r in recorded.itertuples() if r.shard in other.index and other.bytes[r.shard] == r.bytes)
+    client = s3_client()
+    upload_pack(tmp_path / "pack2", "s3://packs/other/train")  # the second pack, whole, elsewhere
+    client.copy_object(  # its shard of the same name and size over the first pack's (metadata copied along)
+        Bucket="packs",
+        Key=f"mixed/train/{same_size.shard}",
+        CopySource={"Bucket": "packs", "Key": f"other/train/{same_size.shard}"},
+    )
+    cut = next(r for r in recorded.itertuples() if r.shard != same_size.shard)
+    body = client.get_object(Bucket="packs", Key=f"mixed/train/{cut.shard}")["Body"].read()
+    client.put_object(Bucket="packs", Key=f"mixed/train/{cut.shard}", Body=body[: len(body) // 2])
+    gone = next(r for r in recorded.itertuples() if r.shard not in (same_size.shard, cut.shard))
+    client.delete_object(Bucket="packs", Key=f"mixed/train/{gone.shard}")
+    with pytest.raises(OSError, match="not the ones this pack's index was written with") as err:
+        ShardStudyDataset("s3://packs/mixed/train", cache_dir=tmp_path / "cache")
+    message = str(err.value)
+    assert f"{same_size.shard} was uploaded with sha256 {other.sha256[same_size.shard][:12]}" in message
+    assert f"{cut.shard} has {len(body) // 2} bytes, shards.parquet records {cut.bytes}" in message
+    assert f"{gone.shard} is missing" in message
+
+
+def test_an_s3_shard_replaced_under_a_running_job_fails_the_read(s3_env: SeaweedFS, tmp_path: Path) -> None:
+    """Every range read names the ETag the dataset checked: an object uploaded again since (even with the same
+    bytes count and no metadata) is an error, never other bytes at the old offsets."""
+    part = tmp_path / "part"
+    write_synthetic_part(part, n_studies=4, max_scans=2)
+    pack_part(part, tmp_path / "pack", upload_to="s3://packs/live/train")
+    ds = ShardStudyDataset("s3://packs/live/train", cache_dir=tmp_path / "cache", train=False)
+    assert ds[0]["image"].shape[0] > 0  # read before the change
+    client = s3_client()
+    for row in pd.read_parquet(tmp_path / "pack" / "shards.parquet").itertuples():
+        client.put_object(Bucket="packs", Key=f"live/train/{row.shard}", Body=bytes(row.bytes))
+    with pytest.raises(OSError, match=r"cannot read scan volume .*changed on S3 since this dataset checked it"):
+        ds[0]

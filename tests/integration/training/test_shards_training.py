@@ -74,7 +74,7 @@ def test_a_run_reading_the_pack_from_s3_ends_with_the_npy_runs_weights(
     assert_same_weights(harness, reference, out)
     cached = tmp_path / "home/.cache/hlip/packs/packs/runs/train"
     assert sorted(p.name for p in cached.iterdir()) == ["index.parquet", "reports.parquet", "scans.parquet",
-                                                        "studies.parquet"]  # fmt: skip  # manifests only, no shard
+                                                        "shards.parquet", "studies.parquet"]  # fmt: skip  # no shard
 
 
 def test_a_path_that_is_not_a_pack_fails_before_training(corpus: Path, tmp_path: Path, harness: Any) -> None:

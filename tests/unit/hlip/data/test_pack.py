@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from hlip.cli.main import app
 from hlip.cli.pack import parse_size
 from hlip.data.dataset import StudyDataset
-from hlip.data.pack import pack_part
+from hlip.data.pack import pack_part, upload_pack
 from hlip.data.shards import ShardStudyDataset
 from testkit.files import sha_tree
 from testkit.training_data import write_synthetic_part
@@ -96,3 +96,17 @@ def test_sizes(text: str, size: int) -> None:
 def test_sizes_refused(text: str) -> None:
     with pytest.raises(typer.BadParameter):
         parse_size(text)
+
+
+def test_upload_pack_refuses_a_shard_whose_bytes_changed_since_packing(tmp_path: Path) -> None:
+    """A shard damaged on the local disk (same size, other bytes) is named before anything is uploaded."""
+    part = tmp_path / "part"
+    write_synthetic_part(part, n_studies=4, max_scans=2)
+    pack_part(part, tmp_path / "pack", shard_bytes=40_000)
+    shard = sorted((tmp_path / "pack" / "shards").iterdir())[1]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    never = object()  # no S3 request may be made: the client has no methods
+    with pytest.raises(ValueError, match=rf"shard shards/{shard.name} has sha256 .*shards\.parquet records"):
+        upload_pack(tmp_path / "pack", "s3://packs/x", client=never)

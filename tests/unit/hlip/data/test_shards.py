@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import tarfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -113,16 +113,41 @@ def test_a_folder_without_an_index_is_refused(part: tuple[Path, pd.DataFrame]) -
         ShardStudyDataset(part[0])
 
 
-def test_a_truncated_shard_names_the_scan(part: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
+def test_a_shard_cut_or_missing_is_refused_when_the_dataset_is_made(
+    part: tuple[Path, pd.DataFrame], tmp_path: Path
+) -> None:
     out = tmp_path / "pack"
-    pack_part(part[0], out)  # one shard
-    shard = out / "shards" / "shard-000000.tar"
-    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    pack_part(part[0], out, shard_bytes=40_000)
+    shards = sorted((out / "shards").iterdir())
+    assert len(shards) >= 3
+    full = shards[1].stat().st_size
+    shards[1].write_bytes(shards[1].read_bytes()[: full // 2])
+    shards[2].unlink()
+    with pytest.raises(OSError, match="not the ones this pack's index was written with") as err:
+        ShardStudyDataset(out)
+    assert f"{shards[1].relative_to(out)} has {full // 2} bytes, shards.parquet records {full}" in str(err.value)
+    assert f"{shards[2].relative_to(out)} is missing" in str(err.value)
+    (out / "shards.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match=r"no shards\.parquet"):
+        ShardStudyDataset(out)
+
+
+def test_a_shard_rewritten_after_the_dataset_was_made_fails_the_read(
+    part: tuple[Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    """A re-pack into the same folder under a running job: a process that opens the shard after it was replaced
+    must not read the new bytes at the old index's offsets."""
+    out = tmp_path / "pack"
+    pack_part(part[0], out, shard_bytes=40_000)
     ds = ShardStudyDataset(out, train=False)
-    last = len(ds) - 1  # its scans lie in the lost half
-    with pytest.raises(OSError, match=r"cannot read scan volume volumes/study\d+/scan\d\.npy"):
-        ds[last]
-    assert np.array_equal(ds[0]["image"].numpy(), StudyDataset(part[0], train=False)[0]["image"].numpy())
+    first = ds[0]["image"]
+    for shard in (out / "shards").iterdir():  # rewritten as a re-pack would: a new file, renamed into place
+        replacement = tmp_path / "new.tar"
+        replacement.write_bytes(bytes(shard.stat().st_size))  # the same size: only the file's identity tells
+        os.replace(replacement, shard)
+    with pytest.raises(OSError, match=r"cannot read scan volume .*changed since this dataset checked it"):
+        ds[len(ds) - 1]
+    assert torch.equal(ds[0]["image"], first)  # a shard this process opened before the change reads as it was
 
 
 def test_a_pack_carries_the_parts_ingest_summary(part: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
@@ -135,21 +160,6 @@ def test_a_pack_carries_the_parts_ingest_summary(part: tuple[Path, pd.DataFrame]
     assert (tmp_path / "pack" / "summary.json").read_bytes() == (folder / "summary.json").read_bytes()
 
 
-def test_an_s3_pack_whose_manifests_were_fetched_is_not_fetched_again(
-    part: tuple[Path, pd.DataFrame], pack: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Training digests the manifests `pack_folder` fetched, then builds each stage's dataset on those same files:
-    a pack re-uploaded mid-run must not change what the digest describes (and one download per run suffices)."""
-    import hlip.data.shards as shards
-
-    def no_download(*args: object, **kwargs: object) -> Path:
-        raise AssertionError(f"manifests fetched again: {args}")
-
-    monkeypatch.setattr(shards, "pack_folder", no_download)
-    remote = ShardStudyDataset("s3://packs/train", manifests=pack, scans_policy=ScanPolicy("all"))
-    local = StudyDataset(part[0], scans_policy=ScanPolicy("all"))
-    assert remote.study_keys == local.study_keys
-    assert len(remote) > 1
-    assert remote.root == "s3://packs/train"  # volumes are still read from S3 by byte range
+def test_a_part_folder_is_not_taken_for_an_s3_packs_manifests(part: tuple[Path, pd.DataFrame]) -> None:
     with pytest.raises(FileNotFoundError, match=r"index\.parquet.*s3://packs/train"):
-        ShardStudyDataset("s3://packs/train", manifests=part[0])  # a part folder is no pack's manifests
+        ShardStudyDataset("s3://packs/train", manifests=part[0])  # refused before any S3 request
