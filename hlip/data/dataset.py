@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from hlip.data.augment import AUGMENT_STREAM, AugmentPolicy, augment_scans
-from hlip.data.npy_read import StoredVolume, open_npy
+from hlip.data.npy_read import StoredVolume, open_npy, require_training_volume
 from hlip.data.sampling import ScanPolicy, TextPolicy, choose_scans, item_rng, report_text
 
 __all__ = [
@@ -181,12 +181,13 @@ class StudyDataset(Dataset[Item]):
         """The volumes at `relatives`, stacked `[N, D, H, W]`: every header read first, so that the study array is
         allocated once, then each volume's data read straight into its slot (`hlip.data.npy_read`)."""
         with contextlib.ExitStack() as files:
-            stored = [(relative, self._stored(relative, files)) for relative in relatives]
-            for relative, volume in stored:
-                if volume.dtype != np.uint8 or len(volume.shape) != 3:
-                    raise ValueError(
-                        f"scan volume {self._name(relative)} must be uint8 [D, H, W], got {volume.dtype} {volume.shape}"
-                    )
+            stored = [
+                (
+                    relative,
+                    require_training_volume(self._stored(relative, files), f"scan volume {self._name(relative)}"),
+                )
+                for relative in relatives
+            ]
             shapes = {volume.shape for _, volume in stored}
             if len(shapes) != 1:
                 raise ValueError(f"study {self.study_keys[index]}: scans of different shapes {sorted(shapes)}")

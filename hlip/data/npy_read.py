@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["StoredVolume", "bytes_npy", "npy_header", "open_npy", "pread_npy"]
+__all__ = ["StoredVolume", "bytes_npy", "npy_header", "open_npy", "pread_npy", "require_training_volume"]
 
 HEAD_BYTES = 4096  # covers any header numpy writes for a 3-D array (its own reader refuses headers over 10,000 bytes)
 
@@ -36,6 +36,18 @@ class StoredVolume:
     shape: tuple[int, ...]
     dtype: np.dtype[np.generic]
     fill: Callable[[np.ndarray], None]
+
+
+def require_training_volume(volume: StoredVolume, name: str) -> StoredVolume:
+    """`volume` when it is what training reads and ingest writes (uint8 `[D, H, W]`): the one check the training
+    dataset and `hlip pack` make.
+
+    Raises:
+        ValueError: Naming `name`, its dtype and shape.
+    """
+    if volume.dtype != np.uint8 or len(volume.shape) != 3:
+        raise ValueError(f"{name} is {volume.dtype} {list(volume.shape)}, not uint8 [D, H, W]")
+    return volume
 
 
 def npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], np.dtype[np.generic], bool]:

@@ -32,10 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from hlip.data.npy_read import bytes_npy
+from hlip.data.npy_read import bytes_npy, require_training_volume
 from hlip.data.shards import INDEX, MANIFESTS, SHA256_METADATA, SHARD_BYTES, SHARDS, SUMMARY
 from hlip.progress import ProgressReporter
 from hlip.s3 import MISSING_CODES, error_code
@@ -163,15 +162,15 @@ def _volume_bytes(part: Path, rel: str, study_key: str) -> bytes:
     if not path.is_file():
         raise FileNotFoundError(f"{part}: volume {rel} of study {study_key} is missing; re-run ingest")
     data = path.read_bytes()
+    name = f"{part}: volume {rel} of study {study_key}"
     try:
         volume = bytes_npy(data)
     except ValueError as exc:
-        raise ValueError(f"{part}: volume {rel} of study {study_key} is damaged: {exc}; re-run ingest") from exc
-    if volume.dtype != np.uint8 or len(volume.shape) != 3:
-        raise ValueError(
-            f"{part}: volume {rel} of study {study_key} is {volume.dtype} {list(volume.shape)}, "
-            "not uint8 [D, H, W]; re-run ingest"
-        )
+        raise ValueError(f"{name} is damaged: {exc}; re-run ingest") from exc
+    try:
+        require_training_volume(volume, name)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; re-run ingest") from exc
     return data
 
 
