@@ -137,8 +137,7 @@ def upload_pack(pack_dir: str | os.PathLike[str], uri: str, client: Any = None) 
     for name, want in sha256.items():
         if not (root / name).is_file():
             raise FileNotFoundError(f"{root}: shard {name} is missing")
-        with (root / name).open("rb") as fh:
-            got = hashlib.file_digest(fh, "sha256").hexdigest()
+        got = _sha256(root / name)
         if got != want:
             raise ValueError(f"{root}: shard {name} has sha256 {got[:12]}..., {SHARDS} records {want[:12]}...; re-pack")
     upload = _Uploader(uri, client)
@@ -147,6 +146,12 @@ def upload_pack(pack_dir: str | os.PathLike[str], uri: str, client: Any = None) 
         name = path.relative_to(root).as_posix()
         upload.put(path, name, sha256.get(name))
     return len(files)
+
+
+def _sha256(path: Path) -> str:
+    """A shard's sha256 as `shards.parquet` records it."""
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _table(part: Path, name: str) -> pd.DataFrame:
@@ -249,8 +254,7 @@ class _ShardWriter:
         assert self.tar is not None
         self.tar.close()
         path = self.folder.parent / self.name
-        with path.open("rb") as fh:
-            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        digest = _sha256(path)
         size = path.stat().st_size
         self.written.append({"shard": self.name, "bytes": size, "sha256": digest})
         self.total += size

@@ -37,6 +37,13 @@ def s3_env(s3: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> SeaweedFS:
     return s3
 
 
+def assert_same_images(remote: ShardStudyDataset, local: StudyDataset, epoch: int) -> None:
+    """The pack read from S3 gives the part's studies, in its order, with the same images in `epoch`."""
+    assert remote.study_keys == local.study_keys
+    for index in range(len(local)):
+        assert torch.equal(remote[(epoch, index)]["image"], local[(epoch, index)]["image"])
+
+
 def test_s3_shards_give_the_same_items_and_batches_as_the_npy_files(s3_env: SeaweedFS, tmp_path: Path) -> None:
     part = tmp_path / "part"
     write_synthetic_part(part, n_studies=10, max_scans=4)
@@ -47,9 +54,7 @@ def test_s3_shards_give_the_same_items_and_batches_as_the_npy_files(s3_env: Seaw
     policy = ScanPolicy("max_n", 2)
     remote = ShardStudyDataset("s3://packs/runs/train", cache_dir=tmp_path / "cache", scans_policy=policy, seed=1)
     local = StudyDataset(part, scans_policy=policy, seed=1)
-    assert remote.study_keys == local.study_keys
-    for index in range(len(local)):
-        assert torch.equal(remote[(2, index)]["image"], local[(2, index)]["image"])
+    assert_same_images(remote, local, epoch=2)
 
     def batches(ds: StudyDataset, workers: int) -> list[tuple[list[str], torch.Tensor]]:
         loader = make_loader(ds, batch_size=3, workers=workers, seed=5, persistent_workers=False)
@@ -91,9 +96,7 @@ def test_hlip_pack_to_s3_uploads_each_shard_and_training_reads_them(s3_env: Seaw
     policy = ScanPolicy("max_n", 3)
     remote = ShardStudyDataset("s3://packs/cli/train", cache_dir=tmp_path / "cache", scans_policy=policy, seed=2)
     local = StudyDataset(part, scans_policy=policy, seed=2)
-    assert remote.study_keys == local.study_keys
-    for index in range(len(local)):
-        assert torch.equal(remote[(0, index)]["image"], local[(0, index)]["image"])
+    assert_same_images(remote, local, epoch=0)
 
 
 def test_an_unreachable_bucket_fails_packing_naming_the_object(s3_env: SeaweedFS, tmp_path: Path) -> None:
@@ -139,8 +142,7 @@ def test_an_s3_pack_whose_manifests_were_fetched_is_not_fetched_again(
     monkeypatch.setattr(shards, "pack_folder", no_download)
     remote = ShardStudyDataset("s3://packs/once/train", manifests=manifests, scans_policy=ScanPolicy("all"))
     local = StudyDataset(part, scans_policy=ScanPolicy("all"))
-    assert remote.study_keys == local.study_keys
-    assert all(torch.equal(remote[i]["image"], local[i]["image"]) for i in range(len(local)))  # read from S3
+    assert_same_images(remote, local, epoch=0)  # read from S3
 
 
 def test_an_s3_pack_whose_shards_are_not_its_own_is_refused(s3_env: SeaweedFS, tmp_path: Path) -> None:
