@@ -35,7 +35,7 @@ from typing import Any
 import pandas as pd
 
 from hlip.data.npy_read import bytes_npy, require_training_volume
-from hlip.data.shards import INDEX, MANIFESTS, SHA256_METADATA, SHARD_BYTES, SHARDS, SUMMARY
+from hlip.data.shards import INDEX, MANIFESTS, SHA256_METADATA, SHARD_BYTES, SHARDS, SUMMARY, recorded_shards
 from hlip.progress import ProgressReporter
 from hlip.s3 import MISSING_CODES, error_code
 
@@ -130,10 +130,7 @@ def upload_pack(pack_dir: str | os.PathLike[str], uri: str, client: Any = None) 
         ValueError: A shard's bytes are not the ones `shards.parquet` records (nothing is uploaded).
     """
     root = Path(pack_dir)
-    if not (root / SHARDS).is_file():
-        raise FileNotFoundError(f"{root}: no {SHARDS}; is it a pack folder (hlip pack)?")
-    recorded = pd.read_parquet(root / SHARDS)
-    sha256 = dict(zip(recorded["shard"].astype(str), recorded["sha256"].astype(str), strict=True))
+    sha256 = {name: digest for name, (_, digest) in recorded_shards(root).items()}
     for name, want in sha256.items():
         if not (root / name).is_file():
             raise FileNotFoundError(f"{root}: shard {name} is missing")

@@ -101,8 +101,12 @@ class ShardPin:
     file: tuple[int, int, int] | None = None
 
 
-def _recorded_shards(local: Path) -> dict[str, tuple[int, str]]:
-    """shard -> (bytes, sha256) from the pack's `shards.parquet`."""
+def recorded_shards(local: Path) -> dict[str, tuple[int, str]]:
+    """shard -> (bytes, sha256) from the pack folder's `shards.parquet` (what the reader pins, what upload checks).
+
+    Raises:
+        FileNotFoundError: The folder has no `shards.parquet`.
+    """
     path = local / SHARDS
     if not path.is_file():
         raise FileNotFoundError(f"{local}: no {SHARDS} (each shard's size and sha256); re-pack with `hlip pack`")
@@ -167,7 +171,7 @@ class ShardStudyDataset(StudyDataset):
             str(p): (shard_id[s], int(o), int(n))
             for p, s, o, n in zip(index["path"], index["shard"], index["offset"], index["size"], strict=True)
         }
-        recorded = _recorded_shards(local)
+        recorded = recorded_shards(local)
         _refuse(self.root, [f"{s} is not in {SHARDS}" for s in self._shards if s not in recorded])
         self._pins = self._pin_s3(recorded) if self._bucket else self._pin_local(recorded)
 
