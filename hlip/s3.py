@@ -28,6 +28,8 @@ MLFLOW_ENDPOINT_ENV = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_END
 DEFAULT_REGION = "us-east-1"
 #: Error codes S3 servers answer for an object that is not there (a HEAD gets a bare 404).
 MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+#: Error codes S3 servers answer for a conditional request (`IfMatch`) whose object has changed.
+CHANGED_CODES = frozenset({"412", "PreconditionFailed"})
 
 
 def endpoint_of(env: Mapping[str, str], names: Sequence[str] = DATA_ENDPOINT_ENV) -> str | None:

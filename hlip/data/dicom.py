@@ -21,6 +21,9 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
+from pydicom.pixels import get_decoder
+from pydicom.pixels.utils import as_pixel_options
+from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from hlip.data.identity_reader import read_fields
@@ -160,8 +163,6 @@ def read_identity(source: Source, path: str, size: int | None = None) -> Identit
     Raises:
         RejectedError: As `read_instance`, for the checks above.
     """
-    if size == 0:
-        raise RejectedError(Reason.EMPTY_FILE, "zero-byte file")
     local = source.local_path(path)
     fields = None
     if local is not None:
@@ -443,13 +444,15 @@ def keyword_tags(keywords: tuple[str, ...]) -> dict[str, int]:
     return {k: int(tag) for k, tag in tags.items() if tag is not None}
 
 
-_T = keyword_tags(_FRAME_KEYWORDS)
+_T = {k: BaseTag(tag) for k, tag in keyword_tags(_FRAME_KEYWORDS).items()}  # a BaseTag skips pydicom's Tag() parse
 _EMPTY = Dataset()  # an absent functional group (read only)
 
 
 def _get(ds: Dataset, keyword: str) -> Any:
     tag = _T[keyword]
-    return ds[tag].value if tag in ds else None
+    if tag not in ds._dict:  # one dict lookup: most groups are absent from most frames
+        return None
+    return ds[tag].value
 
 
 def _enhanced_frame(index: int, item: Dataset, shared: Dataset) -> FrameInfo:
@@ -554,11 +557,13 @@ def _native_pixels(source: Source, instance: Instance) -> np.ndarray | None:
     if data is None:
         return None
     pixel = Dataset()
-    pixel.file_meta = instance.header.file_meta
     for tag in _IMAGE_PIXEL_TAGS & instance.header._dict.keys():
         pixel[tag] = instance.header[tag]
-    pixel.PixelData = data
-    array: np.ndarray = pixel.pixel_array
+    # what `Dataset.pixel_array` runs (`pydicom.pixels.utils.pixel_array`: the syntax's decoder on the Image Pixel
+    # options, validated), on the bytes themselves: a dataset holding them would cost more than the decode
+    syntax = instance.header.file_meta.TransferSyntaxUID
+    options = as_pixel_options(pixel, pixel_keyword="PixelData")
+    array: np.ndarray = get_decoder(syntax).as_array(data, validate=True, raw=False, **options)[0]
     return array
 
 

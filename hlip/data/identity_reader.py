@@ -155,16 +155,21 @@ def _span(data: bytes, pos: int, vr: bytes, end: int) -> tuple[int, int] | None:
 
 
 def _element_end(data: bytes, pos: int, end: int, depth: int) -> tuple[int, bytes, int] | None:
-    """(tag, VR, where the element ends) of the element at `pos`; a sequence of undefined length is walked to its
-    delimiter (pydicom parses one when it reads the header); None when anything is not well formed."""
+    """(tag, VR, where the element ends) of the element at `pos`; None when it is not well formed."""
     group, element, vr = _TAG_VR.unpack_from(data, pos)
+    stop = _value_end(data, pos, vr, end, depth)
+    return None if stop is None else (group << 16 | element, vr, stop)
+
+
+def _value_end(data: bytes, pos: int, vr: bytes, end: int, depth: int) -> int | None:
+    """Where the element at `pos` (of VR `vr`) ends; a sequence of undefined length is walked to its delimiter
+    (pydicom parses one when it reads the header); None when anything is not well formed."""
     span = _span(data, pos, vr, end)
     if span is None:
         return None
     if span[1] < 0:
-        stop = _sequence_end(data, span[0], end, depth) if vr == b"SQ" else None
-        return None if stop is None else (group << 16 | element, vr, stop)
-    return group << 16 | element, vr, span[1]
+        return _sequence_end(data, span[0], end, depth) if vr == b"SQ" else None
+    return span[1]
 
 
 def _fields(data: bytes, pos: int, end: int, meta: dict[int, tuple[bytes, bytes]]) -> HeaderFields | None:
@@ -173,18 +178,17 @@ def _fields(data: bytes, pos: int, end: int, meta: dict[int, tuple[bytes, bytes]
     while pos < end:
         if pos + 8 > min(end, len(data)):
             return None  # pydicom stops quietly at a partial element header: let it decide
-        tag = int(_LONG_LENGTH.unpack_from(data, pos)[0])
-        tag = (tag & 0xFFFF) << 16 | tag >> 16
+        group, element, vr = _TAG_VR.unpack_from(data, pos)
+        tag = group << 16 | element
         if tag in _PIXEL_TAGS:  # pydicom reads the element's whole header (a long VR's 4-byte length too) first
-            if data[pos + 4 : pos + 6] in _LONG_VRS and pos + 12 > min(end, len(data)):
+            if vr in _LONG_VRS and pos + 12 > min(end, len(data)):
                 return None
             break
-        if tag <= last or tag >> 16 in (0x0000, 0x0002, 0xFFFE) or tag == _DIRECTORY_RECORDS:
+        if tag <= last or group in (0x0000, 0x0002, 0xFFFE) or tag == _DIRECTORY_RECORDS:
             return None  # out of order, a command or meta element, a stray delimiter; a DICOMDIR
-        walked = _element_end(data, pos, end, 0)
-        if walked is None:
+        stop = _value_end(data, pos, vr, end, 0)
+        if stop is None:
             return None
-        _, vr, stop = walked
         if tag == _CHARSET and not _plain_charset(data[pos + 8 : stop]):
             return None
         if tag in _KEPT_VR:

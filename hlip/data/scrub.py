@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
+
+from hlip.data.dicom import keyword_tags
 
 NAME_TAGS = (
     "PatientName", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName", "ReferringPhysicianName",
@@ -27,6 +30,9 @@ PLACE_TAGS = (
     "ReferringPhysicianAddress", "PatientTelephoneNumbers", "ReferringPhysicianTelephoneNumbers",
 )  # fmt: skip
 DATE_TAGS = ("PatientBirthDate",)
+_NAME, _ID, _PLACE, _DATE = (
+    tuple(BaseTag(tag) for tag in keyword_tags(t).values()) for t in (NAME_TAGS, ID_TAGS, PLACE_TAGS, DATE_TAGS)
+)
 MIN_TERM = 3  # shorter fragments ("Jo", "12") would shred ordinary words and measurements
 
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
@@ -79,12 +85,11 @@ class Identifiers:
 def identifiers_from_dataset(ds: Dataset) -> Identifiers:
     """Collect the identifying values of a header."""
     found = Identifiers()
-    for tags, bucket in ((NAME_TAGS, found.names), (ID_TAGS, found.ids), (PLACE_TAGS, found.places)):
+    elements = ds._dict  # every header of a study is read: one dict lookup per absent tag, not a keyword lookup
+    for tags, bucket in ((_NAME, found.names), (_ID, found.ids), (_PLACE, found.places), (_DATE, found.dates)):
         for tag in tags:
-            for value in _values(ds.get(tag)):
-                bucket.add(value)
-    for tag in DATE_TAGS:
-        found.dates.update(_values(ds.get(tag)))
+            if tag in elements:
+                bucket.update(_values(ds[tag]))
     return found
 
 

@@ -40,6 +40,7 @@ import pandas as pd
 
 from hlip.data.dataset import StudyDataset
 from hlip.data.npy_read import StoredVolume, bytes_npy, pread_npy
+from hlip.s3 import CHANGED_CODES, MISSING_CODES, error_code, s3_client
 
 MANIFESTS = ("studies", "scans", "reports")
 SUMMARY = "summary.json"  # the part's ingest summary: the preprocessing it was made with travels with the pack
@@ -69,8 +70,6 @@ def pack_folder(
     local = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "hlip" / "packs" / bucket / prefix
     local.mkdir(parents=True, exist_ok=True)
     if client is None:
-        from hlip.s3 import s3_client
-
         client = s3_client()
     optional = ("reports.parquet", SUMMARY)
     for name in (INDEX, SHARDS, *(f"{m}.parquet" for m in MANIFESTS), SUMMARY):
@@ -190,8 +189,6 @@ class ShardStudyDataset(StudyDataset):
         return pins
 
     def _pin_s3(self, recorded: dict[str, tuple[int, str]]) -> list[ShardPin]:
-        from hlip.s3 import MISSING_CODES, error_code
-
         client = self._s3()
 
         def head(name: str) -> dict[str, Any] | str:
@@ -231,8 +228,6 @@ class ShardStudyDataset(StudyDataset):
     def _s3(self) -> Any:
         # a client made before a DataLoader forked its workers would share its connections with them: one per pid
         if self._client is None or self._client_pid != os.getpid():
-            from hlip.s3 import s3_client
-
             self._client, self._client_pid = s3_client(), os.getpid()
         return self._client
 
@@ -253,8 +248,6 @@ class ShardStudyDataset(StudyDataset):
         return self._files[shard]
 
     def _get(self, shard: int, offset: int, size: int) -> bytes:
-        from hlip.s3 import error_code
-
         try:
             response = self._s3().get_object(
                 Bucket=self._bucket,
@@ -263,7 +256,7 @@ class ShardStudyDataset(StudyDataset):
                 IfMatch=self._pins[shard].etag,  # the object this dataset checked, never a later upload
             )
         except Exception as exc:  # botocore's ClientError
-            if error_code(exc) in ("PreconditionFailed", "412"):
+            if error_code(exc) in CHANGED_CODES:
                 raise OSError(
                     f"shard {self._shards[shard]} changed on S3 since this dataset checked it (re-uploaded "
                     "under a running job)"

@@ -94,6 +94,27 @@ def test_sheared_and_separable_paths_agree() -> None:
     np.testing.assert_allclose(separable, general, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_memory_order_changes_no_value(mode: str) -> None:
+    # a DICOM stack reaches the resampler as a Fortran-ordered [W, H, D] view, which it samples through the
+    # C-ordered transpose: every axis must still get its own coordinates, to the last bit
+    rng = np.random.default_rng(2)
+    c_ordered = rng.normal(size=(23, 17, 11)).astype(np.float32)
+    fortran = np.asfortranarray(c_ordered)
+    affine = np.array([[0.9, 0, 0, 3.0], [0, 1.3, 0, -2.0], [0, 0, 4.0, 1.0], [0, 0, 0, 1.0]])
+    shape, grid = target_grid(c_ordered.shape, affine, (1.7, 1.1, 2.5))
+    grid[:3, 3] += (0.3, -0.45, 0.8)  # sample between voxels and past the edges on every axis
+    expected = resample(c_ordered, affine, shape, grid, mode)
+    got = resample(fortran, affine, shape, grid, mode)
+    assert fortran.flags.f_contiguous
+    assert not fortran.flags.c_contiguous
+    assert len(set(shape)) == 3
+    assert got.shape == expected.shape == shape
+    assert got.dtype == np.float32
+    assert np.ascontiguousarray(got).tobytes() == expected.tobytes()
+    assert np.abs(expected).sum() > 0
+
+
 def test_pad_or_crop_keeps_world_positions() -> None:
     array = np.arange(5 * 8 * 3, dtype=float).reshape(5, 8, 3)
     affine = np.diag([2.0, 1.0, 3.0, 1.0])
