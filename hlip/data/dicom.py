@@ -435,16 +435,17 @@ _FRAME_KEYWORDS = (
 
 # Looked up by tag, not keyword: each of a file's (up to thousands of) frames reads a dozen of them, and a keyword
 # lookup costs several times a tag lookup.
-def keyword_tags(keywords: tuple[str, ...]) -> dict[str, int]:
-    """Tag numbers of DICOM keywords; an unknown keyword raises (a silent tag 0 would read nothing, forever)."""
+def keyword_tags(keywords: tuple[str, ...]) -> dict[str, BaseTag]:
+    """Tags of DICOM keywords, as pydicom's `BaseTag` (a lookup with one skips pydicom's `Tag()` parse); an unknown
+    keyword raises (a silent tag 0 would read nothing, forever)."""
     tags = {k: tag_for_keyword(k) for k in keywords}
     unknown = sorted(k for k, tag in tags.items() if tag is None)
     if unknown:
         raise KeyError(f"not DICOM keywords: {', '.join(unknown)}")
-    return {k: int(tag) for k, tag in tags.items() if tag is not None}
+    return {k: BaseTag(tag) for k, tag in tags.items() if tag is not None}
 
 
-_T = {k: BaseTag(tag) for k, tag in keyword_tags(_FRAME_KEYWORDS).items()}  # a BaseTag skips pydicom's Tag() parse
+_T = keyword_tags(_FRAME_KEYWORDS)
 _EMPTY = Dataset()  # an absent functional group (read only)
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.tag import BaseTag
 
 from hlip.data.dicom import keyword_tags
 
@@ -30,9 +29,7 @@ PLACE_TAGS = (
     "ReferringPhysicianAddress", "PatientTelephoneNumbers", "ReferringPhysicianTelephoneNumbers",
 )  # fmt: skip
 DATE_TAGS = ("PatientBirthDate",)
-_NAME, _ID, _PLACE, _DATE = (
-    tuple(BaseTag(tag) for tag in keyword_tags(t).values()) for t in (NAME_TAGS, ID_TAGS, PLACE_TAGS, DATE_TAGS)
-)
+_NAME, _ID, _PLACE, _DATE = (tuple(keyword_tags(t).values()) for t in (NAME_TAGS, ID_TAGS, PLACE_TAGS, DATE_TAGS))
 MIN_TERM = 3  # shorter fragments ("Jo", "12") would shred ordinary words and measurements
 
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
