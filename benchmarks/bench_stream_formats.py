@@ -11,8 +11,9 @@ format with the same shard size, and measures on the same machine in one run:
   reduced to the same 8 scans the training policy (`max_n 8`) chooses; the peers read a whole sample and index it,
   the pack reads the chosen scans' byte ranges;
 - reading from S3 (a SeaweedFS server started on 127.0.0.1, the same upload code for every format): the same
-  permutation from a cold cache, the time to the first study, and the bytes left in the local cache after the
-  epoch (the peers download whole shards; the pack reads byte ranges and caches only its manifests);
+  permutation from a cold cache, the time to the first study, one epoch through each format's own loader and
+  shuffle, and the most bytes the local cache held during each (the peers download whole shards; the pack reads
+  byte ranges and caches only its manifests);
 - deterministic order (two readers built with the same seed give the same epoch order) and exact mid-epoch resume
   (a reader stopped after some batches and restored from its state gives the rest of the uninterrupted epoch),
   each checked by running it, not by reading the docs.
@@ -52,7 +53,7 @@ from hlip.numerics import pin_portable_cpu_numerics  # noqa: E402
 pin_portable_cpu_numerics()
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from bench_loader import write_upstream_part  # noqa: E402
 
 SHAPE = (48, 224, 224)
 CHOSEN = 8  # the training policy's max_n
@@ -105,26 +106,10 @@ def load_peers(pkgs: Path) -> tuple[Any, Any]:
 # -- the corpus and the scans a study's item keeps ------------------------------------------------------------------
 
 
-def write_part(out: Path, studies: int, scans: int) -> None:
-    """An ingested part folder of random studies (manifests as ingest writes them, one `.npy` per scan)."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(studies):
-        key = f"study{i:05d}"
-        for j in range(scans):
-            rel = f"volumes/{key}/scan{j:02d}.npy"
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            np.save(out / rel, rng.integers(0, 255, size=SHAPE, dtype=np.uint8))
-            rows.append({"study_key": key, "scan_key": f"{key}c{j:02d}", "kind": "t1", "plane": "axial", "path": rel})
-    keys = sorted({r["study_key"] for r in rows})
-    pd.DataFrame({"study_key": keys, "status": "ok"}).to_parquet(out / "studies.parquet", index=False)
-    pd.DataFrame(rows).to_parquet(out / "scans.parquet", index=False)
-
-
 def study_scans(part: Path, index: int, scans: int) -> NDArrayU8:
-    """Study `index`'s scans `[scans, D, H, W]` from the part folder, in scan order."""
+    """Study `index`'s scans `[scans, D, H, W]` from a part folder `write_upstream_part` wrote, in scan order."""
     key = f"study{index:05d}"
-    return np.stack([np.load(part / f"volumes/{key}/scan{j:02d}.npy") for j in range(scans)])
+    return np.stack([np.load(part / f"volumes/{key}/scan{j}.npy") for j in range(scans)])
 
 
 def chosen(index: int, scans: int, seed: int = 0) -> NDArrayU8:
@@ -145,7 +130,9 @@ class Format:
     def write(self, part: Path, out: Path, shard_bytes: int, studies: int, scans: int) -> None:
         raise NotImplementedError
 
-    def open(self, source: str, cache: Path | None, seed: int = 0) -> Any:
+    def open(self, source: str, cache: Path | None, seed: int = 0, batch: int | None = None) -> Any:
+        """A reader of `source` (a local folder or `s3://`; `cache` for what it downloads); `batch`: the loader's
+        batch size, for a library that must know it when the dataset is made (MDS)."""
         raise NotImplementedError
 
     def read(self, reader: Any, index: int) -> NDArrayU8:
@@ -165,7 +152,7 @@ class Pack(Format):
 
         pack_part(part, out, shard_bytes=shard_bytes)
 
-    def open(self, source: str, cache: Path | None, seed: int = 0) -> Any:
+    def open(self, source: str, cache: Path | None, seed: int = 0, batch: int | None = None) -> Any:
         from hlip.data.dataset import ScanPolicy
         from hlip.data.shards import ShardStudyDataset
 
@@ -190,23 +177,12 @@ class Pack(Format):
             yield list(b["study_key"]), functools.partial(int, done)
 
 
-class MDS(Format):
-    name = "MosaicML Streaming (MDS)"
+class Peer(Format):
+    """A peer library's format: a sample is a whole study (every scan), read by index or through the library's own
+    `StreamingDataLoader`, whose `state_dict` is its resume state."""
 
-    def __init__(self, streaming: Any) -> None:
-        self.streaming = streaming
-
-    def write(self, part: Path, out: Path, shard_bytes: int, studies: int, scans: int) -> None:
-        columns = {"key": "str", "scans": "ndarray:uint8"}
-        with self.streaming.MDSWriter(out=str(out), columns=columns, size_limit=shard_bytes) as writer:
-            for i in range(studies):
-                writer.write({"key": f"study{i:05d}", "scans": study_scans(part, i, scans)})
-
-    def open(self, source: str, cache: Path | None, seed: int = 0, batch: int | None = None) -> Any:
-        self.streaming.base.util.clean_stale_shared_memory()
-        remote, local = (source, str(cache)) if source.startswith("s3://") else (None, source)
-        return self.streaming.StreamingDataset(remote=remote, local=local, shuffle=True, shuffle_seed=seed,
-                                               batch_size=batch)  # fmt: skip
+    def __init__(self, library: Any) -> None:
+        self.library = library
 
     def read(self, reader: Any, index: int) -> NDArrayU8:
         scans = reader[index]["scans"]
@@ -216,40 +192,39 @@ class MDS(Format):
         self, source: str, cache: Path | None, seed: int, batch: int, state: Any = None
     ) -> Iterator[tuple[list[str], Callable[[], Any]]]:
         ds = self.open(source, cache, seed, batch)
-        dl = self.streaming.StreamingDataLoader(ds, batch_size=batch, num_workers=0, collate_fn=collate)
+        dl = self.library.StreamingDataLoader(ds, batch_size=batch, num_workers=0, collate_fn=collate)
         if state is not None:
             dl.load_state_dict(state)
         for b in dl:
             yield b["key"], dl.state_dict
 
 
-class Lit(Format):
-    name = "LitData"
-
-    def __init__(self, litdata: Any) -> None:
-        self.litdata = litdata
+class MDS(Peer):
+    name = "MosaicML Streaming (MDS)"
 
     def write(self, part: Path, out: Path, shard_bytes: int, studies: int, scans: int) -> None:
-        self.litdata.optimize(fn=_LitItem(part, scans), inputs=list(range(studies)), output_dir=str(out),
+        columns = {"key": "str", "scans": "ndarray:uint8"}
+        with self.library.MDSWriter(out=str(out), columns=columns, size_limit=shard_bytes) as writer:
+            for i in range(studies):
+                writer.write({"key": f"study{i:05d}", "scans": study_scans(part, i, scans)})
+
+    def open(self, source: str, cache: Path | None, seed: int = 0, batch: int | None = None) -> Any:
+        self.library.base.util.clean_stale_shared_memory()
+        remote, local = (source, str(cache)) if source.startswith("s3://") else (None, source)
+        return self.library.StreamingDataset(remote=remote, local=local, shuffle=True, shuffle_seed=seed,
+                                               batch_size=batch)  # fmt: skip
+
+
+class Lit(Peer):
+    name = "LitData"
+
+    def write(self, part: Path, out: Path, shard_bytes: int, studies: int, scans: int) -> None:
+        self.library.optimize(fn=_LitItem(part, scans), inputs=list(range(studies)), output_dir=str(out),
                               chunk_bytes=shard_bytes, num_workers=1, mode="overwrite")  # fmt: skip
 
-    def open(self, source: str, cache: Path | None, seed: int = 0) -> Any:
-        return self.litdata.StreamingDataset(source, shuffle=True, seed=seed,
+    def open(self, source: str, cache: Path | None, seed: int = 0, batch: int | None = None) -> Any:
+        return self.library.StreamingDataset(source, shuffle=True, seed=seed,
                                              cache_dir=str(cache) if cache else None)  # fmt: skip
-
-    def read(self, reader: Any, index: int) -> NDArrayU8:
-        scans = reader[index]["scans"]
-        return np.ascontiguousarray(scans[chosen(index, len(scans))])
-
-    def batches(
-        self, source: str, cache: Path | None, seed: int, batch: int, state: Any = None
-    ) -> Iterator[tuple[list[str], Callable[[], Any]]]:
-        ds = self.open(source, cache, seed)
-        dl = self.litdata.StreamingDataLoader(ds, batch_size=batch, num_workers=0, collate_fn=collate)
-        if state is not None:
-            dl.load_state_dict(state)
-        for b in dl:
-            yield b["key"], dl.state_dict
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -368,7 +343,7 @@ def main() -> None:
     work = args.work
     shutil.rmtree(work, ignore_errors=True)
     part = work / "part"
-    write_part(part, args.studies, args.scans)
+    write_upstream_part(part, args.studies, args.scans, SHAPE)
     shard_bytes = args.shard_mb << 20
     order = [int(i) for i in np.random.default_rng(7).permutation(args.studies)]
     stop = max(1, args.studies // args.batch // 2)
