@@ -114,14 +114,17 @@ class HLIPClassifier(nn.Module):
         cfg: Architecture (only `vision` and `embed_dim` are used).
         num_classes: Number of findings.
         stem_head: Add the stem head (its logits are returned as `stem_logits`).
+        stem_head_kind: Its form, one of `STEM_HEADS` (`StemHead`).
     """
 
-    def __init__(self, cfg: ModelConfig, num_classes: int, stem_head: bool = False) -> None:
+    def __init__(
+        self, cfg: ModelConfig, num_classes: int, stem_head: bool = False, stem_head_kind: str = "linear"
+    ) -> None:
         super().__init__()
         self.cfg = cfg
         self.visual = VisionTransformer3D(cfg.vision, cfg.embed_dim)
         self.classifier = nn.Linear(cfg.embed_dim, num_classes)
-        self.stem_head = StemHead(cfg.vision.width, num_classes) if stem_head else None
+        self.stem_head = StemHead(cfg.vision.width, num_classes, stem_head_kind) if stem_head else None
 
     def init_prior_bias(self, positive_rate: Sequence[float], eps: float = 1e-3) -> None:
         """Start every head's logits at the log-odds of each finding's training prevalence (`init_prior_bias`)."""

@@ -24,6 +24,7 @@ LEVELS: tuple[str, ...] = get_args(Level)
 Pool = Literal["cls", "dinotxt", "map"]
 InputNorm = Literal["none", "zscore", "zscore_foreground", "imagenet_gray"]
 EmbedNorm = Literal["none", "batchnorm"]
+STEM_HEADS = ("linear", "scan_mlp")  # forms of the stem-supervision head (`hlip.models.stem_head.StemHead`)
 
 
 @dataclass(frozen=True)

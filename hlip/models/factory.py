@@ -77,12 +77,16 @@ def create_model(
 
 
 def create_classifier(
-    name: str | ModelConfig, num_classes: int, overrides: Mapping[str, Any] | None = None, stem_head: bool = False
+    name: str | ModelConfig,
+    num_classes: int,
+    overrides: Mapping[str, Any] | None = None,
+    stem_head: bool = False,
+    stem_head_kind: str = "linear",
 ) -> HLIPClassifier:
-    """Build the supervised warm-up model (vision tower + linear multi-label head, optionally the stem head) of
-    config `name`."""
+    """Build the supervised warm-up model (vision tower + linear multi-label head, optionally the stem head of form
+    `stem_head_kind`) of config `name`."""
     cfg = name if isinstance(name, ModelConfig) else get_model_config(name, overrides)
-    return HLIPClassifier(cfg, num_classes, stem_head=stem_head)
+    return HLIPClassifier(cfg, num_classes, stem_head=stem_head, stem_head_kind=stem_head_kind)
 
 
 def create_tokenizer(name: str | ModelConfig, overrides: Mapping[str, Any] | None = None) -> Tokenizer:

@@ -1,32 +1,71 @@
-"""Deep supervision of the tokeniser: a linear multi-label head on each study's strongest stem response.
+"""Deep supervision of the tokeniser: a multi-label head on the strongest stem responses of a study's scans.
 
-The stem response is `VisionTransformer3D.forward_with_stem`'s second output: the maximum over every
-patch-embedding token of the study's real scans, per channel, before positions and any attention block. The head
-batch-normalises it and classifies it into the report findings, so a BCE on its logits sends the stem a gradient
-that no attention block has mixed (`pretrain.warmup.stem_supervision`, `pretrain.contrastive.stem_supervision`).
+The stem response is `VisionTransformer3D.forward_with_stem`'s second output (`StemResponse`): each scan's maximum
+over its patch-embedding tokens, per channel, before positions and any attention block. The head classifies it
+into the report findings, so a BCE on its logits sends the stem a gradient that no attention block has mixed
+(`pretrain.warmup.stem_supervision`, `pretrain.contrastive.stem_supervision`). Two forms (`STEM_HEADS`):
+
+- `linear`: the study's maximum over its scans -> BatchNorm -> linear. Evidence of different scans is merged
+  channel by channel before anything combines channels, so it cannot tell which scan a response came from.
+- `scan_mlp`: each scan's response -> BatchNorm -> a small MLP -> per-scan logits, and the study's logit is the
+  maximum over its scans (multiple-instance learning: a finding is present if some scan shows it). Channels are
+  combined within a scan first, so a response can count differently by the scan's own contrast (the sequence kind
+  the stem can read from it) without the model being told the kind.
+
 It is a training device only: `HLIPClassifier` and `HLIP` carry it while they train and no exported model has it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from hlip.models.config import STEM_HEADS
+from hlip.models.packing import StudyPacking
+
+SCAN_MLP_HIDDEN = 64  # the per-scan MLP's hidden width (a tokeniser of width 128 in the demo)
+
+
+@dataclass(frozen=True)
+class StemResponse:
+    """Each real scan's strongest stem response per channel `[S, C]`, and which study each scan belongs to."""
+
+    scans: Tensor
+    packing: StudyPacking
+
+    def study_max(self) -> Tensor:
+        """Each study's strongest response: the maximum over its scans `[B, C]`."""
+        return self.packing.study_max(self.scans)
+
 
 class StemHead(nn.Module):
-    """BatchNorm over the stem's `width` channels, then a linear layer to `num_classes` logits."""
+    """BatchNorm over the stem's `width` channels, then a linear layer (`linear`, on the study's maximum) or a small
+    MLP (`scan_mlp`, on each scan, maximum of the logits over the study's scans) to `num_classes` logits.
 
-    def __init__(self, width: int, num_classes: int) -> None:
+    Raises:
+        ValueError: `kind` is not one of `STEM_HEADS`.
+    """
+
+    def __init__(self, width: int, num_classes: int, kind: str = "linear") -> None:
         super().__init__()
+        if kind not in STEM_HEADS:
+            raise ValueError(f"stem head must be one of {STEM_HEADS}, got {kind!r}")
+        self.kind = kind
         self.norm = nn.BatchNorm1d(width)
-        self.classifier = nn.Linear(width, num_classes)
+        self.hidden: nn.Module | None = None
+        if kind == "scan_mlp":
+            self.hidden = nn.Sequential(nn.Linear(width, SCAN_MLP_HIDDEN), nn.GELU())
+        self.classifier = nn.Linear(SCAN_MLP_HIDDEN if self.hidden is not None else width, num_classes)
 
-    def forward(self, stem: Tensor) -> Tensor:
-        """Stem responses `[B, width]` -> logits `[B, num_classes]`."""
-        out: Tensor = self.classifier(self.norm(stem))
-        return out
+    def forward(self, stem: StemResponse) -> Tensor:
+        """Stem responses -> study logits `[B, num_classes]`."""
+        if self.hidden is None:
+            out: Tensor = self.classifier(self.norm(stem.study_max()))
+            return out
+        return stem.packing.study_max(self.classifier(self.hidden(self.norm(stem.scans))))  # [S, K] -> [B, K]
 
 
 @torch.no_grad()

@@ -32,6 +32,7 @@ from hlip.models.hierarchy import AttentionGroups, TokenLayout
 from hlip.models.packing import StudyPacking, pack_scans
 from hlip.models.patch_embed import PatchEmbed3D
 from hlip.models.pos_embed import PosEmbed3D
+from hlip.models.stem_head import StemResponse
 
 
 def zscore(scans: Tensor, eps: float = 1e-5) -> Tensor:
@@ -148,22 +149,22 @@ class VisionTransformer3D(nn.Module):
         """Pooled study feature rows `[B, R, num_features]` before the projection head."""
         return self._encode(x, scan_mask, stem_max=False)[0]
 
-    def forward_with_stem(self, x: Tensor, scan_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Study embeddings `[B, embed_dim]` (as `forward`) and each study's strongest stem response `[B, C]`.
+    def forward_with_stem(self, x: Tensor, scan_mask: Tensor | None = None) -> tuple[Tensor, StemResponse]:
+        """Study embeddings `[B, embed_dim]` (as `forward`) and each scan's strongest stem response (`StemResponse`).
 
         The stem response is the patch embedding's output (before positions, patch dropout and any block): the
-        maximum over every token of every real scan of the study, per channel. Stage A's deep supervision of the
-        tokeniser (`pretrain.warmup.stem_supervision`) classifies it, so the stem gets a gradient that no
-        attention block has mixed.
+        maximum over every token of each real scan, per channel, with the scans' grouping into studies. Stage A's
+        deep supervision of the tokeniser (`pretrain.warmup.stem_supervision`) classifies it, so the stem gets a
+        gradient that no attention block has mixed.
         """
         rows, stem = self._encode(x, scan_mask, stem_max=True)
         assert stem is not None
         return self.embed_norm(self.head(rows[:, self.cfg.pool_row])), stem
 
-    def _encode(self, x: Tensor, scan_mask: Tensor | None, stem_max: bool) -> tuple[Tensor, Tensor | None]:
+    def _encode(self, x: Tensor, scan_mask: Tensor | None, stem_max: bool) -> tuple[Tensor, StemResponse | None]:
         packing = StudyPacking.from_batch(x, scan_mask)
         tokens = self._stem(pack_scans(x, scan_mask))  # [S, d, h, w, C]
-        stem = packing.study_max(tokens.amax(dim=(1, 2, 3))) if stem_max else None  # [B, C]
+        stem = StemResponse(tokens.amax(dim=(1, 2, 3)), packing) if stem_max else None  # [S, C] per scan
         patches = self._position(tokens, packing)  # [S, d, t, C]
         layout = TokenLayout(packing, self.cfg.num_prefix_tokens, patches.shape[1], patches.shape[2])
         level = self.cfg.levels[0]

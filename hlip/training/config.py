@@ -20,6 +20,7 @@ from typing import Any
 from hlip.config import ConfigError, from_dict, to_dict
 from hlip.data.augment import AugmentPolicy
 from hlip.data.sampling import ScanPolicy, TextPolicy
+from hlip.models.config import STEM_HEADS
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,11 @@ class StageConfig:
             through the attention blocks. In stage A the head is `HLIPClassifier(stem_head=True)`'s; in stage B it
             is stage A's head carried on (a new one at the label prior without it), which needs the label table.
             0 is off; no exported model has the head.
+        stem_head: The stem head's form (`hlip.models.config.STEM_HEADS`): `linear` classifies the study's
+            strongest response (the maximum over its scans); `scan_mlp` runs a small MLP on each scan's strongest
+            response and takes the maximum of the logits over the study's scans, so channels combine within a scan
+            (the response can count by the scan's own contrast) before scans are merged. With stem supervision in
+            both stages, both must name the same form (stage B carries stage A's head on).
         freeze_stem: The first N convolutions of the vision tower's convolutional stem, each with its BatchNorm and
             activation, are not trained in this stage, and their BatchNorm keeps its running statistics
             (`PatchEmbed3D.lock_stem`); 0 trains the whole stem. In stage B it keeps what stage A taught those
@@ -100,6 +106,7 @@ class StageConfig:
     loss: str = "clip"
     label_targets: float = 0.0
     stem_supervision: float = 0.0
+    stem_head: str = "linear"
     freeze_stem: int = 0
     text_lr: float | None = None
 
@@ -120,6 +127,8 @@ class StageConfig:
             raise ConfigError(
                 f"stage text_lr must be a learning rate > 0 (or null: the stage's lr), got {self.text_lr}"
             )
+        if self.stem_head not in STEM_HEADS:
+            raise ConfigError(f"stage stem_head must be one of {', '.join(STEM_HEADS)}, got {self.stem_head!r}")
         if not math.isfinite(self.stem_supervision) or self.stem_supervision < 0.0:
             raise ConfigError(f"stage stem_supervision must be a finite weight >= 0, got {self.stem_supervision}")
 
@@ -183,6 +192,15 @@ class PretrainConfig:
             raise ConfigError(f"pretrain.contrastive.loss must be clip or siglip, got {self.contrastive.loss!r}")
         if self.batch_size < 1 or self.accum_steps < 1 or self.keep_last < 1:
             raise ConfigError("pretrain: batch_size, accum_steps and keep_last must be >= 1")
+        if (
+            self.warmup.stem_supervision > 0
+            and self.contrastive.stem_supervision > 0
+            and self.warmup.stem_head != self.contrastive.stem_head
+        ):  # stage B carries stage A's head on, and a resume inside stage B rebuilds it from `contrastive`
+            raise ConfigError(
+                f"pretrain: stage B carries stage A's stem head on, so contrastive.stem_head "
+                f"({self.contrastive.stem_head!r}) must equal warmup.stem_head ({self.warmup.stem_head!r})"
+            )
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ConfigError(f"pretrain.precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
 

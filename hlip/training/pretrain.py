@@ -280,7 +280,9 @@ def _run(
         stage_a = dict(resume.get("stage_a", stage_a))
     elif warmup_on and labels is not None:
         torch.manual_seed(config.seed)
-        classifier = HLIPClassifier(model_cfg, len(findings), stem_head=config.warmup.stem_supervision > 0)
+        classifier = HLIPClassifier(
+            model_cfg, len(findings), config.warmup.stem_supervision > 0, config.warmup.stem_head
+        )
         classifier = classifier.to(info.device)
         if config.init:  # upstream's start: a 2D ImageNet-MAE ViT inflated to 3D
             init_from_2d_vit(classifier.visual, config.init)
@@ -313,7 +315,7 @@ def _run(
     elif config.init:
         init_from_2d_vit(model.visual, config.init)
     if config.contrastive.stem_supervision > 0:  # before the optimizer is built: the head trains too
-        model.stem_head = _stage_b_stem_head(stem_head, model_cfg, labels).to(info.device)
+        model.stem_head = _stage_b_stem_head(stem_head, model_cfg, config.contrastive, labels).to(info.device)
     result_b: StageResult | None = None
     if config.contrastive.enabled.lower() != "false" and config.contrastive.epochs > 0:
         tokenizer = create_tokenizer(model_cfg)
@@ -517,14 +519,16 @@ def _lock_stem(model: nn.Module, convolutions: int) -> None:
     patch_embed.lock_stem(convolutions)
 
 
-def _stage_b_stem_head(stage_a: StemHead | None, model_cfg: ModelConfig, labels: pd.DataFrame | None) -> StemHead:
+def _stage_b_stem_head(
+    stage_a: StemHead | None, model_cfg: ModelConfig, stage: StageConfig, labels: pd.DataFrame | None
+) -> StemHead:
     """Stage B's stem head: stage A's as it ended, or (no stage A in this process: none configured, or a resume
-    inside stage B, whose checkpoint then overwrites it) a new one at the label prior."""
+    inside stage B, whose checkpoint then overwrites it) a new one of `stage.stem_head`'s form at the label prior."""
     if stage_a is not None:
         return stage_a
     if labels is None:  # `labels_used` reads the table whenever `contrastive.stem_supervision` > 0
         raise RuntimeError("contrastive.stem_supervision needs the label table")
-    head = StemHead(model_cfg.vision.width, labels.shape[1])
+    head = StemHead(model_cfg.vision.width, labels.shape[1], stage.stem_head)
     init_prior_bias([head.classifier], positive_rates(labels))
     return head
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import pytest
 import torch
 
 from hlip.models import create_classifier, create_loss, create_model, create_tokenizer
@@ -101,6 +102,44 @@ def test_stem_head_classifies_the_stem_alone_and_starts_at_the_prior(tiny_text: 
     }  # fmt: skip
 
 
+def test_scan_mlp_stem_head_scores_each_scan_and_takes_the_studys_maximum(tiny_text: dict, study_batch: Batch) -> None:
+    """`scan_mlp`: each study's logit of a finding is the largest of its own scans' MLP logits (multiple-instance);
+    a change to one scan moves its study's logits and no other study's; its loss reaches the stem and no attention
+    block; it starts at the label prior like the linear head."""
+    torch.manual_seed(0)
+    classifier = create_classifier("hlip-tiny", num_classes=3, stem_head=True, stem_head_kind="scan_mlp")
+    classifier.init_prior_bias([0.1, 0.5, 0.8])
+    head = classifier.stem_head
+    assert head is not None
+    assert head.hidden is not None
+    prior = torch.log(torch.tensor([0.1, 0.5, 0.8]) / torch.tensor([0.9, 0.5, 0.2]))
+    torch.testing.assert_close(head.classifier.bias, prior)
+    counts = [3, 1, 2]
+    x, mask = study_batch(counts, SIZE)
+    x[~mask] = 50.0  # padding: would move a study's maximum if it were scored
+    classifier.eval()
+    with torch.no_grad():
+        _, stem = classifier.visual.forward_with_stem(x, mask)
+        per_scan = head.classifier(head.hidden(head.norm(stem.scans)))  # [6, 3]
+        logits = classifier(x, mask)["stem_logits"]
+        starts = [0, 3, 4]
+        for b, n in enumerate(counts):
+            torch.testing.assert_close(logits[b], per_scan[starts[b] : starts[b] + n].amax(0), rtol=0, atol=0)
+        x2 = x.clone()
+        x2[2, 1] = x2[2, 1].flip(-1) * 1.5  # study 2's second scan only
+        moved = classifier(x2, mask)["stem_logits"]
+    torch.testing.assert_close(moved[:2], logits[:2], rtol=0, atol=0)
+    assert not torch.equal(moved[2], logits[2])
+    classifier.train()
+    out = classifier(x, mask)
+    create_loss("bce")(out["stem_logits"], torch.tensor([[1, 0, -1], [0, -1, 1], [1, 1, 0]])).backward()
+    assert classifier.visual.patch_embed.proj.weight.grad is not None
+    assert classifier.visual.patch_embed.proj.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in classifier.visual.blocks.parameters())
+    with pytest.raises(ValueError, match="stem head must be one of"):
+        StemHead(8, 3, "scan")
+
+
 def test_clip_model_with_a_stem_head_adds_its_logits_and_leaves_the_embeddings_as_they_were(
     tiny_text: dict, study_batch: Batch
 ) -> None:
@@ -120,6 +159,7 @@ def test_clip_model_with_a_stem_head_adds_its_logits_and_leaves_the_embeddings_a
     torch.testing.assert_close(out["image_features"], plain["image_features"], rtol=0, atol=0)
     torch.testing.assert_close(out["text_features"], plain["text_features"], rtol=0, atol=0)
     torch.testing.assert_close(out["stem_logits"], model.stem_head(stem), rtol=0, atol=0)
+    torch.testing.assert_close(out["stem_logits"], model.stem_head.classifier(model.stem_head.norm(stem.study_max())))
     assert out["stem_logits"].shape == (3, 4)
     assert {k for k in model.state_dict() if k.startswith("stem_head.")}
     assert model.stem_head is not None

@@ -130,9 +130,10 @@ def test_packed_batch_equals_each_study_alone(levels: tuple[str, ...], pool: str
             torch.testing.assert_close(mixed[row], packed[b], rtol=0, atol=1e-5)
 
 
-def test_forward_with_stem_gives_the_embedding_and_each_studys_strongest_stem_token(study_batch: Batch) -> None:
-    """The stem read-out is the maximum over every patch-embedding token of the study's real scans, per channel:
-    padded scans (filled with a bright value here) and batch-mates do not enter it, and the embedding is `forward`'s."""
+def test_forward_with_stem_gives_the_embedding_and_each_scans_strongest_stem_token(study_batch: Batch) -> None:
+    """The stem read-out is each real scan's maximum over its patch-embedding tokens, per channel, with the scans'
+    studies: padded scans (filled with a bright value here) never enter it, a study's maximum is over its own scans
+    only, and the embedding is `forward`'s."""
     model = make_vit(("scan", "study"), input_norm="zscore")
     counts = [3, 1, 2]
     x, mask = study_batch(counts, SIZE)
@@ -140,13 +141,18 @@ def test_forward_with_stem_gives_the_embedding_and_each_studys_strongest_stem_to
     with torch.no_grad():
         embedding, stem = model.forward_with_stem(x, mask)
         torch.testing.assert_close(embedding, model(x, mask), rtol=0, atol=0)
-        assert stem.shape == (3, model.cfg.width)
+        assert stem.scans.shape == (sum(counts), model.cfg.width)
+        studies = stem.study_max()
+        assert studies.shape == (3, model.cfg.width)
+        start = 0
         for b, n in enumerate(counts):
             tokens = model.patch_embed(zscore(x[b, :n]))  # [n, d, h, w, C], the scans alone
-            expected = tokens.flatten(0, 3).amax(dim=0)
-            torch.testing.assert_close(stem[b], expected, rtol=0, atol=1e-6)
+            torch.testing.assert_close(stem.scans[start : start + n], tokens.flatten(1, 3).amax(dim=1), rtol=0,
+                                       atol=1e-6)  # fmt: skip
+            torch.testing.assert_close(studies[b], tokens.flatten(0, 3).amax(dim=0), rtol=0, atol=1e-6)
+            start += n
         _, uniform = model.forward_with_stem(x[:1, :3])  # one study, no mask: the dense path
-        torch.testing.assert_close(uniform[0], stem[0], rtol=0, atol=1e-6)
+        torch.testing.assert_close(uniform.study_max()[0], studies[0], rtol=0, atol=1e-6)
 
 
 def test_all_real_mask_equals_no_mask(study_batch: Batch) -> None:

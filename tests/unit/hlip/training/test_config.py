@@ -32,6 +32,11 @@ def test_block_parses_with_nested_policies(block: dict[str, Any]) -> None:
         ({"contrastive": {"stem_supervision": -1.0}}, "stem_supervision must be a finite weight >= 0"),
         ({"warmup": {"stem_supervision": -0.5}}, "stem_supervision must be a finite weight >= 0"),
         ({"warmup": {"stem_supervision": float("nan")}}, "stem_supervision must be a finite weight >= 0"),
+        ({"warmup": {"stem_head": "mlp"}}, "stem_head must be one of linear, scan_mlp"),
+        (
+            {"warmup": {"stem_supervision": 1.0, "stem_head": "scan_mlp"}, "contrastive": {"stem_supervision": 1.0}},
+            "contrastive.stem_head .'linear'. must equal warmup.stem_head .'scan_mlp'.",
+        ),
         ({"contrastive": {"freeze_stem": -1}}, "freeze_stem counts stem convolutions and must be >= 0"),
         ({"contrastive": {"freeze_stem": True}}, "freeze_stem"),  # a count, not a switch: true is not 'all'
         ({"precision": "fp8"}, "precision"),

@@ -255,14 +255,15 @@ def test_stage_b_stem_supervision_carries_stage_as_head_on_and_exports_the_plain
     load_model(stem.model_dir)  # loads as a plain CLIP model
 
 
+@pytest.mark.parametrize("kind", ["linear", "scan_mlp"])
 def test_a_run_with_stage_b_stem_supervision_interrupted_in_stage_b_resumes_to_the_same_weights(
-    block: dict[str, Any],
+    block: dict[str, Any], kind: str
 ) -> None:
-    """Resuming inside stage B rebuilds the stem head (stage A does not run again) and restores it from the
-    checkpoint: the exported weights equal an uninterrupted run's, bit for bit."""
+    """Resuming inside stage B rebuilds the stem head of the configured form (stage A does not run again) and
+    restores it from the checkpoint: the exported weights equal an uninterrupted run's, bit for bit."""
     both = {**block, "deterministic": True,
-            "warmup": {**block["warmup"], "stem_supervision": 1.0},
-            "contrastive": {**block["contrastive"], "stem_supervision": 1.0}}  # fmt: skip
+            "warmup": {**block["warmup"], "stem_supervision": 1.0, "stem_head": kind},
+            "contrastive": {**block["contrastive"], "stem_supervision": 1.0, "stem_head": kind}}  # fmt: skip
     reference = run_pretrain(PretrainConfig.from_params({**both, "out": both["out"] + "-ref"}), progress=False)
     config = PretrainConfig.from_params(both)
 
