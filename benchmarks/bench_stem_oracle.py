@@ -1,19 +1,22 @@
 """How much class information can `hlip-demo`'s convolutional stem extract when it is trained on the truth?
 
-The tower's own training sees only report labels and report text. This harness asks a narrower question, the
-ceiling of the tokeniser: the stem (`PatchEmbed3D` as `hlip-demo` builds it, with the tower's input normalisation and
-optional `foreground_erosion`) -> each scan's strongest (or mean) token -> the maximum per sequence kind (8 slots, as
-`bench_ablation.py`'s reference pools its statistics; or the maximum over all scans, kind unknown) -> BatchNorm ->
-a linear 5-way head, trained with cross-entropy on the corpus generator's ground-truth class of the training studies
-and scored (macro one-vs-rest AUC) after every epoch on a fixed fifth of the training studies held out by a hash
-of their key (`--score-on heldout`, the default: design choices made with this harness never see the benchmark) or
-on the benchmark's 140 test studies (`--score-on test`, fit on all 1,100).
+The tower's own training sees only report labels and report text. This harness asks a narrower question, the ceiling
+of the tokeniser: the stem (`PatchEmbed3D` as `hlip-demo` builds it, with the tower's input normalisation and optional
+`foreground_erosion`) -> each scan's strongest (or mean) token -> the maximum per sequence kind (`--pool kind`: 8
+slots, as `bench_ablation.py`'s reference pools its statistics; or `any`: the maximum over all scans, kind unknown) ->
+BatchNorm -> a linear 5-way head; or (`--pool scan_mlp`, kind unknown, the stem head `pretrain.warmup.stem_head:
+scan_mlp` trains with) each scan's token -> BatchNorm -> a small MLP -> per-scan logits, the study's the maximum over
+its scans. Each is trained with cross-entropy on the corpus generator's ground-truth class of the training studies and
+scored (macro one-vs-rest AUC) after every epoch on a fixed fifth of the training studies held out by a hash of their
+key (`--score-on heldout`, the default: design choices made with this harness never see the benchmark) or on the
+benchmark's 140 test studies (`--score-on test`, fit on all 1,100).
 
 Usage (from the repository root, after `dvc repro` has ingested the demo corpus):
 
     .venv/bin/python benchmarks/bench_stem_oracle.py --epochs 6 --erosion 0 3
+    .venv/bin/python benchmarks/bench_stem_oracle.py --epochs 5 --erosion 3 --pool any scan_mlp   # session 40
 
-prints one row per setting and epoch, side by side. Findings: docs/demo-model.md, session 23.
+prints one row per setting and epoch, side by side. Findings: docs/demo-model.md, sessions 23, 24 and 40.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from hlip.data.deid import HashKey  # noqa: E402
 from hlip.evaluation.thresholds import validation_split  # noqa: E402
 from hlip.models.factory import get_model_config  # noqa: E402
 from hlip.models.patch_embed import PatchEmbed3D  # noqa: E402
+from hlip.models.stem_head import SCAN_MLP_HIDDEN  # noqa: E402
 from hlip.models.visual import erode_foreground, zscore_foreground  # noqa: E402
 
 
@@ -70,7 +74,8 @@ def load_study(loader: Any, key: str) -> Study:
 
 
 class StemProbe(nn.Module):
-    """`hlip-demo`'s stem, a per-scan token reduction, per-kind (or any-kind) max pooling and a linear head."""
+    """`hlip-demo`'s stem, a per-scan token reduction, and per-kind or any-kind max pooling with a linear head, or a
+    per-scan MLP whose logits are max-pooled over the study's scans (`scan_mlp`)."""
 
     def __init__(self, erosion: int, pool: str, token: str) -> None:
         super().__init__()
@@ -81,7 +86,10 @@ class StemProbe(nn.Module):
         self.erosion, self.pool, self.token, self.width = erosion, pool, token, vision.width
         slots = len(ba.REFERENCE_KINDS) if pool == "kind" else 1
         self.norm = nn.BatchNorm1d(slots * vision.width)
-        self.head = nn.Linear(slots * vision.width, len(ba.CLASSES))
+        self.head: nn.Module = nn.Linear(slots * vision.width, len(ba.CLASSES))
+        if pool == "scan_mlp":  # the widths of `hlip.models.stem_head.StemHead`'s scan_mlp form
+            self.head = nn.Sequential(nn.Linear(vision.width, SCAN_MLP_HIDDEN), nn.GELU(),
+                                      nn.Linear(SCAN_MLP_HIDDEN, len(ba.CLASSES)))  # fmt: skip
 
     def forward(self, batch: Sequence[Study]) -> Tensor:
         scans = torch.from_numpy(np.concatenate([v for v, _ in batch])).float().div_(255.0).unsqueeze(1)
@@ -89,6 +97,12 @@ class StemProbe(nn.Module):
             scans = erode_foreground(scans, self.erosion)
         tokens = self.embed(zscore_foreground(scans)).flatten(1, 3)  # [S, T, C]
         per_scan = tokens.amax(1) if self.token == "max" else tokens.mean(1)
+        if self.pool == "scan_mlp":
+            logits, start, out = self.head(self.norm(per_scan)), 0, []
+            for _, kinds in batch:
+                out.append(logits[start : start + len(kinds)].amax(0))
+                start += len(kinds)
+            return torch.stack(out)
         rows, start = [], 0
         for _, kinds in batch:
             feats = per_scan[start : start + len(kinds)]
@@ -145,7 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--erosion", type=int, nargs="+", default=[0, 3], help="foreground_erosion values to compare")
-    parser.add_argument("--pool", nargs="+", default=["kind"], choices=["kind", "any"])
+    parser.add_argument("--pool", nargs="+", default=["kind"], choices=["kind", "any", "scan_mlp"])
     parser.add_argument("--token", nargs="+", default=["max"], choices=["max", "mean"])
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
