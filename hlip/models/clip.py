@@ -128,7 +128,7 @@ class HLIPClassifier(nn.Module):
 
     def init_prior_bias(self, positive_rate: Sequence[float], eps: float = 1e-3) -> None:
         """Start every head's logits at the log-odds of each finding's training prevalence (`init_prior_bias`)."""
-        heads = [self.classifier] if self.stem_head is None else [self.classifier, self.stem_head.classifier]
+        heads = [self.classifier] if self.stem_head is None else [self.classifier, *self.stem_head.prior_layers()]
         init_prior_bias(heads, positive_rate, eps)
 
     def forward(self, image: Tensor, scan_mask: Tensor | None = None) -> dict[str, Tensor]:

@@ -24,7 +24,8 @@ LEVELS: tuple[str, ...] = get_args(Level)
 Pool = Literal["cls", "dinotxt", "map"]
 InputNorm = Literal["none", "zscore", "zscore_foreground", "imagenet_gray"]
 EmbedNorm = Literal["none", "batchnorm"]
-STEM_HEADS = ("linear", "scan_mlp")  # forms of the stem-supervision head (`hlip.models.stem_head.StemHead`)
+# forms of the stem-supervision head (`hlip.models.stem_head.StemHead`)
+STEM_HEADS = ("linear", "scan_mlp", "linear_and_scan_mlp")
 
 
 @dataclass(frozen=True)

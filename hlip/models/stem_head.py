@@ -11,6 +11,7 @@ into the report findings, so a BCE on its logits sends the stem a gradient that 
   maximum over its scans (multiple-instance learning: a finding is present if some scan shows it). Channels are
   combined within a scan first, so a response can count differently by the scan's own contrast (the sequence kind
   the stem can read from it) without the model being told the kind.
+- `linear_and_scan_mlp`: both heads side by side, each with its own BCE (`StemHead`).
 
 It is a training device only: `HLIPClassifier` and `HLIP` carry it while they train and no exported model has it.
 """
@@ -42,8 +43,18 @@ class StemResponse:
 
 
 class StemHead(nn.Module):
-    """BatchNorm over the stem's `width` channels, then a linear layer (`linear`, on the study's maximum) or a small
-    MLP (`scan_mlp`, on each scan, maximum of the logits over the study's scans) to `num_classes` logits.
+    """The stem head in one of the forms of `STEM_HEADS` (module docstring).
+
+    - `linear`: `norm` (BatchNorm over the stem's `width` channels) -> `classifier` on the study's maximum.
+    - `scan_mlp`: `norm` -> `hidden` (linear to `SCAN_MLP_HIDDEN`, GELU) -> `classifier` on each scan; the study's
+      logits are the maximum over its scans.
+    - `linear_and_scan_mlp`: both heads side by side, each with its own layers and its own logits (`linear`'s
+      first, then `scan_mlp`'s: `[B, 2 x num_classes]`), so each is trained to classify on its own: the `linear`
+      head's gradient starts the stem on every seed, the `scan_mlp` head's teaches it responses that count by the
+      scan's contrast.
+
+    `prior_layers` are the output layers whose bias starts at the label prior (`init_prior_bias`); `heads` is how
+    many sets of `num_classes` logits `forward` returns.
 
     Raises:
         ValueError: `kind` is not one of `STEM_HEADS`.
@@ -56,16 +67,38 @@ class StemHead(nn.Module):
         self.kind = kind
         self.norm = nn.BatchNorm1d(width)
         self.hidden: nn.Module | None = None
+        self.scan: nn.Sequential | None = None
+        self.scan_classifier: nn.Linear | None = None
         if kind == "scan_mlp":
-            self.hidden = nn.Sequential(nn.Linear(width, SCAN_MLP_HIDDEN), nn.GELU())
+            self.hidden = _hidden(width)
         self.classifier = nn.Linear(SCAN_MLP_HIDDEN if self.hidden is not None else width, num_classes)
+        if kind == "linear_and_scan_mlp":
+            self.scan = nn.Sequential(nn.BatchNorm1d(width), _hidden(width))
+            self.scan_classifier = nn.Linear(SCAN_MLP_HIDDEN, num_classes)
+
+    @property
+    def heads(self) -> int:
+        """Sets of `num_classes` logits per study that `forward` returns."""
+        return 2 if self.scan is not None else 1
+
+    def prior_layers(self) -> list[nn.Linear]:
+        """The output layers whose bias starts at the label prior."""
+        return [self.classifier] if self.scan_classifier is None else [self.classifier, self.scan_classifier]
 
     def forward(self, stem: StemResponse) -> Tensor:
-        """Stem responses -> study logits `[B, num_classes]`."""
-        if self.hidden is None:
-            out: Tensor = self.classifier(self.norm(stem.study_max()))
-            return out
-        return stem.packing.study_max(self.classifier(self.hidden(self.norm(stem.scans))))  # [S, K] -> [B, K]
+        """Stem responses -> study logits `[B, heads x num_classes]`."""
+        if self.hidden is not None:  # scan_mlp
+            return stem.packing.study_max(self.classifier(self.hidden(self.norm(stem.scans))))  # [S, K] -> [B, K]
+        out: Tensor = self.classifier(self.norm(stem.study_max()))
+        if self.scan is not None and self.scan_classifier is not None:  # linear_and_scan_mlp
+            per_scan = stem.packing.study_max(self.scan_classifier(self.scan(stem.scans)))
+            out = torch.cat([out, per_scan], dim=1)
+        return out
+
+
+def _hidden(width: int) -> nn.Sequential:
+    """The per-scan MLP's hidden layer."""
+    return nn.Sequential(nn.Linear(width, SCAN_MLP_HIDDEN), nn.GELU())
 
 
 @torch.no_grad()

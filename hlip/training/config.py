@@ -85,8 +85,9 @@ class StageConfig:
         stem_head: The stem head's form (`hlip.models.config.STEM_HEADS`): `linear` classifies the study's
             strongest response (the maximum over its scans); `scan_mlp` runs a small MLP on each scan's strongest
             response and takes the maximum of the logits over the study's scans, so channels combine within a scan
-            (the response can count by the scan's own contrast) before scans are merged. With stem supervision in
-            both stages, both must name the same form (stage B carries stage A's head on).
+            (the response can count by the scan's own contrast) before scans are merged; `linear_and_scan_mlp` trains
+            both heads side by side, each with its own BCE (their mean, times the weight). With stem supervision in both
+            stages, both must name the same form (stage B carries stage A's head on).
         freeze_stem: The first N convolutions of the vision tower's convolutional stem, each with its BatchNorm and
             activation, are not trained in this stage, and their BatchNorm keeps its running statistics
             (`PatchEmbed3D.lock_stem`); 0 trains the whole stem. In stage B it keeps what stage A taught those

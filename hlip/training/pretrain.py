@@ -476,7 +476,7 @@ def _stage_run(
             out = m(batch["image"], batch["scan_mask"])
             loss: Tensor = _label_bce(bce, out["logits"], batch["labels"])
             if stem_weight > 0:  # deep supervision of the stem (`StageConfig.stem_supervision`)
-                loss = loss + stem_weight * _label_bce(bce, out["stem_logits"], batch["labels"])
+                loss = loss + stem_weight * _stem_bce(bce, out["stem_logits"], batch["labels"])
             return loss
 
         loss_scale = 1.0
@@ -497,7 +497,7 @@ def _stage_run(
             stem_logits = out.pop("stem_logits", None)  # the model's stem head: `contrastive.stem_supervision`
             loss: Tensor = contrastive(**out, labels=batch["labels"])
             if stem_logits is not None:  # a per-rank mean like any BCE: kept out of the CLIP loss's rank scaling
-                loss = loss + stem_weight / loss_scale * _label_bce(bce, stem_logits, batch["labels"])
+                loss = loss + stem_weight / loss_scale * _stem_bce(bce, stem_logits, batch["labels"])
             return loss
 
     return TrainingStage(name, model, train_model, compute_loss, loader, optimizer, scheduler, scaler, stage.epochs,
@@ -509,6 +509,15 @@ def _label_bce(bce: nn.Module, logits: Tensor, labels: Tensor) -> Tensor:
     """The report-label BCE of `logits`; unknown or uncertain labels (NaN) are masked (-1)."""
     loss: Tensor = bce(logits, torch.nan_to_num(labels, nan=-1.0))
     return loss
+
+
+def _stem_bce(bce: nn.Module, logits: Tensor, labels: Tensor) -> Tensor:
+    """The stem head's report-label BCE: with several heads side by side (`StemHead.heads`), the mean of each head's
+    BCE against the same labels."""
+    heads, rest = divmod(logits.shape[1], labels.shape[1])
+    if rest or not heads:
+        raise ValueError(f"stem logits {tuple(logits.shape)} are not whole sets of the {labels.shape[1]} findings")
+    return _label_bce(bce, logits, labels.repeat(1, heads) if heads > 1 else labels)
 
 
 def _lock_stem(model: nn.Module, convolutions: int) -> None:
@@ -529,7 +538,7 @@ def _stage_b_stem_head(
     if labels is None:  # `labels_used` reads the table whenever `contrastive.stem_supervision` > 0
         raise RuntimeError("contrastive.stem_supervision needs the label table")
     head = StemHead(model_cfg.vision.width, labels.shape[1], stage.stem_head)
-    init_prior_bias([head.classifier], positive_rates(labels))
+    init_prior_bias(head.prior_layers(), positive_rates(labels))
     return head
 
 

@@ -140,6 +140,36 @@ def test_scan_mlp_stem_head_scores_each_scan_and_takes_the_studys_maximum(tiny_t
         StemHead(8, 3, "scan")
 
 
+def test_linear_and_scan_mlp_stem_heads_side_by_side_each_classify_and_start_at_the_prior(
+    study_batch: Batch,
+) -> None:
+    """`linear_and_scan_mlp`: the logits are the `linear` head's (equal to a `linear` head built at the same seed)
+    followed by a `scan_mlp` head's, both output layers start at the label prior, and a loss on the second set alone
+    reaches the stem through the per-scan branch only."""
+    x, mask = study_batch([3, 1, 2], SIZE)
+    heads = {}
+    for kind in ("linear", "linear_and_scan_mlp"):
+        torch.manual_seed(0)
+        heads[kind] = create_classifier("hlip-tiny", num_classes=3, stem_head=True, stem_head_kind=kind)
+        heads[kind].init_prior_bias([0.1, 0.5, 0.8])
+    both = heads["linear_and_scan_mlp"]
+    assert both.stem_head is not None
+    assert both.stem_head.heads == 2
+    prior = torch.log(torch.tensor([0.1, 0.5, 0.8]) / torch.tensor([0.9, 0.5, 0.2]))
+    for layer in both.stem_head.prior_layers():
+        torch.testing.assert_close(layer.bias, prior)
+    out = {kind: model(x, mask)["stem_logits"] for kind, model in heads.items()}
+    assert out["linear_and_scan_mlp"].shape == (3, 6)
+    torch.testing.assert_close(out["linear_and_scan_mlp"][:, :3], out["linear"], rtol=0, atol=0)
+    create_loss("bce")(out["linear_and_scan_mlp"][:, 3:], torch.tensor([[1, 0, -1], [0, -1, 1], [1, 1, 0]])).backward()
+    linear_grad = both.stem_head.classifier.weight.grad  # the linear head is not on this loss's path
+    assert linear_grad is None or not linear_grad.any()
+    assert both.stem_head.scan_classifier is not None
+    assert both.stem_head.scan_classifier.weight.grad is not None
+    assert both.visual.patch_embed.proj.weight.grad is not None
+    assert both.visual.patch_embed.proj.weight.grad.abs().sum() > 0
+
+
 def test_clip_model_with_a_stem_head_adds_its_logits_and_leaves_the_embeddings_as_they_were(
     tiny_text: dict, study_batch: Batch
 ) -> None:

@@ -255,7 +255,7 @@ def test_stage_b_stem_supervision_carries_stage_as_head_on_and_exports_the_plain
     load_model(stem.model_dir)  # loads as a plain CLIP model
 
 
-@pytest.mark.parametrize("kind", ["linear", "scan_mlp"])
+@pytest.mark.parametrize("kind", ["linear", "scan_mlp", "linear_and_scan_mlp"])
 def test_a_run_with_stage_b_stem_supervision_interrupted_in_stage_b_resumes_to_the_same_weights(
     block: dict[str, Any], kind: str
 ) -> None:
