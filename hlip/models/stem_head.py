@@ -3,7 +3,7 @@
 The stem response is `VisionTransformer3D.forward_with_stem`'s second output (`StemResponse`): each scan's maximum
 over its patch-embedding tokens, per channel, before positions and any attention block. The head classifies it
 into the report findings, so a BCE on its logits sends the stem a gradient that no attention block has mixed
-(`pretrain.warmup.stem_supervision`, `pretrain.contrastive.stem_supervision`). Two forms (`STEM_HEADS`):
+(`pretrain.warmup.stem_supervision`, `pretrain.contrastive.stem_supervision`). Three forms (`STEM_HEADS`):
 
 - `linear`: the study's maximum over its scans -> BatchNorm -> linear. Evidence of different scans is merged
   channel by channel before anything combines channels, so it cannot tell which scan a response came from.
@@ -49,12 +49,11 @@ class StemHead(nn.Module):
     - `scan_mlp`: `norm` -> `hidden` (linear to `SCAN_MLP_HIDDEN`, GELU) -> `classifier` on each scan; the study's
       logits are the maximum over its scans.
     - `linear_and_scan_mlp`: both heads side by side, each with its own layers and its own logits (`linear`'s
-      first, then `scan_mlp`'s: `[B, 2 x num_classes]`), so each is trained to classify on its own: the `linear`
-      head's gradient starts the stem on every seed, the `scan_mlp` head's teaches it responses that count by the
-      scan's contrast.
+      first, then `scan_mlp`'s: `[B, 2 x num_classes]`), so each is trained to classify on its own (the training
+      loop's BCE compares each set with the same labels). Meant to keep the `linear` head's gradient, which starts
+      the stem reliably, beside the `scan_mlp` head's; docs/demo-model.md (session 40) has what it measured.
 
-    `prior_layers` are the output layers whose bias starts at the label prior (`init_prior_bias`); `heads` is how
-    many sets of `num_classes` logits `forward` returns.
+    `prior_layers` are the output layers whose bias starts at the label prior (`init_prior_bias`).
 
     Raises:
         ValueError: `kind` is not one of `STEM_HEADS`.
@@ -76,17 +75,12 @@ class StemHead(nn.Module):
             self.scan = nn.Sequential(nn.BatchNorm1d(width), _hidden(width))
             self.scan_classifier = nn.Linear(SCAN_MLP_HIDDEN, num_classes)
 
-    @property
-    def heads(self) -> int:
-        """Sets of `num_classes` logits per study that `forward` returns."""
-        return 2 if self.scan is not None else 1
-
     def prior_layers(self) -> list[nn.Linear]:
         """The output layers whose bias starts at the label prior."""
         return [self.classifier] if self.scan_classifier is None else [self.classifier, self.scan_classifier]
 
     def forward(self, stem: StemResponse) -> Tensor:
-        """Stem responses -> study logits `[B, heads x num_classes]`."""
+        """Stem responses -> study logits `[B, num_classes]` (`[B, 2 x num_classes]` for `linear_and_scan_mlp`)."""
         if self.hidden is not None:  # scan_mlp
             return stem.packing.study_max(self.classifier(self.hidden(self.norm(stem.scans))))  # [S, K] -> [B, K]
         out: Tensor = self.classifier(self.norm(stem.study_max()))

@@ -512,8 +512,8 @@ def _label_bce(bce: nn.Module, logits: Tensor, labels: Tensor) -> Tensor:
 
 
 def _stem_bce(bce: nn.Module, logits: Tensor, labels: Tensor) -> Tensor:
-    """The stem head's report-label BCE: with several heads side by side (`StemHead.heads`), the mean of each head's
-    BCE against the same labels."""
+    """The stem head's report-label BCE: with several heads side by side (`linear_and_scan_mlp`: the logits are whole
+    sets of the findings), the mean of each head's BCE against the same labels."""
     heads, rest = divmod(logits.shape[1], labels.shape[1])
     if rest or not heads:
         raise ValueError(f"stem logits {tuple(logits.shape)} are not whole sets of the {labels.shape[1]} findings")

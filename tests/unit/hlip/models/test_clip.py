@@ -154,7 +154,6 @@ def test_linear_and_scan_mlp_stem_heads_side_by_side_each_classify_and_start_at_
         heads[kind].init_prior_bias([0.1, 0.5, 0.8])
     both = heads["linear_and_scan_mlp"]
     assert both.stem_head is not None
-    assert both.stem_head.heads == 2
     prior = torch.log(torch.tensor([0.1, 0.5, 0.8]) / torch.tensor([0.9, 0.5, 0.2]))
     for layer in both.stem_head.prior_layers():
         torch.testing.assert_close(layer.bias, prior)

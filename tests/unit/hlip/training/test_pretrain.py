@@ -12,11 +12,12 @@ import torch
 from torch import nn
 
 from hlip.config import ConfigError
+from hlip.models import create_loss
 from hlip.models.export import load_model, read_export
 from hlip.models.weights import load_state_dict_file
 from hlip.training.checkpoint import latest_checkpoint, load_checkpoint
 from hlip.training.config import PretrainConfig
-from hlip.training.pretrain import PretrainResult, run_pretrain
+from hlip.training.pretrain import PretrainResult, _stem_bce, run_pretrain
 
 
 class Recorder:
@@ -253,6 +254,21 @@ def test_stage_b_stem_supervision_carries_stage_as_head_on_and_exports_the_plain
     exported = load_state_dict_file(stem.model_dir / "model.safetensors")
     assert exported.keys() == load_state_dict_file(plain.model_dir / "model.safetensors").keys()
     load_model(stem.model_dir)  # loads as a plain CLIP model
+
+
+def test_the_stem_bce_of_two_heads_side_by_side_is_the_mean_of_each_heads_bce() -> None:
+    """Logits that are two sets of the findings (`linear_and_scan_mlp`) are each compared with the same labels,
+    unknown labels masked in both; logits that are not whole sets are an error, not a silent mismatch."""
+    bce = create_loss("bce")
+    labels = torch.tensor([[1.0, float("nan"), 0.0], [0.0, 1.0, -1.0]])
+    first, second = (
+        torch.tensor([[2.0, -1.0, 0.5], [-0.3, 0.7, 4.0]]),
+        torch.tensor([[0.1, 3.0, -2.0], [1.5, -0.2, 0.0]]),
+    )
+    both = _stem_bce(bce, torch.cat([first, second], dim=1), labels)
+    torch.testing.assert_close(both, (_stem_bce(bce, first, labels) + _stem_bce(bce, second, labels)) / 2)
+    with pytest.raises(ValueError, match="not whole sets of the 3 findings"):
+        _stem_bce(bce, torch.zeros(2, 5), labels)
 
 
 @pytest.mark.parametrize("kind", ["linear", "scan_mlp", "linear_and_scan_mlp"])
